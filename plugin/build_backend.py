@@ -1,0 +1,212 @@
+"""In-tree PEP 517 build backend for vapoursynth-vfi.
+
+setuptools builds the pure-Python part (the ``vsrife`` package); this module then compiles the native VapourSynth
+plugin (``plugin/*.cpp``) and adds it to the wheel as ``vapoursynth/plugins/libvfi.so``, the folder from which pip's
+VapourSynth autoloads plugins. The wheel becomes a platform wheel (``Root-Is-Purelib: false``, tag
+``cp312-abi3-<platform>``) with a rewritten RECORD. Editable wheels get the real library too, because VapourSynth only
+autoloads from ``site-packages/vapoursynth/plugins`` (re-run ``pip install -e`` after changing the C++ sources).
+
+The plugin is compiled against the running Python's headers with ``Py_LIMITED_API`` = 3.12 and is not linked to
+libpython or libtorch: the host process (python or vspipe) provides the Python symbols.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import os
+import shlex
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+from setuptools import build_meta as _setuptools
+
+PLUGIN_DIR = Path(__file__).resolve().parent
+PLUGIN_ARCNAME = "vapoursynth/plugins/libvfi.so"
+LIMITED_API = "0x030C0000"  # Python 3.12
+ABI_TAG = "cp312-abi3"
+
+get_requires_for_build_wheel = _setuptools.get_requires_for_build_wheel
+get_requires_for_build_sdist = _setuptools.get_requires_for_build_sdist
+get_requires_for_build_editable = _setuptools.get_requires_for_build_editable
+prepare_metadata_for_build_wheel = _setuptools.prepare_metadata_for_build_wheel
+prepare_metadata_for_build_editable = _setuptools.prepare_metadata_for_build_editable
+
+
+class CompileError(RuntimeError):
+    pass
+
+
+def _vapoursynth_include() -> str:
+    try:
+        import vapoursynth
+
+        return vapoursynth.get_include()
+    except Exception as exc:  # a broken VapourSynth install: fall back to the package folder
+        import importlib.util
+
+        spec = importlib.util.find_spec("vapoursynth")
+        if spec is None or not spec.submodule_search_locations:
+            raise CompileError(f"cannot find the VapourSynth headers (vapoursynth is not importable: {exc})") from exc
+        return str(Path(list(spec.submodule_search_locations)[0]) / "include")
+
+
+def _platform_tag() -> str:
+    return sysconfig.get_platform().replace("-", "_").replace(".", "_")
+
+
+def compile_plugin(output: Path) -> Path:
+    """Compiles plugin/*.cpp into the shared library `output`; raises CompileError with the compiler's message."""
+    sources = sorted(str(p) for p in PLUGIN_DIR.glob("*.cpp"))
+    if not sources:
+        raise CompileError(f"no C++ sources found in {PLUGIN_DIR}")
+    cxx = shlex.split(os.environ.get("CXX") or "c++")
+    cmd = [
+        *cxx,
+        "-O2",
+        "-std=c++17",
+        "-shared",
+        "-fPIC",
+        "-fvisibility=hidden",
+        "-Wall",
+        "-Wextra",
+        f"-I{_vapoursynth_include()}",
+        f"-I{sysconfig.get_paths()['include']}",
+        f"-DPy_LIMITED_API={LIMITED_API}",
+        *shlex.split(os.environ.get("CXXFLAGS", "")),
+        *sources,
+        "-o",
+        str(output),
+        *shlex.split(os.environ.get("LDFLAGS", "")),
+    ]
+    print("vapoursynth-vfi: " + shlex.join(cmd), file=sys.stderr)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+    except OSError as exc:
+        raise CompileError(f"cannot run the C++ compiler {cxx[0]!r} (set CXX to choose one): {exc}") from exc
+    if proc.stdout or proc.stderr:
+        print(proc.stdout + proc.stderr, file=sys.stderr)
+    if proc.returncode != 0:
+        raise CompileError(
+            f"compiling the VapourSynth plugin failed (exit status {proc.returncode}):\n{proc.stdout}{proc.stderr}"
+        )
+    return output
+
+
+def _record_hash(data: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode("ascii")
+    return f"sha256={digest}"
+
+
+def _retagged_name(wheel_name: str, tag: str) -> str:
+    # {distribution}-{version}(-{build})?-{python}-{abi}-{platform}.whl
+    parts = wheel_name[: -len(".whl")].split("-")
+    if len(parts) not in (5, 6):
+        raise RuntimeError(f"unexpected wheel file name {wheel_name!r}")
+    return "-".join(parts[:-3] + tag.split("-")) + ".whl"
+
+
+def _add_plugin(src_wheel: Path, dest_dir: Path, library: Path) -> str:
+    """Copies src_wheel into dest_dir with the plugin added, WHEEL/RECORD rewritten and the name retagged."""
+    tag = f"{ABI_TAG}-{_platform_tag()}"
+    entries: list[tuple[zipfile.ZipInfo, bytes]] = []
+    with zipfile.ZipFile(src_wheel) as zin:
+        for info in zin.infolist():
+            entries.append((info, zin.read(info)))
+
+    dist_info = next(
+        (i.filename.split("/")[0] for i, _ in entries if i.filename.endswith(".dist-info/WHEEL")), None
+    )
+    if dist_info is None:
+        raise RuntimeError(f"{src_wheel.name} has no .dist-info/WHEEL")
+    record_name = f"{dist_info}/RECORD"
+
+    def is_meta(name: str) -> bool:
+        return name.startswith(dist_info + "/")
+
+    files: list[tuple[str, bytes, int]] = []  # (arcname, data, unix mode)
+    for info, data in entries:
+        if info.filename == record_name or info.is_dir():
+            continue
+        if info.filename == f"{dist_info}/WHEEL":
+            lines = [
+                line
+                for line in data.decode("utf-8").splitlines()
+                if line.strip() and not line.startswith(("Root-Is-Purelib:", "Tag:"))
+            ]
+            lines += ["Root-Is-Purelib: false", f"Tag: {tag}"]
+            data = ("\n".join(lines) + "\n").encode("utf-8")
+        mode = (info.external_attr >> 16) & 0o777 or 0o644
+        files.append((info.filename, data, mode))
+    if any(name == PLUGIN_ARCNAME for name, _, _ in files):
+        raise RuntimeError(f"{src_wheel.name} already contains {PLUGIN_ARCNAME}")
+    files.append((PLUGIN_ARCNAME, library.read_bytes(), 0o755))
+    files.sort(key=lambda f: (is_meta(f[0]), f[0]))  # package files first, .dist-info last
+
+    record = io.StringIO()
+    writer = csv.writer(record, lineterminator="\n")
+    for name, data, _ in files:
+        writer.writerow([name, _record_hash(data), len(data)])
+    writer.writerow([record_name, "", ""])
+
+    out_name = _retagged_name(src_wheel.name, tag)
+    out_path = dest_dir / out_name
+    with zipfile.ZipFile(out_path, "w", compression=zipfile.ZIP_DEFLATED) as zout:
+        for name, data, mode in files + [(record_name, record.getvalue().encode("utf-8"), 0o644)]:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = (0o100000 | mode) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zout.writestr(info, data)
+    return out_name
+
+
+def _build(builder, wheel_directory, config_settings, metadata_directory) -> str:
+    with tempfile.TemporaryDirectory(prefix="vfi-build-") as tmp:
+        tmp_path = Path(tmp)
+        library = compile_plugin(tmp_path / "libvfi.so")  # first: a compile error should be the first thing seen
+        built = tmp_path / "wheel"
+        built.mkdir()
+        name = builder(str(built), config_settings, metadata_directory)
+        return _add_plugin(built / name, Path(wheel_directory), library)
+
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    return _build(_setuptools.build_wheel, wheel_directory, config_settings, metadata_directory)
+
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    return _build(_setuptools.build_editable, wheel_directory, config_settings, metadata_directory)
+
+
+def build_sdist(sdist_directory, config_settings=None):
+    """setuptools' sdist plus plugin/ (the C++ sources and this backend), which it would not include by itself."""
+    name = _setuptools.build_sdist(sdist_directory, config_settings)
+    path = Path(sdist_directory) / name
+    base = name[: -len(".tar.gz")]
+    with tarfile.open(path, "r:gz") as tin:
+        members = [(m, tin.extractfile(m).read() if m.isfile() else None) for m in tin.getmembers()]
+    present = {m.name for m, _ in members}
+    extra = sorted(
+        p for p in PLUGIN_DIR.iterdir() if p.is_file() and p.suffix in (".cpp", ".h", ".hpp", ".py")
+    )
+    with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tout:
+        for member, data in members:
+            tout.addfile(member, io.BytesIO(data) if data is not None else None)
+        for p in extra:
+            arcname = f"{base}/plugin/{p.name}"
+            if arcname in present:
+                continue
+            info = tarfile.TarInfo(arcname)
+            data = p.read_bytes()
+            info.size = len(data)
+            info.mode = 0o644
+            info.mtime = int(p.stat().st_mtime)
+            tout.addfile(info, io.BytesIO(data))
+    return name

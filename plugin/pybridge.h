@@ -1,0 +1,64 @@
+// The plugin's only door into Python: create an engine from vsrife.engine and call its interpolate().
+//
+// Compiled against the running Python's headers with Py_LIMITED_API=3.12 and not linked to libpython: the host
+// process (python or vspipe) provides the symbols. Every entry point takes the GIL itself (PyGILState_Ensure), so
+// it may be called from any VapourSynth thread. Nothing VapourSynth-specific lives here.
+#ifndef VFI_PYBRIDGE_H
+#define VFI_PYBRIDGE_H
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace vfi {
+
+// True when the process has a Python interpreter (its C API is loaded and Py_IsInitialized() is true).
+// Safe to call in a host without libpython: then it returns false instead of failing symbol lookup.
+bool pythonAvailable();
+
+// Runs fn with the GIL released (if the calling thread holds it), so that the frame requests a filter constructor
+// makes synchronously can reach upstream filters written in Python. fn must not touch Python.
+void withoutGIL(void (*fn)(void *), void *arg);
+
+struct EngineArgs {
+    std::string model;
+    bool hasModelPath = false;
+    std::string modelPath;
+    double scale = 1.0;
+    bool ensemble = false;
+    std::string device;
+    std::string precision;
+    int width = 0;
+    int height = 0;
+    std::string sampleType; // "float32" or "float16"
+    double scThreshold = 0.1;
+};
+
+struct Plane {
+    uint8_t *data;     // read-only for input planes
+    ptrdiff_t stride;  // bytes
+    int height;
+};
+
+enum class InterpResult {
+    Interpolated, // out was written
+    SceneCut,     // engine detected a cut; out untouched
+    Error,        // exception; message in err
+    BufferKept    // the engine kept a buffer export of a frame: the frames must not be freed (engine bug)
+};
+
+class Engine;
+
+// vsrife.engine.create_engine(**kwargs). Returns nullptr and sets err (no prefix) on failure.
+Engine *createEngine(const char *module, const EngineArgs &args, std::string &err);
+
+// engine.interpolate(frame0, frame1, out, t, detect_scene_change); each frame is a tuple of 3 (memoryview, stride).
+InterpResult interpolate(Engine *engine, const Plane in0[3], const Plane in1[3], const Plane out[3], double t,
+                         bool detectSceneChange, std::string &err);
+
+// Drops the engine (takes the GIL; leaks it if the interpreter is already gone).
+void destroyEngine(Engine *engine);
+
+} // namespace vfi
+
+#endif

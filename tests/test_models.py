@@ -1,0 +1,237 @@
+"""vsrife.models against the published RIFE inference code (benchmarks/reference.py), on real frames."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from conftest import decode_rgb  # noqa: E402
+
+from benchmarks import reference  # noqa: E402
+from vsrife.models import ARCHITECTURES, build_model, layers  # noqa: E402
+
+VERSIONS = ("4.0", "3.1", "3.5", "3.8")
+TOLERANCE = 1e-4  # fp32 on the CPU; the published and our graphs differ only in operation order
+
+
+@functools.cache
+def _state_dicts(version: str) -> dict[str, dict[str, Tensor]]:
+    return reference.wheel_state_dicts(version)
+
+
+@functools.cache
+def _model(version: str) -> Any:  # Any: the tests reach into architecture-specific submodules
+    return build_model("rife-" + version, _state_dicts(version))
+
+
+@functools.cache
+def _reference(version: str, ensemble: bool) -> Callable[[Tensor, Tensor, float, float], Tensor]:
+    return reference.load_reference(version, ensemble=ensemble)
+
+
+@pytest.fixture(scope="module")
+def frames(bikes_path: Path) -> Tensor:
+    """Frames 0-2 of bikes.mp4 as 3 x 3 x 272 x 640 float32 RGB in [0, 1] (size given: no bestsource probe)."""
+    rgb = decode_rgb(bikes_path, 3, 640, 272)
+    return torch.from_numpy(rgb).permute(0, 3, 1, 2).contiguous()
+
+
+def _crop(frames: Tensor, index: int, h: int, w: int) -> Tensor:
+    """Frame `index`, cropped near the centre."""
+    top, left = (frames.shape[2] - h) // 2, (frames.shape[3] - w) // 2
+    return frames[index:index + 1, :, top:top + h, left:left + w]
+
+
+def _pair(frames: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
+    return _crop(frames, 0, h, w), _crop(frames, 2, h, w)
+
+
+def _psnr(a: Tensor, b: Tensor) -> float:
+    return 10 * torch.log10(1 / ((a.float() - b.float()) ** 2).mean()).item()
+
+
+@pytest.fixture(autouse=True)
+def _no_grad() -> Iterator[None]:
+    with torch.no_grad():
+        yield
+
+
+def _assert_parity(version: str, img0: Tensor, img1: Tensor, t: float, scale: float, ensemble: bool) -> None:
+    ours = _model(version)(img0, img1, t, scale, ensemble)
+    theirs = _reference(version, ensemble)(img0, img1, t, scale)
+    assert ours.shape == img0.shape
+    diff = (ours - theirs).abs().max().item()
+    assert diff < TOLERANCE, f"rife-{version} t={t} scale={scale} ensemble={ensemble}: max abs diff {diff}"
+
+
+# ---------------------------------------------------------------------------------------------- parity
+
+
+@pytest.mark.parametrize(("version", "t", "scale", "ensemble"), [
+    ("4.0", 0.5, 1.0, False), ("4.0", 0.25, 1.0, False), ("4.0", 0.5, 0.5, True), ("4.0", 0.75, 2.0, False),
+    ("3.1", 0.5, 1.0, False), ("3.1", 0.5, 0.5, False), ("3.1", 0.5, 2.0, False),
+    ("3.5", 0.5, 1.0, False),
+    ("3.8", 0.5, 1.0, False), ("3.8", 0.5, 1.0, True), ("3.8", 0.5, 0.5, False),
+])
+def test_matches_published_code(frames: Tensor, version: str, t: float, scale: float, ensemble: bool) -> None:
+    img0, img1 = _pair(frames, 128, 256)
+    _assert_parity(version, img0, img1, t, scale, ensemble)
+
+
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_large_motion_retry_of_4_0_matches(frames: Tensor, ensemble: bool) -> None:
+    img0, img1 = frames[0:1, :, 40:168, 100:292], frames[0:1, :, 40:168, 164:356]  # 64 px pan
+    model = _model("4.0")
+    calls: list[int] = []
+    handle = model.block0.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        _assert_parity("4.0", img0, img1, 0.5, 1.0, ensemble)
+    finally:
+        handle.remove()
+    assert len(calls) == (3 if ensemble else 2), "the large-motion retry was not exercised"
+
+
+def test_adaptive_scale_of_3_8_matches(frames: Tensor) -> None:
+    img0 = frames[0:1, :, 8:264, 0:384]
+    img1 = torch.roll(img0, 96, 3)
+    model = _model("3.8")
+    sizes: list[int] = []
+    handle = model.block0.conv0.register_forward_hook(lambda _m, _i, out: sizes.append(out.shape[2]))
+    try:
+        _assert_parity("3.8", img0, img1, 0.5, 1.0, False)
+    finally:
+        handle.remove()
+    assert sizes == [8, 8], "the adaptive scale (doubled flow scales) was not exercised"
+
+
+def test_3_5_downscaled_flow_stays_close_to_full_resolution(frames: Tensor) -> None:
+    # the published 3.5 warps the resized frames when scale != 1 (26.6 dB frame-drop PSNR); we do not
+    img0, img1 = _pair(frames, 128, 256)
+    model = _model("3.5")
+    full = model(img0, img1, 0.5, 1.0, False)
+    half = model(img0, img1, 0.5, 0.5, False)
+    assert _psnr(full, half) > 30
+
+
+def test_reference_import_leaves_our_package_alone() -> None:
+    _reference("3.1", False)
+    import vsrife
+
+    assert Path(vsrife.__file__).resolve().parent == ROOT / "vsrife"
+    assert "vsrife.warplayer" not in sys.modules and not hasattr(vsrife, "warplayer")
+    assert "vsrife_ref_1_0_0.warplayer" in sys.modules
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def test_registry_and_class_attributes() -> None:
+    assert set(ARCHITECTURES) == {"rife-4.0", "rife-3.1", "rife-3.5", "rife-3.8"}
+    assert ARCHITECTURES["rife-3.1"].weight_roles == ("flownet", "contextnet", "unet")
+    for name in ("rife-4.0", "rife-3.5", "rife-3.8"):
+        assert ARCHITECTURES[name].weight_roles == ("flownet",)
+    assert not ARCHITECTURES["rife-4.0"].midpoint_only
+    assert all(ARCHITECTURES[f"rife-{v}"].midpoint_only for v in ("3.1", "3.5", "3.8"))
+    assert not ARCHITECTURES["rife-3.1"].supports_ensemble
+
+
+def test_unknown_architecture_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="rife-4.0"):
+        build_model("rife-9.9", {})
+
+
+def test_wrong_weights_are_rejected_clearly() -> None:
+    with pytest.raises(ValueError, match="missing keys: .*unexpected keys: "):
+        build_model("rife-3.8", _state_dicts("3.5"))  # same block names, other heads
+    with pytest.raises(ValueError, match="missing keys"):
+        build_model("rife-4.0", {"flownet": _state_dicts("3.1")["flownet"]})
+    with pytest.raises(ValueError, match="roles"):
+        build_model("rife-3.1", {"flownet": _state_dicts("3.1")["flownet"]})
+    extra = dict(_state_dicts("4.0")["flownet"], **{"module.block4.weight": torch.zeros(1)})
+    with pytest.raises(ValueError, match="unexpected keys: block4.weight"):
+        build_model("rife-4.0", {"flownet": extra})
+    bad_shape = dict(_state_dicts("4.0")["flownet"], **{"module.block0.lastconv.bias": torch.zeros(4)})
+    with pytest.raises(ValueError, match="shape mismatch: block0.lastconv.bias"):
+        build_model("rife-4.0", {"flownet": bad_shape})
+
+
+def test_roles_map_onto_submodules_and_prefix_is_optional() -> None:
+    states = {role: {k.removeprefix("module."): v for k, v in sd.items()} for role, sd in _state_dicts("3.1").items()}
+    model: Any = build_model("rife-3.1", states)
+    assert torch.equal(model.unet.conv.bias, states["unet"]["conv.bias"])
+    assert torch.equal(model.contextnet.conv0.conv1[0].weight, states["contextnet"]["conv0.conv1.0.weight"])
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------------------------- sizes
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("rife-4.0", {0.25: 256, 0.5: 128, 1.0: 64, 2.0: 32, 4.0: 16}),
+    ("rife-3.1", {0.25: 64, 0.5: 32, 1.0: 32, 2.0: 32, 4.0: 32}),
+    ("rife-3.5", {0.25: 64, 0.5: 32, 1.0: 16, 2.0: 8, 4.0: 4}),
+    ("rife-3.8", {0.25: 128, 0.5: 64, 1.0: 32, 2.0: 16, 4.0: 8}),
+])
+def test_alignment(name: str, expected: dict[float, int]) -> None:
+    model = ARCHITECTURES[name]()
+    assert {scale: model.alignment(scale) for scale in expected} == expected
+    with pytest.raises(ValueError, match="power of two"):
+        model.alignment(0.75)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize(("height", "width", "scale"), [(272, 640, 1.0), (60, 100, 1.0), (60, 100, 0.5)])
+def test_awkward_sizes_pad_and_crop(frames: Tensor, version: str, height: int, width: int, scale: float) -> None:
+    model = _model(version)
+    img0, img1 = _pair(frames, height, width)
+    align = model.alignment(scale)
+    pad = (0, -width % align, 0, -height % align)
+    out = model(F.pad(img0, pad, mode="replicate"), F.pad(img1, pad, mode="replicate"), 0.5, scale, False)
+    out = out[:, :, :height, :width]
+    assert out.shape == img0.shape and torch.isfinite(out).all()
+    middle = _crop(frames, 1, height, width)  # the real frame in between: motion compensation must beat a plain average
+    assert _psnr(out, middle) > _psnr((img0 + img1) / 2, middle) + 3
+
+
+def test_midpoint_only_models_reject_other_timesteps() -> None:
+    img0, img1 = torch.rand(2, 1, 3, 32, 32)
+    for cls in ARCHITECTURES.values():
+        if cls.midpoint_only:
+            with pytest.raises(ValueError, match="timestep"):
+                cls()(img0, img1, 0.25, 1.0, False)
+
+
+# ---------------------------------------------------------------------------------------------- dtypes, warp
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision(frames: Tensor, dtype: torch.dtype) -> None:
+    img0, img1 = _pair(frames, 64, 128)
+    full = _model("4.0")(img0, img1, 0.5, 1.0, True)
+    model = build_model("rife-4.0", _state_dicts("4.0")).to(dtype)
+    out = model(img0.to(dtype), img1.to(dtype), 0.5, 1.0, True)
+    assert out.dtype == dtype and out.shape == img0.shape
+    assert _psnr(out, full) > 45
+
+
+def test_warp_moves_pixels_by_the_flow() -> None:
+    image = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).reshape(2, 3, 5, 7)
+    flow = torch.zeros(2, 2, 5, 7)
+    assert torch.allclose(layers.warp(image, flow), image)
+    flow[:, 0] = 2.0  # sample two pixels to the right; the border repeats the last column
+    expected = torch.cat((image[..., 2:], image[..., -1:].expand(-1, -1, -1, 2)), 3)
+    assert torch.allclose(layers.warp(image, flow), expected, atol=1e-4)
+    half = layers.warp(image.to(torch.bfloat16), flow.to(torch.bfloat16))
+    assert half.dtype == torch.bfloat16

@@ -1,0 +1,108 @@
+"""Building blocks shared by the RIFE architectures."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from fractions import Fraction
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class InterpolationNet(nn.Module):
+    """What the engine relies on; every architecture subclasses this."""
+
+    midpoint_only: ClassVar[bool] = False
+    supports_ensemble: ClassVar[bool] = False
+    # True where the swapped-pair average is part of the architecture, so `ensemble` changes nothing
+    always_ensemble: ClassVar[bool] = False
+    # role name of each weight file -> key prefix of that role's tensors in this module's state dict
+    weight_roles: ClassVar[tuple[str, ...]] = ("flownet",)
+    role_prefixes: ClassVar[dict[str, str]] = {"flownet": ""}
+    # key prefixes (after "module." is stripped) that the files carry but inference never uses
+    unused_prefixes: ClassVar[tuple[str, ...]] = ()
+
+    def alignment(self, scale: float) -> int:
+        raise NotImplementedError
+
+    def forward(self, img0: Tensor, img1: Tensor, timestep: float, scale: float, ensemble: bool) -> Tensor:
+        raise NotImplementedError
+
+    def _check_midpoint(self, timestep: float) -> None:
+        if timestep != 0.5:
+            raise ValueError(f"{type(self).__name__} only interpolates the midpoint (timestep 0.5), got {timestep}")
+
+
+def conv_prelu(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution followed by a per-channel PReLU (keys: .0 conv, .1 PReLU)."""
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.PReLU(out_ch))
+
+
+def deconv_prelu(in_ch: int, out_ch: int) -> nn.Sequential:
+    """4x4 stride-2 transposed convolution (exact 2x upsampling) followed by PReLU."""
+    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1), nn.PReLU(out_ch))
+
+
+def resize(x: Tensor, factor: float) -> Tensor:
+    """Bilinear resize by a factor (half-pixel centres); a factor of 1 is an exact identity, so skip it."""
+    if factor == 1:
+        return x
+    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False, recompute_scale_factor=False)
+
+
+def resize_flow(flow: Tensor, factor: float) -> Tensor:
+    """Resize a flow field and rescale its vectors to the new pixel grid."""
+    if factor == 1:
+        return flow
+    return resize(flow, factor) * factor
+
+
+def swap_flow(flow: Tensor) -> Tensor:
+    """Exchange the two 2-channel halves of a bidirectional flow (for the swapped-pair pass)."""
+    return torch.cat((flow[:, 2:4], flow[:, :2]), 1)
+
+
+def warp(image: Tensor, flow: Tensor) -> Tensor:
+    """Backward-warp image by flow (pixels): out[y, x] = image[y + fy, x + fx], bilinear, border padding.
+
+    The grid is built per call. 16-bit inputs are sampled in float32: normalised coordinates in
+    bf16/fp16 are off by several/about one pixel at 1080p width.
+    """
+    out_dtype = image.dtype
+    work = torch.float32 if image.element_size() < 4 else out_dtype
+    image = image.to(work)
+    flow = flow.to(work)
+    n, _, h, w = flow.shape
+    xs = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=work).view(1, 1, w).expand(n, h, w)
+    ys = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=work).view(1, h, 1).expand(n, h, w)
+    # align_corners=True: -1 and 1 are the centres of the first and last pixel, so one pixel is 2/(size-1)
+    gx = xs + flow[:, 0] / ((image.shape[3] - 1.0) / 2.0)
+    gy = ys + flow[:, 1] / ((image.shape[2] - 1.0) / 2.0)
+    grid = torch.stack((gx, gy), dim=3)
+    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
+    return out.to(out_dtype)
+
+
+def check_scale(scale: float) -> None:
+    """Only powers of two keep every internal resize exact (sizes round-trip without rounding)."""
+    if not (scale > 0 and math.isfinite(scale) and math.frexp(scale)[0] == 0.5):
+        raise ValueError(f"scale must be a power of two such as 0.25, 0.5, 1.0, 2.0 or 4.0, got {scale}")
+
+
+def smallest_common_multiple(divisors: Iterable[float]) -> int:
+    """Smallest positive integer m such that m / d is an integer for every (positive, dyadic) d."""
+    m = 1
+    for d in divisors:
+        m = math.lcm(m, Fraction(d).numerator)
+    return m
+
+
+def flow_alignment(flow_scales: Iterable[float]) -> int:
+    """Size multiple needed by IFBlocks run at the given downsampling factors.
+
+    Each block resizes by 1/s and then applies two stride-2 convolutions, so H/s must be a multiple of 4.
+    """
+    return smallest_common_multiple(4 * s for s in flow_scales)

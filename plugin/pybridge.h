@@ -31,7 +31,7 @@ struct EngineArgs {
     int width = 0;
     int height = 0;
     std::string sampleType; // "float32" or "float16"
-    double scThreshold = 0.1;
+    double scThreshold = 0.12;
 };
 
 struct Plane {

@@ -13,18 +13,23 @@ libpython or libtorch: the host process (python or vspipe) provides the Python s
 from __future__ import annotations
 
 import base64
+import contextlib
+import functools
 import csv
 import hashlib
 import io
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import sysconfig
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from setuptools import build_meta as _setuptools
 
@@ -33,11 +38,6 @@ PLUGIN_ARCNAME = "vapoursynth/plugins/libvfi.so"
 LIMITED_API = "0x030C0000"  # Python 3.12
 ABI_TAG = "cp312-abi3"
 
-get_requires_for_build_wheel = _setuptools.get_requires_for_build_wheel
-get_requires_for_build_sdist = _setuptools.get_requires_for_build_sdist
-get_requires_for_build_editable = _setuptools.get_requires_for_build_editable
-prepare_metadata_for_build_wheel = _setuptools.prepare_metadata_for_build_wheel
-prepare_metadata_for_build_editable = _setuptools.prepare_metadata_for_build_editable
 
 
 class CompileError(RuntimeError):
@@ -167,14 +167,48 @@ def _add_plugin(src_wheel: Path, dest_dir: Path, library: Path) -> str:
     return out_name
 
 
+@contextlib.contextmanager
+def _no_new_build_artefacts() -> Iterator[None]:
+    """Removes the build/ and *.egg-info that setuptools leaves in the source tree.
+
+    A stale egg-info in the project root shadows the installed dist-info for any Python started there.
+    """
+    root = Path.cwd()
+    before = {p for p in (root / "build", *root.glob("*.egg-info")) if p.exists()}
+    try:
+        yield
+    finally:
+        for path in (root / "build", *root.glob("*.egg-info")):
+            if path.exists() and path not in before:
+                shutil.rmtree(path, ignore_errors=True)
+
+
 def _build(builder, wheel_directory, config_settings, metadata_directory) -> str:
-    with tempfile.TemporaryDirectory(prefix="vfi-build-") as tmp:
+    with _no_new_build_artefacts(), tempfile.TemporaryDirectory(prefix="vfi-build-") as tmp:
         tmp_path = Path(tmp)
         library = compile_plugin(tmp_path / "libvfi.so")  # first: a compile error should be the first thing seen
         built = tmp_path / "wheel"
         built.mkdir()
         name = builder(str(built), config_settings, metadata_directory)
         return _add_plugin(built / name, Path(wheel_directory), library)
+
+
+def _delegated(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """A setuptools hook that leaves no build artefacts behind in the source tree."""
+
+    @functools.wraps(hook)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _no_new_build_artefacts():
+            return hook(*args, **kwargs)
+
+    return run
+
+
+get_requires_for_build_wheel = _delegated(_setuptools.get_requires_for_build_wheel)
+get_requires_for_build_sdist = _delegated(_setuptools.get_requires_for_build_sdist)
+get_requires_for_build_editable = _delegated(_setuptools.get_requires_for_build_editable)
+prepare_metadata_for_build_wheel = _delegated(_setuptools.prepare_metadata_for_build_wheel)
+prepare_metadata_for_build_editable = _delegated(_setuptools.prepare_metadata_for_build_editable)
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
@@ -187,7 +221,8 @@ def build_editable(wheel_directory, config_settings=None, metadata_directory=Non
 
 def build_sdist(sdist_directory, config_settings=None):
     """setuptools' sdist plus plugin/ (the C++ sources and this backend), which it would not include by itself."""
-    name = _setuptools.build_sdist(sdist_directory, config_settings)
+    with _no_new_build_artefacts():
+        name = _setuptools.build_sdist(sdist_directory, config_settings)
     path = Path(sdist_directory) / name
     base = name[: -len(".tar.gz")]
     with tarfile.open(path, "r:gz") as tin:

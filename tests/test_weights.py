@@ -407,27 +407,3 @@ def test_cli_plugin_path() -> None:
     result = _run_cli("plugin-path")
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == installed.resolve()
-
-
-def test_cli_plugin_path_from_wheel_metadata(tmp_path: Path) -> None:
-    # A minimal installed distribution (dist-info + RECORD) as our wheel lays it out in site-packages.
-    site = tmp_path / "site"
-    plugin = site / "vapoursynth" / "plugins" / "libvfi.so"
-    plugin.parent.mkdir(parents=True)
-    plugin.write_bytes(b"\x7fELF placeholder")
-    dist_info = site / "vapoursynth_vfi-0.1.0.dist-info"
-    dist_info.mkdir()
-    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: vapoursynth-vfi\nVersion: 0.1.0\n")
-    (dist_info / "RECORD").write_text("vapoursynth/plugins/libvfi.so,,\nvapoursynth_vfi-0.1.0.dist-info/RECORD,,\n")
-    result = _run_cli("plugin-path", env_extra={"PYTHONPATH": f"{site}{os.pathsep}{REPO_ROOT}"})
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == str(plugin.resolve())
-
-
-def test_cli_plugin_path_reports_missing_plugin() -> None:
-    import vapoursynth
-
-    if _installed_plugin() is not None or (Path(vapoursynth.get_plugin_dir()) / "libvfi.so").exists():
-        pytest.skip("a libvfi.so is installed here; the not-found path cannot be exercised")
-    result = _run_cli("plugin-path")
-    assert result.returncode == 1 and "libvfi.so not found" in result.stderr

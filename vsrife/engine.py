@@ -1,0 +1,220 @@
+"""One inference engine per filter instance: device, precision, padding, frame <-> tensor.
+
+The native plugin calls `create_engine` once per `core.vfi.RIFE(...)` and then `Engine.interpolate` from
+VapourSynth's worker threads. The engine never sees a VSMap or a VSFrame: planes arrive as memoryviews.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from . import registry, weights
+from .models import build_model
+
+# A plane as the plugin hands it over: the plane's bytes (stride * height) and its stride in bytes.
+Plane = tuple[memoryview, int]
+Frame = Sequence[Plane]
+
+SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+SAMPLE_TYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
+
+# Midpoint-only (3.x) nets reach other positions by bisection; t is rounded to a multiple of 1/2**depth.
+MIDPOINT_BISECTION_DEPTH = 4
+
+# The scene-change metric is measured on frames shrunk by this factor in each direction.
+SCENE_METRIC_DOWNSCALE = 4
+
+
+class EngineError(ValueError):
+    """A user-facing configuration error; the plugin prefixes the filter name."""
+
+
+def available_devices() -> list[str]:
+    """Device names torch can use in this process, in the form `device=` accepts."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    for kind in ("xpu", "mps"):
+        backend = getattr(torch, kind, None)
+        if backend is not None and backend.is_available():
+            names.append(kind)
+    return names
+
+
+def select_device(name: str) -> torch.device:
+    """Resolve `auto`, `cpu`, `cuda`, `cuda:N` or another torch device type that is available."""
+    requested = name.strip().lower()
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(requested)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is not None and _device_is_available(device):
+        return device
+    choices = ", ".join(["auto", *available_devices()])
+    raise EngineError(f"device '{name}' is not available; available devices: {choices}")
+
+
+def _device_is_available(device: torch.device) -> bool:
+    if device.type == "cpu":
+        return device.index in (None, 0)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
+    backend = getattr(torch, device.type, None)
+    return backend is not None and hasattr(backend, "is_available") and bool(backend.is_available())
+
+
+def select_precision(name: str, device: torch.device) -> torch.dtype:
+    """Resolve `auto` (fp16 on CUDA, fp32 elsewhere), `fp32`, `fp16` or `bf16` for the device."""
+    requested = name.strip().lower()
+    if requested == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if requested not in PRECISIONS:
+        raise EngineError(f"precision '{name}' is not supported; choose auto, {', '.join(PRECISIONS)}")
+    if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise EngineError(f"precision 'bf16' is not supported on {device}; choose auto, fp32 or fp16")
+    return PRECISIONS[requested]
+
+
+def create_engine(
+    *,
+    model: str,
+    model_path: str | None,
+    scale: float,
+    ensemble: bool,
+    device: str,
+    precision: str,
+    width: int,
+    height: int,
+    sample_type: str,
+    sc_threshold: float,
+) -> Engine:
+    """Build the engine for one filter instance: resolve weights (fetching them if needed) and load the net."""
+    if scale not in SCALES:
+        raise EngineError(f"scale must be one of {', '.join(f'{s:g}' for s in SCALES)}, not {scale:g}")
+    if sample_type not in SAMPLE_TYPES:
+        raise EngineError(f"sample type '{sample_type}' is not supported; RGBS or RGBH frames are required")
+    entry = registry.get_model(model)
+    torch_device = select_device(device)
+    dtype = select_precision(precision, torch_device)
+    paths = weights.resolve_weight_files(entry, model_path)
+    net = build_model(entry.architecture, weights.load_state_dicts(paths))
+    if ensemble and not net.supports_ensemble:
+        raise EngineError(f"model {entry.name} has no ensemble mode; use ensemble=0")
+    if torch_device.type == "cuda":
+        # The padded frame size is fixed per instance, so cuDNN's autotuned choice is reused for every frame.
+        torch.backends.cudnn.benchmark = True
+    return Engine(
+        net.to(device=torch_device, dtype=dtype),
+        device=torch_device,
+        dtype=dtype,
+        width=width,
+        height=height,
+        sample_type=SAMPLE_TYPES[sample_type],
+        scale=scale,
+        ensemble=ensemble,
+        sc_threshold=sc_threshold,
+    )
+
+
+class Engine:
+    """Runs one interpolation net on frames of one size; safe to call from many threads."""
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        *,
+        device: torch.device,
+        dtype: torch.dtype,
+        width: int,
+        height: int,
+        sample_type: np.dtype,
+        scale: float,
+        ensemble: bool,
+        sc_threshold: float,
+    ) -> None:
+        self.net = net
+        self.device = device
+        self.dtype = dtype
+        self.width = width
+        self.height = height
+        self.sample_type = sample_type
+        self.scale = scale
+        self.ensemble = ensemble
+        self.sc_threshold = sc_threshold
+        align = net.alignment(scale)
+        self.padded_height = -(-height // align) * align
+        self.padded_width = -(-width // align) * align
+        # One forward pass at a time: bounds memory and keeps results independent of VapourSynth's thread count.
+        self._lock = threading.Lock()
+
+    def interpolate(self, frame0: Frame, frame1: Frame, out: Frame, t: float, detect_scene_change: bool) -> bool:
+        """Write the frame at position t between frame0 and frame1 into out; False if they straddle a cut."""
+        with torch.inference_mode():
+            img0 = self._frame_to_tensor(frame0)
+            img1 = self._frame_to_tensor(frame1)
+            if detect_scene_change and scene_change_metric(img0, img1) > self.sc_threshold:
+                return False
+            with self._lock:
+                result = self._synthesize(self._pad(img0), self._pad(img1), t)
+            self._tensor_to_frame(result[:, :, : self.height, : self.width], out)
+        return True
+
+    def _synthesize(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
+        if not self.net.midpoint_only:
+            return self.net(img0, img1, t, self.scale, self.ensemble)
+        return self._bisect(img0, img1, t)
+
+    def _bisect(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
+        """Reach position t with a midpoint-only net by recursive halving of the interval."""
+        steps = 2**MIDPOINT_BISECTION_DEPTH
+        target = round(t * steps) / steps
+        low, high, low_t, high_t = img0, img1, 0.0, 1.0
+        while True:
+            if target == low_t:
+                return low
+            if target == high_t:
+                return high
+            middle = self.net(low, high, 0.5, self.scale, self.ensemble)
+            middle_t = (low_t + high_t) / 2
+            if target == middle_t:
+                return middle
+            if target < middle_t:
+                high, high_t = middle, middle_t
+            else:
+                low, low_t = middle, middle_t
+
+    def _pad(self, image: torch.Tensor) -> torch.Tensor:
+        bottom, right = self.padded_height - self.height, self.padded_width - self.width
+        if bottom == 0 and right == 0:
+            return image
+        return F.pad(image, (0, right, 0, bottom), mode="replicate")
+
+    def _plane_array(self, plane: Plane) -> np.ndarray:
+        buffer, stride = plane
+        row_length = stride // self.sample_type.itemsize
+        rows = np.frombuffer(buffer, dtype=self.sample_type, count=row_length * self.height)
+        return rows.reshape(self.height, row_length)[:, : self.width]
+
+    def _frame_to_tensor(self, frame: Frame) -> torch.Tensor:
+        stacked = np.stack([self._plane_array(plane) for plane in frame])
+        return torch.from_numpy(stacked).unsqueeze(0).to(self.device, dtype=self.dtype, non_blocking=True)
+
+    def _tensor_to_frame(self, image: torch.Tensor, out: Frame) -> None:
+        planes = image[0].to(dtype=torch.float32).cpu().numpy()
+        for plane, values in zip(out, planes, strict=True):
+            np.copyto(self._plane_array(plane), values, casting="unsafe")
+
+
+def scene_change_metric(img0: torch.Tensor, img1: torch.Tensor) -> float:
+    """Mean absolute difference of the RGB samples (0..1) of the two frames at quarter resolution."""
+    small0 = F.avg_pool2d(img0.float(), SCENE_METRIC_DOWNSCALE, ceil_mode=True)
+    small1 = F.avg_pool2d(img1.float(), SCENE_METRIC_DOWNSCALE, ceil_mode=True)
+    return float((small0 - small1).abs().mean())

@@ -1,0 +1,138 @@
+"""Shared fixtures: the real VapourSynth core, real weights (through the cache) and real video."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import vapoursynth as vs
+
+sys.path.insert(0, str(Path(__file__).parent))
+from sample_media import fetch_sample  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+VSPIPE = Path(sys.executable).with_name("vspipe")
+
+
+def ffmpeg_executable() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def decode_rgb(path: Path, frames: int, width: int | None = None, height: int | None = None) -> np.ndarray:
+    """First `frames` frames of a video as float32 RGB in [0, 1], shape (frames, height, width, 3), via ffmpeg."""
+    scale = ["-vf", f"scale={width}:{height}"] if width and height else []
+    raw = subprocess.run(
+        [ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-i", str(path), *scale,
+         "-frames:v", str(frames), "-pix_fmt", "rgb24", "-f", "rawvideo", "-"],
+        check=True, capture_output=True,
+    ).stdout
+    probe_height, probe_width = (height, width) if width and height else video_size(path)
+    array = np.frombuffer(raw, dtype=np.uint8).reshape(frames, probe_height, probe_width, 3)
+    return array.astype(np.float32) / 255.0
+
+
+def video_size(path: Path) -> tuple[int, int]:
+    clip = vs.core.bs.VideoSource(str(path))
+    return clip.height, clip.width
+
+
+def clip_from_frames(frames: np.ndarray, fps: tuple[int, int] = (25, 1)) -> vs.VideoNode:
+    """An RGBS clip whose frame n holds frames[n] (shape (n, h, w, 3)), produced by a Python filter upstream."""
+    count, height, width, _ = frames.shape
+    blank = vs.core.std.BlankClip(format=vs.RGBS, width=width, height=height, length=count,
+                                  fpsnum=fps[0], fpsden=fps[1])
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        for plane in range(3):
+            np.copyto(np.asarray(out[plane]), frames[n, :, :, plane])
+        return out
+
+    return blank.std.ModifyFrame(clips=blank, selector=fill)
+
+
+def frame_array(frame: vs.VideoFrame) -> np.ndarray:
+    """The frame's planes as one array (planes, h, w) for the first plane's size; float64 for comparisons."""
+    return np.stack([np.asarray(frame[p], dtype=np.float64) for p in range(frame.format.num_planes)
+                     if frame[p].shape == frame[0].shape])
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
+    mse = float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)
+
+
+def frame_drop_psnr(frames: np.ndarray, **rife_args: object) -> float:
+    """Frame-drop protocol: keep the even frames, interpolate the odd ones, mean PSNR against the real odd frames."""
+    kept = clip_from_frames(np.ascontiguousarray(frames[0::2]))
+    doubled = vs.core.vfi.RIFE(kept, multi=2, device="cpu", precision="fp32", **rife_args)
+    scores = [psnr(frame_array(doubled.get_frame(2 * k + 1)), frames[2 * k + 1].transpose(2, 0, 1))
+              for k in range(kept.num_frames - 1)]
+    return float(np.mean(scores))
+
+
+@pytest.fixture(scope="session")
+def bikes_path() -> Path:
+    return fetch_sample("bikes.mp4")
+
+
+@pytest.fixture(scope="session")
+def bunny_path() -> Path:
+    return fetch_sample("bigbuckbunny.mp4")
+
+
+@pytest.fixture(scope="session")
+def bikes_rgb40(bikes_path: Path) -> np.ndarray:
+    """Frames 0-39 of bikes.mp4 decoded by ffmpeg to rgb24 and scaled to [0, 1]: the frame-drop protocol's input."""
+    return decode_rgb(bikes_path, 40)
+
+
+@pytest.fixture
+def bikes_yuv(bikes_path: Path) -> vs.VideoNode:
+    """bikes.mp4 through a real source filter (bestsource), YUV420P8, 25 fps."""
+    return vs.core.bs.VideoSource(str(bikes_path))
+
+
+@pytest.fixture
+def request_log() -> Callable[[vs.VideoNode], tuple[vs.VideoNode, list[int]]]:
+    """Wraps a clip in a Python filter that records which frames are requested from it."""
+
+    def wrap(clip: vs.VideoNode) -> tuple[vs.VideoNode, list[int]]:
+        requested: list[int] = []
+
+        def record(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+            requested.append(n)
+            return f
+
+        # With the cache off every request reaches the selector, so the log shows exactly what was asked for.
+        logged = clip.std.ModifyFrame(clips=clip, selector=record)
+        logged.std.SetVideoCache(mode=0)  # changes the node in place
+        return logged, requested
+
+    return wrap
+
+
+def run_vspipe(script: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """Runs vspipe on a script written to tmp_path; returns the completed process (stdout is the output)."""
+    path = tmp_path / "script.vpy"
+    path.write_text(script)
+    return subprocess.run([str(VSPIPE), *args, str(path), "-"], capture_output=True, timeout=600,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+@pytest.fixture
+def offline_empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("VSRIFE_MODEL_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("VSRIFE_OFFLINE", "1")
+    yield tmp_path / "empty-cache"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "cuda: needs a CUDA device (skipped without one)")

@@ -1,0 +1,195 @@
+#!/usr/bin/env python3
+"""The one entry point: `python3 build.py test | demo | bench` (any python3; it finds a Python >= 3.12 itself).
+
+Each command prepares `.venv` at the repo root with a Python >= 3.12, installs the project with its test
+extras, fetches what it needs (weights, the sample clip) into the cache, then does its job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+VENV_PYTHON = VENV / "bin" / "python"
+MIN_PYTHON = (3, 12)
+DEMO_DIR = ROOT / "demo"
+
+
+def log(message: str) -> None:
+    print(f"[build] {message}", flush=True)
+
+
+def run(command: list[str | os.PathLike[str]], **kwargs: object) -> None:
+    log("$ " + " ".join(str(part) for part in command))
+    subprocess.run([str(part) for part in command], check=True, **kwargs)  # type: ignore[call-overload]
+
+
+def python_version(executable: str) -> tuple[int, int] | None:
+    """The (major, minor) of an interpreter, or None when it does not run (pyenv shims often do not)."""
+    try:
+        probe = subprocess.run(
+            [executable, "-c", "import sys; print(*sys.version_info[:2])"],
+            capture_output=True, text=True, timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if probe.returncode != 0:
+        return None
+    major, minor = probe.stdout.split()
+    return int(major), int(minor)
+
+
+def candidate_pythons() -> list[str]:
+    """Interpreters to try, in order: $VSRIFE_PYTHON, this one, PATH, then pyenv's installs (newest first)."""
+    candidates = [os.environ.get("VSRIFE_PYTHON", ""), sys.executable]
+    for name in ("python3", "python3.13", "python3.12", "python"):
+        found = shutil.which(name)
+        if found:
+            candidates.append(found)
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    pyenv_pythons = glob.glob(str(pyenv_root / "versions" / "3.*" / "bin" / "python3"))
+    candidates += sorted(pyenv_pythons, key=lambda path: version_key(Path(path).parents[1].name), reverse=True)
+    return [c for c in candidates if c]
+
+
+def version_key(name: str) -> tuple[int, ...]:
+    return tuple(int(part) if part.isdigit() else -1 for part in name.split("."))
+
+
+def find_python() -> str:
+    for candidate in candidate_pythons():
+        version = python_version(candidate)
+        if version is not None and version >= MIN_PYTHON:
+            log(f"using Python {version[0]}.{version[1]} at {candidate}")
+            return candidate
+    sys.exit(
+        "build.py: no Python >= 3.12 found (looked at $VSRIFE_PYTHON, PATH and pyenv); "
+        "install one or set VSRIFE_PYTHON=/path/to/python3.12"
+    )
+
+
+def ensure_venv() -> None:
+    version = python_version(str(VENV_PYTHON)) if VENV_PYTHON.exists() else None
+    if version is not None and version >= MIN_PYTHON:
+        return
+    if VENV.exists():
+        log(f"{VENV} is broken or too old; recreating it")
+        shutil.rmtree(VENV)
+    run([find_python(), "-m", "venv", VENV])
+
+
+def setup() -> None:
+    """Virtual environment, project install (compiles the plugin), vspipe config, weights and sample clip."""
+    ensure_venv()
+    run([VENV_PYTHON, "-m", "pip", "install", "--upgrade", "pip"], stdout=subprocess.DEVNULL)
+    run([VENV_PYTHON, "-m", "pip", "install", f"{ROOT}[test]"])
+    # vspipe from the VapourSynth wheel needs to know which Python it embeds.
+    run([VENV / "bin" / "vapoursynth", "config"])
+    run([VENV_PYTHON, "-m", "vsrife", "models", "download", "--all"])
+    run([VENV_PYTHON, ROOT / "tests" / "sample_media.py", "bikes.mp4"])
+
+
+def venv_output(command: list[str | os.PathLike[str]]) -> str:
+    return subprocess.run([str(part) for part in command], check=True, capture_output=True, text=True).stdout
+
+
+def command_test(pytest_args: list[str]) -> int:
+    setup()
+    log("running the test suite")
+    result = subprocess.run([str(VENV_PYTHON), "-m", "pytest", "tests", *pytest_args], cwd=ROOT)
+    if result.returncode == 5:
+        log("pytest collected no tests; that is a failure")
+        return 1
+    return result.returncode
+
+
+DEMO_SCRIPT = """\
+import vapoursynth as vs
+core = vs.core
+clip = core.bs.VideoSource({source!r})
+clip = core.vfi.RIFE(clip, multi=2)
+clip.set_output()
+"""
+
+
+def ffmpeg_executable() -> str:
+    on_path = shutil.which("ffmpeg")
+    if on_path:
+        return on_path
+    return venv_output([VENV_PYTHON, "-c", "import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())"]).strip()
+
+
+def probe_video(ffmpeg: str, path: Path) -> tuple[int, str]:
+    """(frame count, frame rate) of a video, counted by decoding it."""
+    probe = subprocess.run(
+        [ffmpeg, "-hide_banner", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"],
+        capture_output=True, text=True, check=True,
+    )
+    frames = [line for line in probe.stderr.replace("\r", "\n").splitlines() if line.startswith("frame=")]
+    count = int(frames[-1].split("=")[1].split()[0]) if frames else 0
+    rate = next((part.strip() for part in probe.stderr.split(",") if part.strip().endswith(" fps")), "?")
+    return count, rate
+
+
+def command_demo() -> int:
+    setup()
+    source = Path(venv_output([VENV_PYTHON, ROOT / "tests" / "sample_media.py", "bikes.mp4"]).strip().splitlines()[-1])
+    DEMO_DIR.mkdir(exist_ok=True)
+    script = DEMO_DIR / "bikes_2x.vpy"
+    script.write_text(DEMO_SCRIPT.format(source=str(source)))
+    output = DEMO_DIR / "bikes_2x.mp4"
+    ffmpeg = ffmpeg_executable()
+    vspipe = VENV / "bin" / "vspipe"
+    log(f"$ {vspipe} -c y4m {script} - | {ffmpeg} -i - -c:v libx264 -crf 16 {output}")
+    started = time.perf_counter()
+    with subprocess.Popen([str(vspipe), "-p", "-c", "y4m", str(script), "-"], stdout=subprocess.PIPE) as pipe:
+        encode = subprocess.run(
+            [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-i", "-", "-c:v", "libx264", "-crf", "16",
+             "-pix_fmt", "yuv420p", str(output)],
+            stdin=pipe.stdout,
+        )
+        assert pipe.stdout is not None
+        pipe.stdout.close()
+    elapsed = time.perf_counter() - started
+    if pipe.returncode != 0 or encode.returncode != 0:
+        log(f"demo failed (vspipe exit {pipe.returncode}, ffmpeg exit {encode.returncode})")
+        return 1
+    frames_in, fps_in = probe_video(ffmpeg, source)
+    frames_out, fps_out = probe_video(ffmpeg, output)
+    print(f"input : {source.name}: {frames_in} frames at {fps_in}")
+    print(f"output: {output.relative_to(ROOT)}: {frames_out} frames at {fps_out}")
+    print(f"wall time: {elapsed:.1f} s ({elapsed / max(frames_out - frames_in, 1):.3f} s per interpolated frame)")
+    return 0
+
+
+def command_bench(bench_args: list[str]) -> int:
+    setup()
+    return subprocess.run([str(VENV_PYTHON), str(ROOT / "benchmarks" / "bench_rife.py"), *bench_args], cwd=ROOT).returncode
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=("test", "demo", "bench"))
+    parser.add_argument("extra", nargs=argparse.REMAINDER, help="passed on to pytest (test) or the benchmark (bench)")
+    args = parser.parse_args()
+    try:
+        if args.command == "test":
+            return command_test(args.extra)
+        if args.command == "demo":
+            return command_demo()
+        return command_bench(args.extra)
+    except subprocess.CalledProcessError as error:
+        log(f"step failed with exit code {error.returncode}: {' '.join(map(str, error.cmd))}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

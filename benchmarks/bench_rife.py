@@ -1,0 +1,122 @@
+"""Seconds per interpolated frame: core.vfi.RIFE (4.0) against the published vsrife 2.0.0 inference code.
+
+Run through `python3 build.py bench` (or with the project's .venv python). Both sides get the same real frames
+(bikes.mp4 at 640x272, bigbuckbunny.mp4 at 1280x720), on the CPU in fp32. Ours is timed end to end through
+VapourSynth (frame copies, padding and all); the reference is timed on tensors with the padding its plugin uses,
+so any overhead counts against us. Writes the table to docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import vapoursynth as vs
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from conftest import clip_from_frames, decode_rgb, frame_drop_psnr  # noqa: E402
+from reference import load_reference  # noqa: E402
+from vsrife import registry  # noqa: E402
+from sample_media import fetch_sample  # noqa: E402
+
+CASES = (("bikes.mp4", 640, 272), ("bigbuckbunny.mp4", 1280, 720))
+REFERENCE_PAD = 128  # the published 2.0.0 plugin pads both sides to multiples of 128
+
+
+def time_ours(frames: np.ndarray, count: int) -> list[float]:
+    clip = clip_from_frames(frames)
+    out = vs.core.vfi.RIFE(clip, multi=2, model="4.0", device="cpu", precision="fp32")
+    out.get_frame(1)  # warm-up: weights, allocator, oneDNN primitives
+    times = []
+    for k in range(1, count + 1):
+        started = time.perf_counter()
+        out.get_frame(2 * k + 1)
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def time_reference(frames: np.ndarray, count: int, infer: Callable[..., torch.Tensor]) -> list[float]:
+    height, width = frames.shape[1:3]
+    pad = (0, -width % REFERENCE_PAD, 0, -height % REFERENCE_PAD)
+
+    def one(k: int) -> None:
+        img0 = F.pad(torch.from_numpy(frames[k]).permute(2, 0, 1)[None].contiguous(), pad)
+        img1 = F.pad(torch.from_numpy(frames[k + 1]).permute(2, 0, 1)[None].contiguous(), pad)
+        infer(img0, img1, 0.5, 1.0)[:, :, :height, :width].numpy()
+
+    with torch.inference_mode():
+        one(0)
+        times = []
+        for k in range(1, count + 1):
+            started = time.perf_counter()
+            one(k)
+            times.append(time.perf_counter() - started)
+    return times
+
+
+def cpu_name() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--frames", type=int, default=6, help="interpolated frames timed per case (after a warm-up)")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    args = parser.parse_args()
+
+    infer = load_reference("4.0", device="cpu")
+    rows = []
+    for name, width, height in CASES:
+        frames = decode_rgb(fetch_sample(name), args.frames + 3, width=width, height=height)
+        ours = statistics.median(time_ours(frames, args.frames))
+        reference = statistics.median(time_reference(frames, args.frames, infer))
+        rows.append(f"| RIFE 4.0 | {width}x{height} | CPU fp32 | {ours:.3f} | {reference:.3f} | {reference / ours:.2f}x |")
+        print(rows[-1], flush=True)
+
+    bikes40 = decode_rgb(fetch_sample("bikes.mp4"), 40)
+    quality = []
+    for name, entry in sorted(registry.MODELS.items()):
+        score = frame_drop_psnr(bikes40, model=name)
+        quality.append(f"| RIFE {name} | {score:.2f} dB | {entry.reference_psnr_db:.2f} dB |")
+        print(quality[-1], flush=True)
+
+    machine = f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, VapourSynth R{vs.core.core_version.release_major}"
+    table = "\n".join([
+        "| model | frame size | device | ours (s/frame) | published 2.0.0 (s/frame) | speed-up |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *rows,
+    ])
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(
+        "# Benchmarks\n\n"
+        f"Latest run: {datetime.date.today().isoformat()} on {machine}.\n\n"
+        "Command: `python3 build.py bench` (runs `benchmarks/bench_rife.py`). Median seconds per interpolated frame "
+        f"over {args.frames} frames after one warm-up frame. Ours runs end to end through `core.vfi.RIFE`; the "
+        "published code runs on tensors padded the way its plugin pads them (multiples of 128).\n\n"
+        f"{table}\n\n"
+        "## Quality\n\n"
+        "Frame-drop protocol on frames 0-39 of bikes.mp4 (keep the even frames, interpolate the odd ones with "
+        "`multi=2`, mean PSNR against the real odd frames, full-range RGB, CPU fp32), same run. The published "
+        "column is the published inference code's score from shared/DESIGN.md.\n\n"
+        "| model | ours | published code |\n| --- | --- | --- |\n" + "\n".join(quality) + "\n"
+    )
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

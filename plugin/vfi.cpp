@@ -598,7 +598,7 @@ void VS_CC rifeCreate(const VSMap *in, VSMap *out, void *userData, VSCore *core,
 } // namespace vfi
 
 VS_EXTERNAL_API(void) VapourSynthPluginInit2(VSPlugin *plugin, const VSPLUGINAPI *vspapi) {
-    vspapi->configPlugin("com.vapoursynth-vfi.vfi", "vfi", "Video frame interpolation (RIFE, RRIN)",
+    vspapi->configPlugin("com.vapoursynth-vfi.vfi", "vfi", "Video frame interpolation",
                          VS_MAKE_VERSION(0, 1), VAPOURSYNTH_API_VERSION, 0, plugin);
     vspapi->registerFunction("RIFE", VFI_COMMON_ARGS, "clip:vnode;", vfi::rifeCreate,
                              const_cast<vfi::FilterKind *>(&vfi::kRIFE), plugin);

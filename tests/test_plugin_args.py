@@ -101,7 +101,7 @@ def test_plugin_identity() -> None:
     plugin = core.vfi
     assert plugin.identifier == "com.vapoursynth-vfi.vfi"
     assert plugin.namespace == "vfi"
-    assert plugin.name == "Video frame interpolation (RIFE, RRIN)"
+    assert plugin.name == "Video frame interpolation"
     signature = plugin.RIFE.signature
     for argument in ("clip:vnode", "multi:int:opt", "factor_num:int:opt", "factor_den:int:opt", "fps_num:int:opt",
                      "fps_den:int:opt", "model:data:opt", "model_path:data:opt", "scale:float:opt",

@@ -1,3 +1,3 @@
-"""vapoursynth-vfi: video frame interpolation (RIFE, RRIN) for VapourSynth."""
+"""vapoursynth-vfi: video frame interpolation (RIFE) for VapourSynth."""
 
 __version__ = "0.1.0"

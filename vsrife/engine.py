@@ -20,7 +20,6 @@ from .models import build_model
 Plane = tuple[memoryview, int]
 Frame = Sequence[Plane]
 
-SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 SAMPLE_TYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
 
@@ -97,8 +96,6 @@ def create_engine(
     sc_threshold: float,
 ) -> Engine:
     """Build the engine for one filter instance: resolve weights (fetching them if needed) and load the net."""
-    if scale not in SCALES:
-        raise EngineError(f"scale must be one of {', '.join(f'{s:g}' for s in SCALES)}, not {scale:g}")
     if sample_type not in SAMPLE_TYPES:
         raise EngineError(f"sample type '{sample_type}' is not supported; RGBS or RGBH frames are required")
     entry = registry.get_model(model)
@@ -208,6 +205,7 @@ class Engine:
         return torch.from_numpy(stacked).unsqueeze(0).to(self.device, dtype=self.dtype, non_blocking=True)
 
     def _tensor_to_frame(self, image: torch.Tensor, out: Frame) -> None:
+        # float32 on the host: numpy has no bfloat16, and copyto casts to the frame's sample type
         planes = image[0].to(dtype=torch.float32).cpu().numpy()
         for plane, values in zip(out, planes, strict=True):
             np.copyto(self._plane_array(plane), values, casting="unsafe")

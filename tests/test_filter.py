@@ -24,6 +24,15 @@ def small_rgbs(frames: np.ndarray, count: int = 6) -> vs.VideoNode:
     return clip_from_frames(np.ascontiguousarray(frames[:count, 88:184, 240:400, :]))
 
 
+def bikes_vpy(bikes_path: Path, frames: int, rife_args: str) -> str:
+    """A .vpy script: the first frames of bikes.mp4 through a real source filter, then vfi.RIFE, as the output."""
+    return (
+        "import vapoursynth as vs\n"
+        f"clip = vs.core.bs.VideoSource({str(bikes_path)!r})[:{frames}]\n"
+        f"vs.core.vfi.RIFE(clip, {rife_args}).set_output()\n"
+    )
+
+
 def test_plugin_is_autoloaded_without_importing_vsrife() -> None:
     code = (
         "import sys, vapoursynth as vs\n"
@@ -36,11 +45,7 @@ def test_plugin_is_autoloaded_without_importing_vsrife() -> None:
 
 
 def test_vspipe_y4m_header_and_frame_count(bikes_path: Path, tmp_path: Path) -> None:
-    script = (
-        "import vapoursynth as vs\n"
-        f"clip = vs.core.bs.VideoSource({str(bikes_path)!r})[:5]\n"
-        "vs.core.vfi.RIFE(clip, multi=2).set_output()\n"
-    )
+    script = bikes_vpy(bikes_path, 5, "multi=2")
     result = run_vspipe(script, tmp_path, "-c", "y4m")
     assert result.returncode == 0, result.stderr.decode()
     header = result.stdout.split(b"\n", 1)[0].decode().split()
@@ -156,11 +161,7 @@ def test_formats_round_trip(bikes_yuv: vs.VideoNode, fmt: int) -> None:
 
 
 def test_output_is_identical_across_thread_counts(bikes_path: Path, tmp_path: Path) -> None:
-    script = (
-        "import vapoursynth as vs\n"
-        f"clip = vs.core.bs.VideoSource({str(bikes_path)!r})[:6]\n"
-        "vs.core.vfi.RIFE(clip, multi=3, device='cpu', precision='fp32').set_output()\n"
-    )
+    script = bikes_vpy(bikes_path, 6, "multi=3, device='cpu', precision='fp32'")
     digests = []
     for threads in ("1", "8"):
         result = run_vspipe(script, tmp_path, "-c", "y4m", "-r", threads)
@@ -231,11 +232,7 @@ def test_vspipe_runs_the_readme_pipeline_shape(bikes_path: Path, tmp_path: Path)
     from conftest import ffmpeg_executable
 
     script = tmp_path / "pipe.vpy"
-    script.write_text(
-        "import vapoursynth as vs\n"
-        f"clip = vs.core.bs.VideoSource({str(bikes_path)!r})[:4]\n"
-        "vs.core.vfi.RIFE(clip, multi=2).set_output()\n"
-    )
+    script.write_text(bikes_vpy(bikes_path, 4, "multi=2"))
     output = tmp_path / "out.mkv"
     with subprocess.Popen([str(VSPIPE), "-c", "y4m", str(script), "-"], stdout=subprocess.PIPE) as pipe:
         encode = subprocess.run([ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-i", "-",

@@ -1,4 +1,4 @@
-"""``python -m vsrife``: where the plugin is, which models exist, fetch their weights."""
+"""``python -m vsrife``: where the plugin is, which models exist, fetch their weights, train RRIN."""
 
 from __future__ import annotations
 
@@ -111,6 +111,34 @@ def _cmd_models_download(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- train
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from vsrife.training.data import DataError, open_source
+    from vsrife.training.trainer import TrainConfig, Trainer, TrainingError
+    from vsrife.weights import WeightsError
+
+    config = TrainConfig(
+        out=Path(args.out), steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, device=args.device,
+        precision=args.precision, seed=args.seed, teacher=args.teacher, validate_every=args.validate_every,
+        checkpoint_every=args.checkpoint_every, data=list(args.data), val=list(args.val or []),
+    )
+    try:
+        validation_fraction = 0.0 if args.val else args.validation_fraction
+        sources = [open_source(spec, args.max_span, validation_fraction) for spec in args.data]
+        val_sources = [open_source(spec, 2, 1.0) for spec in args.val] if args.val else sources
+        trainer = Trainer(config, sources, val_sources)
+        if args.resume:
+            trainer.resume()
+        final = trainer.run(progress=not args.quiet)
+    except (DataError, TrainingError, WeightsError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"weights: {config.out / 'rrin_fp16.pth'}"
+          + ("" if final is None else f" (validation PSNR {final:.2f} dB)"))
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- parser
 
 
@@ -131,6 +159,36 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--all", action="store_true", help="every model in the registry")
     download.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     download.set_defaults(run=_cmd_models_download)
+
+    train = commands.add_parser("train", help="train an interpolation network (RRIN)")
+    train_commands = train.add_subparsers(dest="train_command", required=True)
+    rrin = train_commands.add_parser(
+        "rrin", help="train RRIN from videos, folders of frames and synthetic scenes",
+        description="Data specs: PATH[@START:END] (a video or a folder of numbered frames, optionally frames "
+                    "START..END-1), synthetic[:DIR] (moving layers cut from the images in DIR; default "
+                    "scikit-image's sample images). See docs/TRAINING.md.")
+    rrin.add_argument("--data", nargs="+", required=True, metavar="SPEC", help="training data specs")
+    rrin.add_argument("--out", required=True, help="run folder: checkpoint.pt, rrin_fp16.pth, train.log")
+    rrin.add_argument("--steps", type=int, default=3000, help="optimizer steps in all (default 3000)")
+    rrin.add_argument("--batch", type=int, default=4, help="triplets per step (default 4)")
+    rrin.add_argument("--crop", type=int, default=128, help="crop size, a multiple of 32 (default 128)")
+    rrin.add_argument("--lr", type=float, default=2e-4, help="peak learning rate (default 2e-4)")
+    rrin.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    rrin.add_argument("--precision", default="auto",
+                      help="auto (bf16 on CPUs with native bf16, fp16 AMP on CUDA, else fp32), fp32, bf16, fp16")
+    rrin.add_argument("--seed", type=int, default=0)
+    rrin.add_argument("--teacher", default="rife-4.0", choices=("rife-4.0", "none"),
+                      help="distil the intermediate flows from this model (default rife-4.0)")
+    rrin.add_argument("--max-span", type=int, default=4,
+                      help="widest triplet (i, i+j, i+span) taken from video, t = j/span (default 4)")
+    rrin.add_argument("--val", nargs="+", metavar="SPEC",
+                      help="validation data; default: the last --validation-fraction of each training video")
+    rrin.add_argument("--validation-fraction", type=float, default=0.1)
+    rrin.add_argument("--validate-every", type=int, default=250)
+    rrin.add_argument("--checkpoint-every", type=int, default=50)
+    rrin.add_argument("--resume", action="store_true", help="continue from --out's checkpoint.pt")
+    rrin.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    rrin.set_defaults(run=_cmd_train)
     return parser
 
 

@@ -70,6 +70,16 @@ def _device_is_available(device: torch.device) -> bool:
     return backend is not None and hasattr(backend, "is_available") and bool(backend.is_available())
 
 
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 arithmetic (AVX512-BF16 or AMX), where bf16 convolutions beat fp32."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
 def select_precision(name: str, device: torch.device) -> torch.dtype:
     """Resolve `auto` (fp16 on CUDA, fp32 elsewhere), `fp32`, `fp16` or `bf16` for the device."""
     requested = name.strip().lower()

@@ -1,4 +1,4 @@
-"""RIFE architectures by name, and strict loading of their weight files."""
+"""Interpolation architectures by name, and strict loading of their weight files."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .rife_v3_1 import RIFE31
 from .rife_v3_5 import RIFE35
 from .rife_v3_8 import RIFE38
 from .rife_v4_0 import RIFE40
+from .rrin import RRIN, RRINFork, RRINOfficial
 
 __all__ = ["ARCHITECTURES", "InterpolationNet", "build_model"]
 
@@ -19,6 +20,9 @@ ARCHITECTURES: dict[str, type[InterpolationNet]] = {
     "rife-3.1": RIFE31,
     "rife-3.5": RIFE35,
     "rife-3.8": RIFE38,
+    "rrin": RRIN,
+    "rrin-official": RRINOfficial,
+    "rrin-fork": RRINFork,
 }
 
 _MODULE_PREFIX = "module."  # left by DataParallel/DDP in the published files
@@ -27,6 +31,13 @@ _MODULE_PREFIX = "module."  # left by DataParallel/DDP in the published files
 def _summarise(keys: list[str], limit: int = 6) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
+
+
+def _canonical_key(cls: type[InterpolationNet], key: str) -> str:
+    for alias, name in cls.key_aliases.items():
+        if key.startswith(alias):
+            return name + key.removeprefix(alias)
+    return key
 
 
 def _merge_roles(cls: type[InterpolationNet], state_dicts: Mapping[str, Mapping[str, Tensor]]) -> dict[str, Tensor]:
@@ -39,7 +50,7 @@ def _merge_roles(cls: type[InterpolationNet], state_dicts: Mapping[str, Mapping[
     merged: dict[str, Tensor] = {}
     for role in cls.weight_roles:
         for key, value in state_dicts[role].items():
-            key = key.removeprefix(_MODULE_PREFIX)
+            key = _canonical_key(cls, key.removeprefix(_MODULE_PREFIX))
             if key.startswith(cls.unused_prefixes):
                 continue
             merged[cls.role_prefixes[role] + key] = value

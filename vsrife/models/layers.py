@@ -24,6 +24,8 @@ class InterpolationNet(nn.Module):
     role_prefixes: ClassVar[dict[str, str]] = {"flownet": ""}
     # key prefixes (after "module." is stripped) that the files carry but inference never uses
     unused_prefixes: ClassVar[tuple[str, ...]] = ()
+    # key prefixes of other published layouts -> ours (after "module." is stripped)
+    key_aliases: ClassVar[dict[str, str]] = {}
 
     def alignment(self, scale: float) -> int:
         raise NotImplementedError

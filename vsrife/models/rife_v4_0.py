@@ -73,9 +73,16 @@ class RIFE40(InterpolationNet):
         return swap_flow(f), -m
 
     def forward(self, img0: Tensor, img1: Tensor, timestep: float, scale: float, ensemble: bool) -> Tensor:
+        _, mask, warped0, warped1 = self.estimate(img0, img1, timestep, scale, ensemble)
+        weight = torch.sigmoid(mask)
+        return warped0 * weight + warped1 * (1 - weight)
+
+    def estimate(self, img0: Tensor, img1: Tensor, timestep: float | Tensor, scale: float,
+                 ensemble: bool) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(flow to frames 0 and 1 from time t, mask logits, both warped frames); timestep may be N x 1 x 1 x 1."""
         check_scale(scale)
         scales = self._flow_scales(scale)
-        t = torch.full_like(img0[:, :1], timestep)
+        t = torch.ones_like(img0[:, :1]) * timestep
         blocks = (self.block0, self.block1, self.block2, self.block3)
         flow: Tensor | None = None
         mask: Tensor | None = None
@@ -94,9 +101,8 @@ class RIFE40(InterpolationNet):
             flow = d_flow if flow is None else flow + d_flow
             mask = d_mask if mask is None else mask + d_mask
             warped0, warped1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
-        assert mask is not None
-        weight = torch.sigmoid(mask)
-        return warped0 * weight + warped1 * (1 - weight)
+        assert flow is not None and mask is not None
+        return flow, mask, warped0, warped1
 
     @staticmethod
     def _large_motion(d_flow: Tensor) -> bool:

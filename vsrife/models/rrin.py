@@ -1,0 +1,159 @@
+"""RRIN (Li, Yuan, Wang, ICASSP 2020): flow, flow residue, adaptive weight map and image residue, four U-Nets.
+
+State-dict names and shapes follow the authors' release (`Flow_L.*`, `refine_flow.*`, `Mask.*`, `final.*`), so
+their `pretrained_model.pth.tar` loads strictly. Three variants differ only in data:
+
+- `RRIN` (our weights): the paper's full design (blend + image residue) and exact pixel-centre warping.
+- `RRINOfficial` (the authors' file): their released `forward` returns the blend without the residue, and their
+  grid maps pixel x to 2 (x / W - 0.5) under align_corners=True (PyTorch 1.0's grid_sample), off by up to one
+  pixel at the far edges; both are reproduced because the weights were trained that way.
+- `RRINFork` (the popular fork's files, which call the flow net `Flow`): residue on, the authors' grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .layers import InterpolationNet
+
+# The blend's denominator guard, as released.
+_BLEND_EPS = 1e-8
+
+
+def _conv_block(in_ch: int, out_ch: int) -> nn.Sequential:
+    """Two 3x3 convolutions with LeakyReLU(0.1) (keys .0 and .2)."""
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 3, padding=1), nn.LeakyReLU(0.1),
+        nn.Conv2d(out_ch, out_ch, 3, padding=1), nn.LeakyReLU(0.1),
+    )
+
+
+class _DownBlock(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.block = _conv_block(in_ch, out_ch)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.block(x)
+
+
+class _UpBlock(nn.Module):
+    """Bilinear x2 and a 3x3 conv, then the skip connection and a conv block."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.up = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                                nn.Conv2d(in_ch, out_ch, 3, padding=1))
+        self.conv_block = _DownBlock(in_ch, out_ch)
+
+    def forward(self, x: Tensor, skip: Tensor) -> Tensor:
+        return self.conv_block(torch.cat((self.up(x), skip), 1))
+
+
+class UNet(nn.Module):
+    """U-Net of `depth` levels with 2**(5+i) channels at level i; H and W must be multiples of 2**(depth-1)."""
+
+    def __init__(self, in_ch: int, out_ch: int, depth: int) -> None:
+        super().__init__()
+        widths = [2 ** (5 + i) for i in range(depth)]
+        self.down_path = nn.ModuleList(_DownBlock(a, b) for a, b in zip([in_ch, *widths[:-1]], widths))
+        self.midconv = nn.Conv2d(widths[-1], widths[-1], 3, padding=1)
+        self.up_path = nn.ModuleList(_UpBlock(widths[i + 1], widths[i]) for i in reversed(range(depth - 1)))
+        self.last = nn.Conv2d(widths[0], out_ch, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        skips = []
+        for i, down in enumerate(self.down_path):
+            x = down(x)
+            if i < len(self.down_path) - 1:
+                skips.append(x)
+                x = F.avg_pool2d(x, 2)
+        x = F.leaky_relu(self.midconv(x), 0.1)
+        for up in self.up_path:
+            x = up(x, skips.pop())
+        return self.last(x)
+
+
+def warp_zeros(image: Tensor, flow: Tensor, legacy_grid: bool) -> Tensor:
+    """Backward-warp image by flow (pixels), bilinear, zeros outside; coordinates in float32.
+
+    Exact: pixel x samples x + u. Legacy (the authors' grid): it samples (x + u) (W - 1) / W.
+    """
+    out_dtype = image.dtype
+    work = torch.float32 if image.element_size() < 4 else out_dtype
+    n, _, h, w = flow.shape
+    xs = torch.arange(w, device=flow.device, dtype=work).view(1, 1, w)
+    ys = torch.arange(h, device=flow.device, dtype=work).view(1, h, 1)
+    span_x, span_y = (w, h) if legacy_grid else (max(w - 1, 1), max(h - 1, 1))
+    gx = (xs + flow[:, 0].to(work)) * (2.0 / span_x) - 1.0
+    gy = (ys + flow[:, 1].to(work)) * (2.0 / span_y) - 1.0
+    grid = torch.stack((gx, gy), dim=3)
+    out = F.grid_sample(image.to(work), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    return out.to(out_dtype)
+
+
+@dataclass
+class RRINOutputs:
+    """Everything one pass computes; training supervises more than the final frame."""
+
+    flow_t0: Tensor  # flow from time t to frame 0, pixels
+    flow_t1: Tensor  # flow from time t to frame 1
+    blend: Tensor    # weighted blend of the two warped frames
+    output: Tensor   # the filter's result: blend (+ image residue, clamped, where the variant has it)
+
+
+class RRIN(InterpolationNet):
+    supports_ensemble: ClassVar[bool] = False
+    weight_roles: ClassVar[tuple[str, ...]] = ("model",)
+    role_prefixes: ClassVar[dict[str, str]] = {"model": ""}
+    key_aliases: ClassVar[dict[str, str]] = {"Flow.": "Flow_L."}  # the fork's name for the flow net
+    final_residue: ClassVar[bool] = True
+    legacy_grid: ClassVar[bool] = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.Mask = UNet(16, 2, 4)
+        self.Flow_L = UNet(6, 4, 5)
+        self.refine_flow = UNet(10, 4, 4)
+        self.final = UNet(9, 3, 4)
+
+    def alignment(self, scale: float) -> int:
+        return 32
+
+    def estimate(self, img0: Tensor, img1: Tensor, t: Tensor | float) -> RRINOutputs:
+        """One pass at time t (a float, or a tensor broadcastable to N x 1 x 1 x 1 for per-sample times)."""
+        pair = torch.cat((img0, img1), 1)
+        flow = self.Flow_L(pair)
+        flow01, flow10 = flow[:, :2], flow[:, 2:4]
+        # Super SloMo: intermediate flows from the two full flows under linear motion
+        flow_t0 = -(1 - t) * t * flow01 + t * t * flow10
+        flow_t1 = (1 - t) * (1 - t) * flow01 - t * (1 - t) * flow10
+        residue = self.refine_flow(torch.cat((flow_t0, flow_t1, pair), 1))
+        flow_t0 = flow_t0 + residue[:, :2]
+        flow_t1 = flow_t1 + residue[:, 2:4]
+        warped0 = warp_zeros(img0, flow_t0, self.legacy_grid)
+        warped1 = warp_zeros(img1, flow_t1, self.legacy_grid)
+        weights = torch.sigmoid(self.Mask(torch.cat((flow_t0, flow_t1, pair, warped0, warped1), 1)))
+        weight0, weight1 = (1 - t) * weights[:, :1], t * weights[:, 1:2]
+        blend = (weight0 * warped0 + weight1 * warped1) / (weight0 + weight1 + _BLEND_EPS)
+        output = blend
+        if self.final_residue:
+            output = (self.final(torch.cat((img0, img1, blend), 1)) + blend).clamp(0, 1)
+        return RRINOutputs(flow_t0, flow_t1, blend, output)
+
+    def forward(self, img0: Tensor, img1: Tensor, timestep: float, scale: float, ensemble: bool) -> Tensor:
+        return self.estimate(img0, img1, timestep).output
+
+
+class RRINOfficial(RRIN):
+    final_residue: ClassVar[bool] = False
+    legacy_grid: ClassVar[bool] = True
+
+
+class RRINFork(RRIN):
+    legacy_grid: ClassVar[bool] = True

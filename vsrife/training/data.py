@@ -1,0 +1,273 @@
+"""Training data: triplets (frame 0, frame at t, frame 1) from videos, folders of frames, or synthetic scenes.
+
+A data spec on the command line is one of
+    PATH[@START:END]        a video file (decoded with ffmpeg to RGB24), optionally frames START..END-1 only
+    DIR[@START:END]         a folder of numbered images (sorted by name)
+    synthetic[:DIR]         synthetic scenes over the natural images in DIR (default: scikit-image's sample images)
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..engine import SCENE_METRIC_DOWNSCALE
+from ..registry import WeightFile, WheelSource
+from .synthetic import synthetic_triplet
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+
+# A triplet is skipped when two neighbouring frames inside it differ by more than this (scene cut or wild motion),
+# measured like the filter's scene-change detector.
+MAX_NEIGHBOUR_DIFFERENCE = 0.12
+
+# Natural images inside the scikit-image wheel (read out of it like a weight file, never installed).
+_SKIMAGE = "scikit-image==0.26.0"
+SKIMAGE_IMAGES = tuple(
+    WeightFile("image", name, sha256, size, (WheelSource(_SKIMAGE, f"skimage/data/{name}"),))
+    for name, sha256, size in (
+        ("astronaut.png", "88431cd9653ccd539741b555fb0a46b61558b301d4110412b5bc28b5e3ea6cb5", 791555),
+        ("brick.png", "7966caf324f6ba843118d98f7a07746d22f6a343430add0233eca5f6eaaa8fcf", 106634),
+        ("camera.png", "b0793d2adda0fa6ae899c03989482bff9a42d3d5690fc7e3648f2795d730c23a", 139512),
+        ("chelsea.png", "596aa1e7cb875eb79f437e310381d26b338a81c2da23439704a73c4651e8c4bb", 240512),
+        ("coffee.png", "cc02f8ca188b167c775a7101b5d767d1e71792cf762c33d6fa15a4599b5a8de7", 466706),
+        ("coins.png", "f8d773fc9cfa6f4d8e5942dc34d0a0788fcaed2a4fefbbed0aef5398d7ef4cba", 75825),
+        ("grass.png", "b6b6022426b38936c43a4ac09635cd78af074e90f42ffa8227ac8b7452d39f89", 217893),
+        ("gravel.png", "c48615b451bf1e606fbd72c0aa9f8cc0f068ab7111ef7d93bb9b0f2586440c12", 194247),
+        ("hubble_deep_field.jpg", "3a19c5dd8a927a9334bb1229a6d63711b1c0c767fb27e2286e7c84a3e2c2f5f4", 527940),
+        ("ihc.png", "f8dd1aa387ddd1f49d8ad13b50921b237df8e9b262606d258770687b0ef93cef", 477916),
+        ("logo.png", "f2c57fe8af089f08b5ba523d95573c26e62904ac5967f4c8851b27d033690168", 179723),
+        ("moon.png", "78739619d11f7eb9c165bb5d2efd4772cee557812ec847532dbb1d92ef71f577", 50177),
+        ("motorcycle_left.png", "db18e9c4157617403c3537a6ba355dfeafe9a7eabb6b9b94cb33f6525dd49179", 644701),
+        ("motorcycle_right.png", "5fc913ae870e42a4b662314bc904d1786bcad8e2f0b9b67dba5a229406357797", 640373),
+        ("page.png", "341a6f0a61557662b02734a9b6e56ec33a915b2c41886b97509dedf2a43b47a3", 47679),
+        ("retina.jpg", "38a07f36f27f095e818aea7b96d34202c05176d30253c66733f2e00379e9e0e6", 269564),
+        ("rocket.jpg", "c2dd0de7c538df8d111e479619b129464d0269d0ae5fd18ca91d33a7fdfea95c", 112525),
+        ("text.png", "bd84aa3a6e3c9887850d45d606c96b2e59433fbef50338570b63c319e668e6d1", 42704),
+    )
+)
+
+
+class DataError(ValueError):
+    """A data spec or file that cannot be used; the message is meant for the user."""
+
+
+@dataclass
+class Triplet:
+    img0: Tensor  # 3 x H x W float32 in [0, 1]
+    gt: Tensor
+    img1: Tensor
+    t: float
+
+
+class TripletSource(Protocol):
+    name: str
+
+    def sample(self, rng: np.random.Generator, crop: int) -> Triplet: ...
+
+    def validation(self) -> list[Triplet]: ...
+
+
+def ffmpeg_executable() -> str:
+    """ffmpeg on PATH, else the binary that imageio-ffmpeg bundles."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise DataError("decoding needs ffmpeg: put it on PATH or `pip install imageio-ffmpeg`") from None
+    return str(imageio_ffmpeg.get_ffmpeg_exe())
+
+
+def decode_rgb(path: Path, start: int = 0, end: int | None = None) -> Tensor:
+    """Frames [start, end) of a video or image file as uint8 N x 3 x H x W, decoded with ffmpeg to RGB24."""
+    import imageio_ffmpeg
+
+    reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    try:
+        meta = next(reader)
+    except (RuntimeError, StopIteration, OSError) as exc:
+        raise DataError(f"cannot decode {path}: {exc}") from None
+    width, height = meta["size"]
+    frames = []
+    try:
+        for index, raw in enumerate(reader):
+            if end is not None and index >= end:
+                break
+            if index >= start:
+                frames.append(np.frombuffer(raw, dtype=np.uint8).reshape(height, width, 3))
+    finally:
+        reader.close()
+    if not frames:
+        raise DataError(f"{path} has no frames in the range {start}:{'' if end is None else end}")
+    return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+
+
+def _to_float(frames: Tensor) -> Tensor:
+    return frames.to(torch.float32) / 255.0
+
+
+def _neighbour_differences(frames: Tensor) -> list[float]:
+    """The scene metric (mean absolute difference at reduced resolution) of each pair of neighbours."""
+    small = F.avg_pool2d(_to_float(frames), SCENE_METRIC_DOWNSCALE, ceil_mode=True)
+    return [float(d) for d in (small[1:] - small[:-1]).abs().mean(dim=(1, 2, 3))]
+
+
+class FrameSequence:
+    """Consecutive frames of one shot-cut video; triplets never straddle a cut or too-large motion."""
+
+    def __init__(self, name: str, frames: Tensor, max_span: int, validation_fraction: float) -> None:
+        self.name = name
+        self.frames = frames  # uint8 N x 3 x H x W
+        count = frames.shape[0]
+        bad = [d > MAX_NEIGHBOUR_DIFFERENCE for d in _neighbour_differences(frames)]
+        # the last validation_fraction of the frames are held back from training
+        held_back = count - int(math.ceil(count * validation_fraction)) if validation_fraction > 0 else count
+        self.starts: list[tuple[int, int]] = []  # (first frame, span) usable for training
+        self.validation_starts: list[int] = []   # first frames of span-2 validation triplets
+        for span in range(2, max_span + 1):
+            for first in range(count - span):
+                if any(bad[first:first + span]):
+                    continue
+                if first + span < held_back:
+                    self.starts.append((first, span))
+                elif first >= held_back and span == 2:
+                    self.validation_starts.append(first)
+        if not self.starts:
+            raise DataError(f"{name}: no usable triplets (too few frames, or every pair is a cut)")
+
+    def sample(self, rng: np.random.Generator, crop: int) -> Triplet:
+        first, span = self.starts[int(rng.integers(len(self.starts)))]
+        middle = int(rng.integers(1, span))
+        _, _, height, width = self.frames.shape
+        if height < crop or width < crop:
+            raise DataError(f"{self.name}: frames of {width}x{height} are smaller than the crop {crop}")
+        y = int(rng.integers(0, height - crop + 1))
+        x = int(rng.integers(0, width - crop + 1))
+        picked = _to_float(self.frames[[first, first + middle, first + span], :, y:y + crop, x:x + crop])
+        return Triplet(picked[0], picked[1], picked[2], middle / span)
+
+    def validation(self) -> list[Triplet]:
+        out = []
+        for first in self.validation_starts:
+            picked = _to_float(self.frames[first:first + 3])
+            out.append(Triplet(picked[0], picked[1], picked[2], 0.5))
+        return out
+
+
+class SyntheticScenes:
+    """Random layered scenes over natural images (see synthetic.py); ground truth is exact."""
+
+    VALIDATION_SEED = 1234
+    VALIDATION_COUNT = 8
+    VALIDATION_SIZE = (192, 256)
+
+    def __init__(self, name: str, images: list[Tensor]) -> None:
+        self.name = name
+        self.images = images
+
+    def sample(self, rng: np.random.Generator, crop: int) -> Triplet:
+        t = float(rng.uniform(0.1, 0.9))
+        img0, gt, img1 = synthetic_triplet(rng, self.images, crop, crop, t)
+        return Triplet(img0, gt, img1, t)
+
+    def validation(self) -> list[Triplet]:
+        rng = np.random.default_rng(self.VALIDATION_SEED)
+        height, width = self.VALIDATION_SIZE
+        out = []
+        for _ in range(self.VALIDATION_COUNT):
+            img0, gt, img1 = synthetic_triplet(rng, self.images, height, width, 0.5)
+            out.append(Triplet(img0, gt, img1, 0.5))
+        return out
+
+
+def _skimage_image_paths() -> list[Path]:
+    from .. import weights
+
+    paths = []
+    for image in SKIMAGE_IMAGES:
+        target = weights.cache_dir() / "_training" / image.filename
+        if not weights.is_verified(target, image):
+            weights.fetch(image, target)
+        paths.append(target)
+    return paths
+
+
+def _load_images(paths: Sequence[Path]) -> list[Tensor]:
+    images = []
+    for path in paths:
+        frame = decode_rgb(path, 0, 1)[0]
+        images.append(_to_float(frame))
+    if not images:
+        raise DataError("no images for the synthetic scenes")
+    return images
+
+
+def _split_range(spec: str) -> tuple[str, int, int | None]:
+    if "@" not in spec:
+        return spec, 0, None
+    path, _, frame_range = spec.rpartition("@")
+    first, sep, last = frame_range.partition(":")
+    try:
+        start = int(first) if first else 0
+        end = int(last) if sep and last else None
+    except ValueError:
+        raise DataError(f"bad frame range {frame_range!r} in {spec!r}; use PATH@START:END") from None
+    if start < 0 or (end is not None and end <= start):
+        raise DataError(f"bad frame range {frame_range!r} in {spec!r}")
+    return path, start, end
+
+
+def open_source(spec: str, max_span: int, validation_fraction: float) -> TripletSource:
+    """A triplet source for one data spec (see the module docstring)."""
+    if spec == "synthetic" or spec.startswith("synthetic:"):
+        folder = spec.partition(":")[2]
+        if folder:
+            paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            paths = _skimage_image_paths()
+        return SyntheticScenes(spec, _load_images(paths))
+    path_text, start, end = _split_range(spec)
+    path = Path(path_text).expanduser()
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[start:end]
+        if len(files) < 3:
+            raise DataError(f"{path}: a folder of frames needs at least 3 images, found {len(files)}")
+        frames = torch.cat([decode_rgb(f, 0, 1) for f in files])
+    elif path.is_file():
+        frames = decode_rgb(path, start, end)
+    else:
+        raise DataError(f"{path} is neither a video file nor a folder of frames")
+    return FrameSequence(spec, frames, max_span, validation_fraction)
+
+
+def augment(triplet: Triplet, rng: np.random.Generator) -> Triplet:
+    """Random horizontal and vertical flips and temporal reversal (t -> 1 - t)."""
+    img0, gt, img1, t = triplet.img0, triplet.gt, triplet.img1, triplet.t
+    for axis in (2, 1):
+        if rng.random() < 0.5:
+            img0, gt, img1 = img0.flip(axis), gt.flip(axis), img1.flip(axis)
+    if rng.random() < 0.5:
+        img0, img1, t = img1, img0, 1.0 - t
+    return Triplet(img0, gt, img1, t)
+
+
+def sample_batch(sources: Sequence[TripletSource], rng: np.random.Generator, batch: int,
+                 crop: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(img0, gt, img1, t) stacked: N x 3 x crop x crop each, t N x 1 x 1 x 1; sources are drawn uniformly."""
+    triplets = [augment(sources[int(rng.integers(len(sources)))].sample(rng, crop), rng) for _ in range(batch)]
+    img0 = torch.stack([s.img0 for s in triplets])
+    gt = torch.stack([s.gt for s in triplets])
+    img1 = torch.stack([s.img1 for s in triplets])
+    t = torch.tensor([s.t for s in triplets], dtype=torch.float32).view(-1, 1, 1, 1)
+    return img0, gt, img1, t

@@ -1,0 +1,136 @@
+"""Synthetic triplets with exact ground truth: textured layers moving with affine motion, rendered at 0, t and 1.
+
+Every frame is rendered from the source textures (never by warping another frame), so the middle frame is the true
+image at time t, occlusions and disocclusions included. A layer's texture pixel q is seen on screen at time tau at
+
+    p(tau) = c + R(angle * tau) * (1 + zoom * tau) * (q - c) + shift * tau + offset
+
+(c the layer's centre in texture pixels); rendering inverts this per screen pixel and samples bilinearly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class LayerMotion:
+    """Affine motion of one layer over the unit time interval."""
+
+    shift_x: float
+    shift_y: float
+    angle: float   # radians at tau = 1
+    zoom: float    # relative scale change at tau = 1
+    offset_x: float = 0.0  # where texture pixel c sits on screen at tau = 0, relative to the screen centre
+    offset_y: float = 0.0
+
+
+@dataclass(frozen=True)
+class Layer:
+    texture: Tensor  # 3 x h x w in [0, 1]
+    alpha: Tensor    # 1 x h x w in [0, 1]; 1 everywhere for the background
+    motion: LayerMotion
+
+
+def render(layers: list[Layer], height: int, width: int, tau: float) -> Tensor:
+    """The 3 x height x width frame at time tau, layers composited back to front (first = background)."""
+    frame = torch.zeros(3, height, width)
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                            indexing="ij")
+    for layer in layers:
+        m = layer.motion
+        _, th, tw = layer.texture.shape
+        cx, cy = (tw - 1) / 2, (th - 1) / 2
+        # screen position of the texture centre at tau
+        px = (width - 1) / 2 + m.offset_x + m.shift_x * tau
+        py = (height - 1) / 2 + m.offset_y + m.shift_y * tau
+        angle, factor = m.angle * tau, 1.0 + m.zoom * tau
+        cos, sin = math.cos(angle) / factor, math.sin(angle) / factor
+        dx, dy = xs - px, ys - py
+        # inverse rotation and scale: texture offset from its centre
+        qx = cx + cos * dx + sin * dy
+        qy = cy - sin * dx + cos * dy
+        grid = torch.stack((qx * (2.0 / max(tw - 1, 1)) - 1.0, qy * (2.0 / max(th - 1, 1)) - 1.0), dim=-1)
+        grid = grid.to(torch.float32).unsqueeze(0)
+        rgba = torch.cat((layer.texture, layer.alpha), 0).unsqueeze(0)
+        sampled = F.grid_sample(rgba, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+        alpha = sampled[3:4]
+        frame = frame * (1 - alpha) + sampled[:3]  # texture is premultiplied below (rgb * alpha)
+    return frame.clamp(0, 1)
+
+
+def _random_patch(rng: np.random.Generator, image: Tensor, height: int, width: int) -> Tensor:
+    _, ih, iw = image.shape
+    h, w = min(height, ih), min(width, iw)
+    y = int(rng.integers(0, ih - h + 1))
+    x = int(rng.integers(0, iw - w + 1))
+    patch = image[:, y:y + h, x:x + w]
+    if (h, w) != (height, width):
+        patch = F.interpolate(patch.unsqueeze(0), size=(height, width), mode="bilinear", align_corners=False)[0]
+    return patch
+
+
+def _shape_mask(rng: np.random.Generator, height: int, width: int) -> Tensor:
+    """An ellipse or a rectangle filling most of the patch, with a one-pixel soft edge."""
+    ys = torch.linspace(-1, 1, height).view(height, 1)
+    xs = torch.linspace(-1, 1, width).view(1, width)
+    if rng.random() < 0.5:
+        distance = torch.sqrt(xs**2 + ys**2)
+    else:
+        distance = torch.maximum(xs.abs(), ys.abs()).expand(height, width)
+    edge = 2.0 / max(height, width)
+    return ((1.0 - distance) / edge).clamp(0, 1).unsqueeze(0)
+
+
+def _random_motion(rng: np.random.Generator, max_shift: float, max_angle: float, max_zoom: float,
+                   offset_range: tuple[float, float] = (0.0, 0.0)) -> LayerMotion:
+    return LayerMotion(
+        shift_x=float(rng.uniform(-max_shift, max_shift)),
+        shift_y=float(rng.uniform(-max_shift, max_shift)),
+        angle=float(rng.uniform(-max_angle, max_angle)),
+        zoom=float(rng.uniform(-max_zoom, max_zoom)),
+        offset_x=float(rng.uniform(-offset_range[0], offset_range[0])),
+        offset_y=float(rng.uniform(-offset_range[1], offset_range[1])),
+    )
+
+
+@dataclass(frozen=True)
+class SyntheticMotion:
+    """Ranges of the random scenes (pixels over the unit interval, radians, relative zoom)."""
+
+    background_shift: float = 12.0
+    foreground_shift: float = 24.0
+    max_angle: float = math.radians(6)
+    max_zoom: float = 0.08
+    max_foreground_layers: int = 3
+
+
+def random_scene(rng: np.random.Generator, images: list[Tensor], height: int, width: int,
+                 motion: SyntheticMotion = SyntheticMotion()) -> list[Layer]:
+    """A background and 1..N foreground patches cut from natural images, each with its own motion."""
+    margin = int(math.ceil(motion.background_shift + motion.max_zoom * max(height, width))) + 4
+    bh, bw = height + 2 * margin, width + 2 * margin
+    background = _random_patch(rng, images[int(rng.integers(len(images)))], bh, bw)
+    layers = [Layer(background, torch.ones(1, bh, bw),
+                    _random_motion(rng, motion.background_shift, motion.max_angle / 2, motion.max_zoom / 2))]
+    for _ in range(int(rng.integers(1, motion.max_foreground_layers + 1))):
+        ph = int(rng.integers(max(8, height // 5), max(9, height * 3 // 5)))
+        pw = int(rng.integers(max(8, width // 5), max(9, width * 3 // 5)))
+        alpha = _shape_mask(rng, ph, pw)
+        texture = _random_patch(rng, images[int(rng.integers(len(images)))], ph, pw) * alpha
+        layers.append(Layer(texture, alpha, _random_motion(rng, motion.foreground_shift, motion.max_angle,
+                                                           motion.max_zoom, (width / 2, height / 2))))
+    return layers
+
+
+def synthetic_triplet(rng: np.random.Generator, images: list[Tensor], height: int, width: int,
+                      t: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(frame at 0, frame at t, frame at 1) of a random scene."""
+    layers = random_scene(rng, images, height, width)
+    return render(layers, height, width, 0.0), render(layers, height, width, t), render(layers, height, width, 1.0)

@@ -1,0 +1,290 @@
+"""The RRIN trainer: sampling, losses, mixed precision, checkpoints that resume bit for bit, validation, logs.
+
+Loss (docs/TRAINING.md): Charbonnier on the final frame and on the blend before the image residue, plus, with a
+teacher, an L1 distillation of the intermediate flows towards RIFE 4.0's flows for the same triplet and t.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..engine import cpu_has_native_bf16, select_device
+from ..models.rrin import RRIN, RRINOutputs
+from .data import TripletSource, sample_batch
+
+CHARBONNIER_EPS = 1e-3
+CHECKPOINT_NAME = "checkpoint.pt"
+WEIGHTS_NAME = "rrin_fp16.pth"
+LOG_NAME = "train.log"
+WARMUP_STEPS = 50
+FINAL_LR_FRACTION = 0.05
+
+
+class TrainingError(ValueError):
+    """A training setting or checkpoint that cannot be used; the message is meant for the user."""
+
+
+@dataclass
+class TrainConfig:
+    out: Path
+    steps: int = 3000
+    batch: int = 4
+    crop: int = 128
+    lr: float = 2e-4
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+    teacher: str = "rife-4.0"  # or "none"
+    flow_weight: float = 0.01  # per pixel of flow error, relative to the Charbonnier image terms
+    blend_weight: float = 0.5
+    validate_every: int = 250
+    checkpoint_every: int = 50
+    data: list[str] = field(default_factory=list)
+    val: list[str] = field(default_factory=list)
+
+
+def charbonnier(x: Tensor, y: Tensor) -> Tensor:
+    return torch.sqrt((x - y) ** 2 + CHARBONNIER_EPS**2).mean()
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up, then a cosine decay to FINAL_LR_FRACTION of the peak."""
+    if step < WARMUP_STEPS:
+        return config.lr * (step + 1) / WARMUP_STEPS
+    progress = min(1.0, (step - WARMUP_STEPS) / max(1, config.steps - WARMUP_STEPS))
+    return config.lr * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for `precision` (None: plain fp32); auto = bf16 on native-bf16 CPUs, fp16 on CUDA."""
+    name = precision.strip().lower()
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if device.type == "cpu" and cpu_has_native_bf16() else None
+    choices = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if name not in choices:
+        raise TrainingError(f"precision '{precision}' is not supported; choose auto, fp32, bf16 or fp16")
+    if name == "fp16" and device.type != "cuda":
+        raise TrainingError("fp16 training needs CUDA; use bf16 or fp32 on the CPU")
+    return choices[name]
+
+
+def init_for_training(model: RRIN) -> None:
+    """Zero the heads of the residue, weight and flow nets: training starts from the plain average of the frames."""
+    for unet in (model.Flow_L, model.refine_flow, model.Mask, model.final):
+        nn.init.zeros_(unet.last.weight)
+        nn.init.zeros_(unet.last.bias)
+
+
+def load_teacher(name: str, device: torch.device) -> nn.Module | None:
+    if name == "none":
+        return None
+    from .. import registry, weights
+    from ..models import ARCHITECTURES, build_model
+
+    try:
+        entry = registry.get_model(name.removeprefix("rife-"))
+    except ValueError as exc:
+        raise TrainingError(f"teacher {name!r}: {exc}") from None
+    if not hasattr(ARCHITECTURES[entry.architecture], "estimate") or entry.architecture.startswith("rrin"):
+        raise TrainingError(f"teacher {name!r} does not expose RIFE's flows; use rife-4.0 or none")
+    net = build_model(entry.architecture, weights.load_state_dicts(weights.resolve_weight_files(entry, None)))
+    return net.to(device)
+
+
+def teacher_flows(teacher: nn.Module, img0: Tensor, img1: Tensor, t: Tensor) -> Tensor:
+    """The teacher's flows from time t to frames 0 and 1 (N x 4), computed at its own size multiple."""
+    align = teacher.alignment(1.0)  # type: ignore[operator]
+    height, width = img0.shape[2:]
+    bottom, right = -height % align, -width % align
+    pad = (0, right, 0, bottom)
+    with torch.no_grad():
+        flow = teacher.estimate(F.pad(img0, pad, mode="replicate"), F.pad(img1, pad, mode="replicate"),  # type: ignore[operator]
+                                t, 1.0, False)[0]
+    return flow[:, :, :height, :width]
+
+
+def psnr(x: Tensor, y: Tensor) -> float:
+    mse = float(((x.clamp(0, 1) - y) ** 2).mean())
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+class Trainer:
+    """One training run in `config.out`: resumable, logged, validated."""
+
+    def __init__(self, config: TrainConfig, sources: Sequence[TripletSource],
+                 val_sources: Sequence[TripletSource]) -> None:
+        if not sources:
+            raise TrainingError("no training data; give --data PATH ...")
+        if config.crop <= 0 or config.crop % 32:
+            raise TrainingError(f"--crop must be a positive multiple of 32 (got {config.crop})")
+        if config.batch <= 0 or config.steps <= 0:
+            raise TrainingError("--batch and --steps must be positive")
+        self.config = config
+        self.sources = list(sources)
+        self.device = select_device(config.device)
+        self.amp_dtype = autocast_dtype(config.precision, self.device)
+        torch.manual_seed(config.seed)
+        self.model = RRIN().to(self.device)
+        init_for_training(self.model)
+        self.model.train()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=1e-4)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.rng = np.random.default_rng(config.seed)
+        random.seed(config.seed)
+        self.step = 0
+        self.teacher = load_teacher(config.teacher, self.device)
+        self.validation = [triplet for source in val_sources for triplet in source.validation()]
+        config.out.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------------------------------ checkpoints
+
+    def checkpoint_path(self) -> Path:
+        return self.config.out / CHECKPOINT_NAME
+
+    def save_checkpoint(self) -> None:
+        state = {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "python_rng": random.getstate(),
+            "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self.config).items()},
+        }
+        _atomic_save(state, self.checkpoint_path())
+        self.export_weights(self.config.out / WEIGHTS_NAME)
+
+    def resume(self) -> None:
+        path = self.checkpoint_path()
+        if not path.is_file():
+            raise TrainingError(f"--resume: no checkpoint at {path}")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise TrainingError(f"--resume: cannot read {path}: {type(exc).__name__}: {exc}") from None
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        random.setstate(_as_tuple(state["python_rng"]))
+        self.step = int(state["step"])
+
+    def export_weights(self, path: Path) -> None:
+        """The inference state dict in fp16 (what ships as model="rrin")."""
+        half = {k: v.detach().to("cpu", torch.float16) for k, v in self.model.state_dict().items()}
+        _atomic_save(half, path)
+
+    # ------------------------------------------------------------------------------------------ steps
+
+    def losses(self, img0: Tensor, gt: Tensor, img1: Tensor, t: Tensor) -> dict[str, Tensor]:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            out: RRINOutputs = self.model.estimate(img0, img1, t)
+        terms = {
+            "image": charbonnier(out.output.float(), gt),
+            "blend": self.config.blend_weight * charbonnier(out.blend.float(), gt),
+        }
+        if self.teacher is not None:
+            target = teacher_flows(self.teacher, img0, img1, t)
+            flows = torch.cat((out.flow_t0, out.flow_t1), 1).float()
+            terms["flow"] = self.config.flow_weight * (flows - target).abs().mean()
+        return terms
+
+    def train_step(self) -> dict[str, float]:
+        img0, gt, img1, t = (x.to(self.device) for x in sample_batch(self.sources, self.rng, self.config.batch,
+                                                                      self.config.crop))
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.config, self.step)
+        terms = self.losses(img0, gt, img1, t)
+        loss = sum(terms.values())
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        return {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
+
+    def validate(self) -> float | None:
+        """Mean PSNR (dB) on the held-back triplets, on whole frames padded like the filter pads them."""
+        if not self.validation:
+            return None
+        self.model.eval()
+        scores = []
+        with torch.no_grad():
+            for triplet in self.validation:
+                img0, gt, img1 = (x.unsqueeze(0).to(self.device) for x in (triplet.img0, triplet.gt, triplet.img1))
+                height, width = img0.shape[2:]
+                pad = (0, -width % 32, 0, -height % 32)
+                out = self.model(F.pad(img0, pad, mode="replicate"), F.pad(img1, pad, mode="replicate"),
+                                 triplet.t, 1.0, False)
+                scores.append(psnr(out[:, :, :height, :width].float(), gt))
+        self.model.train()
+        return float(np.mean(scores))
+
+    def run(self, progress: bool = True) -> float | None:
+        """Train until config.steps; checkpoint and validate at their intervals; returns the last validation PSNR."""
+        from tqdm import tqdm
+
+        config = self.config
+        log = open(config.out / LOG_NAME, "a", encoding="utf-8")
+        last_val: float | None = None
+        started = time.perf_counter()
+        start_step = self.step
+        bar = tqdm(total=config.steps, initial=self.step, disable=not progress, unit="step", dynamic_ncols=True)
+        try:
+            _log(log, f"start step={self.step} device={self.device} autocast={self.amp_dtype} "
+                      f"threads={torch.get_num_threads()} config={asdict(config)}")
+            while self.step < config.steps:
+                terms = self.train_step()
+                bar.update(1)
+                bar.set_postfix(loss=f"{terms['loss']:.4f}", refresh=False)
+                if self.step % 10 == 0 or self.step == config.steps:
+                    rate = (self.step - start_step) / (time.perf_counter() - started)
+                    _log(log, f"step {self.step} lr {learning_rate(config, self.step - 1):.2e} "
+                              + " ".join(f"{k} {v:.5f}" for k, v in terms.items()) + f" steps/s {rate:.3f}")
+                if self.step % config.validate_every == 0 or self.step == config.steps:
+                    last_val = self.validate()
+                    if last_val is not None:
+                        _log(log, f"step {self.step} validation_psnr {last_val:.3f}")
+                        bar.write(f"step {self.step}: validation PSNR {last_val:.2f} dB")
+                if self.step % config.checkpoint_every == 0 or self.step == config.steps:
+                    self.save_checkpoint()
+            _log(log, f"done step={self.step} wall_s={time.perf_counter() - started:.0f}")
+        finally:
+            bar.close()
+            log.close()
+        return last_val
+
+
+def _as_tuple(value: object) -> object:
+    """random.setstate needs tuples where torch.save may hand back lists."""
+    if isinstance(value, list):
+        return tuple(_as_tuple(v) for v in value)
+    return value
+
+
+def _atomic_save(obj: object, path: Path) -> None:
+    partial = path.with_name(f".{path.name}.part")
+    torch.save(obj, partial)
+    os.replace(partial, path)
+
+
+def _log(log: object, line: str) -> None:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    log.write(f"{stamp} {line}\n")  # type: ignore[attr-defined]
+    log.flush()  # type: ignore[attr-defined]

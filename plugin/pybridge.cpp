@@ -204,6 +204,7 @@ Engine *createEngine(const char *module, const EngineArgs &args, std::string &er
     Ref kwargs(PyDict_New());
     Ref noArgs(PyTuple_New(0));
     bool ok = kwargs && noArgs;
+    ok = ok && setItem(kwargs.get(), "method", newStr(args.method));
     ok = ok && setItem(kwargs.get(), "model", newStr(args.model));
     ok = ok && setItem(kwargs.get(), "model_path", args.hasModelPath ? newStr(args.modelPath) : Py_BuildValue(""));
     ok = ok && setItem(kwargs.get(), "scale", PyFloat_FromDouble(args.scale));
@@ -214,6 +215,8 @@ Engine *createEngine(const char *module, const EngineArgs &args, std::string &er
     ok = ok && setItem(kwargs.get(), "height", PyLong_FromLong(args.height));
     ok = ok && setItem(kwargs.get(), "sample_type", newStr(args.sampleType));
     ok = ok && setItem(kwargs.get(), "sc_threshold", PyFloat_FromDouble(args.scThreshold));
+    ok = ok && setItem(kwargs.get(), "tile", PyLong_FromLongLong(args.tile));
+    ok = ok && setItem(kwargs.get(), "tile_overlap", PyLong_FromLongLong(args.tileOverlap));
     if (!ok) {
         err = takeError();
         return nullptr;

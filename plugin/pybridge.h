@@ -21,6 +21,7 @@ bool pythonAvailable();
 void withoutGIL(void (*fn)(void *), void *arg);
 
 struct EngineArgs {
+    std::string method; // "rife" or "rrin": which registry models the calling filter runs
     std::string model;
     bool hasModelPath = false;
     std::string modelPath;
@@ -32,6 +33,8 @@ struct EngineArgs {
     int height = 0;
     std::string sampleType; // "float32" or "float16"
     double scThreshold = 0.12;
+    int64_t tile = 0;        // 0: the engine picks one from free memory; > 0: tile size in pixels
+    int64_t tileOverlap = 0; // pixels shared by neighbouring tiles
 };
 
 struct Plane {

@@ -2,7 +2,15 @@
 //
 //   core.vfi.RIFE(clip clip[, int multi=2, int factor_num, int factor_den, int fps_num, int fps_den,
 //                 data model="4.0", data model_path, float scale=1.0, int ensemble=0, int sc=0,
-//                 float sc_threshold=0.12, data device="auto", data precision="auto"])
+//                 float sc_threshold=0.12, data device="auto", data precision="auto", int tile=0,
+//                 int tile_overlap=64])
+//   core.vfi.RRIN(clip clip[, int multi=2, int factor_num, int factor_den, int fps_num, int fps_den,
+//                 data model="rrin", data model_path, int sc=0, float sc_threshold=0.12, data device="auto",
+//                 data precision="auto", int tile=0, int tile_overlap=64])
+//
+// tile_overlap's default is 64, or tile/4 for an explicit tile under 256 (it must stay below tile/2).
+//
+// Both filters are one createInterpolation and one getFrame; a FilterKind row holds what differs.
 //
 // The plugin owns the argument checks, the output VideoInfo, the mapping output frame -> (source a, a+1, t), the
 // lazy frame requests and the frame properties. The pixels come from a Python engine (vsrife.engine, see
@@ -12,6 +20,7 @@
 // core's resize to RGBS, interpolated, converted back, and a small selector returns the untouched source frames
 // for the outputs that need no inference, so those stay bit-identical to the input:
 //     final = selector(src, resize(interp(resize(src))))
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -27,24 +36,37 @@
 namespace vfi {
 namespace {
 
-// What differs between the interpolation filters of this plugin (RIFE now; RRIN later shares everything else).
+// What differs between the interpolation filters of this plugin; everything else is shared.
 struct FilterKind {
     const char *name;         // function name, used in error messages as "vfi.<name>: "
+    const char *method;       // create_engine's method: the registry models this filter runs
     const char *engineModule; // Python module with create_engine()
     const char *defaultModel;
+    const char *args;         // the function's argument string
 };
 
-const FilterKind kRIFE = {"RIFE", "vsrife.engine", "4.0"};
+// Rate and model arguments, first in every filter (positional callers rely on this order).
+#define VFI_LEADING_ARGS                                                                                           \
+    "clip:vnode;multi:int:opt;factor_num:int:opt;factor_den:int:opt;fps_num:int:opt;fps_den:int:opt;"            \
+    "model:data:opt;model_path:data:opt;"
+// Scene change, device and tiling arguments, last in every filter.
+#define VFI_TRAILING_ARGS                                                                                          \
+    "sc:int:opt;sc_threshold:float:opt;device:data:opt;precision:data:opt;tile:int:opt;tile_overlap:int:opt;"
+
+// RRIN has no flow-resolution scale and no ensemble mode: the engine gets scale=1 and ensemble=0.
+const FilterKind kKinds[] = {
+    {"RIFE", "rife", "vsrife.engine", "4.0", VFI_LEADING_ARGS "scale:float:opt;ensemble:int:opt;" VFI_TRAILING_ARGS},
+    {"RRIN", "rrin", "vsrife.engine", "rrin", VFI_LEADING_ARGS VFI_TRAILING_ARGS},
+};
 
 // Mean absolute RGB difference above which frames count as a cut: bikes.mp4's fastest motion measures 0.082,
 // its cuts 0.20 to 0.33.
 constexpr double kDefaultSceneChangeThreshold = 0.12;
 
-// Interpolation arguments common to all filters.
-#define VFI_COMMON_ARGS                                                                                            \
-    "clip:vnode;multi:int:opt;factor_num:int:opt;factor_den:int:opt;fps_num:int:opt;fps_den:int:opt;"            \
-    "model:data:opt;model_path:data:opt;scale:float:opt;ensemble:int:opt;sc:int:opt;sc_threshold:float:opt;"    \
-    "device:data:opt;precision:data:opt;"
+// Smallest tile: below this the overlap needed around each tile costs more than the tile itself.
+constexpr int64_t kMinTile = 64;
+// Context shared by neighbouring tiles when tile_overlap is not given (capped at tile/4 for small tiles).
+constexpr int64_t kDefaultTileOverlap = 64;
 
 struct ArgError : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -166,6 +188,24 @@ struct Settings {
     bool sc = false;
 };
 
+// tile: 0 (automatic) or >= kMinTile; tile_overlap: >= 0 and < tile/2.
+void parseTiling(const VSMap *in, EngineArgs *engine, const VSAPI *vsapi) {
+    int64_t tile = 0, overlap = 0;
+    getInt(in, "tile", &tile, vsapi);
+    if (tile != 0 && tile < kMinTile)
+        throw ArgError("tile must be 0 (automatic) or a tile size of at least " + std::to_string(kMinTile) +
+                       " pixels (got " + std::to_string(tile) + ")");
+    if (!getInt(in, "tile_overlap", &overlap, vsapi))
+        overlap = tile > 0 ? std::min(kDefaultTileOverlap, tile / 4) : kDefaultTileOverlap;
+    if (overlap < 0)
+        throw ArgError("tile_overlap must be >= 0 (got " + std::to_string(overlap) + ")");
+    if (tile > 0 && overlap > (tile - 1) / 2) // overlap < tile/2, without overflowing 2*overlap
+        throw ArgError("tile_overlap must be less than tile/2 (got tile_overlap=" + std::to_string(overlap) +
+                       " with tile=" + std::to_string(tile) + ")");
+    engine->tile = tile;
+    engine->tileOverlap = overlap;
+}
+
 Settings parseSettings(const VSMap *in, const VSVideoInfo *vi, const FilterKind &kind, const VSAPI *vsapi) {
     Settings s;
     s.rate = parseRate(in, vi, vsapi);
@@ -193,7 +233,10 @@ Settings parseSettings(const VSMap *in, const VSVideoInfo *vi, const FilterKind 
                        "); it is the mean absolute difference of the two frames' RGB samples (0..1), measured at "
                        "quarter resolution");
 
+    parseTiling(in, &s.engine, vsapi);
+
     s.sc = sc != 0;
+    s.engine.method = kind.method;
     s.engine.model = getString(in, "model", kind.defaultModel, nullptr, vsapi);
     s.engine.modelPath = getString(in, "model_path", "", &s.engine.hasModelPath, vsapi);
     s.engine.scale = scale;
@@ -590,7 +633,7 @@ void createInterpolation(const VSMap *in, VSMap *out, const FilterKind &kind, VS
     }
 }
 
-void VS_CC rifeCreate(const VSMap *in, VSMap *out, void *userData, VSCore *core, const VSAPI *vsapi) {
+void VS_CC filterCreate(const VSMap *in, VSMap *out, void *userData, VSCore *core, const VSAPI *vsapi) {
     createInterpolation(in, out, *static_cast<const FilterKind *>(userData), core, vsapi);
 }
 
@@ -600,6 +643,7 @@ void VS_CC rifeCreate(const VSMap *in, VSMap *out, void *userData, VSCore *core,
 VS_EXTERNAL_API(void) VapourSynthPluginInit2(VSPlugin *plugin, const VSPLUGINAPI *vspapi) {
     vspapi->configPlugin("com.vapoursynth-vfi.vfi", "vfi", "Video frame interpolation",
                          VS_MAKE_VERSION(0, 1), VAPOURSYNTH_API_VERSION, 0, plugin);
-    vspapi->registerFunction("RIFE", VFI_COMMON_ARGS, "clip:vnode;", vfi::rifeCreate,
-                             const_cast<vfi::FilterKind *>(&vfi::kRIFE), plugin);
+    for (const vfi::FilterKind &kind : vfi::kKinds)
+        vspapi->registerFunction(kind.name, kind.args, "clip:vnode;", vfi::filterCreate,
+                                 const_cast<vfi::FilterKind *>(&kind), plugin);
 }

@@ -1,7 +1,8 @@
 """One inference engine per filter instance: device, precision, padding, frame <-> tensor.
 
-The native plugin calls `create_engine` once per `core.vfi.RIFE(...)` and then `Engine.interpolate` from
-VapourSynth's worker threads. The engine never sees a VSMap or a VSFrame: planes arrive as memoryviews.
+The native plugin calls `create_engine` once per `core.vfi.RIFE(...)` or `core.vfi.RRIN(...)` and then
+`Engine.interpolate` from VapourSynth's worker threads. The engine never sees a VSMap or a VSFrame: planes arrive as
+memoryviews.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import registry, weights
-from .models import build_model
+from . import registry, tiling, weights
+from .models import InterpolationNet, build_model
 
 # A plane as the plugin hands it over: the plane's bytes (stride * height) and its stride in bytes.
 Plane = tuple[memoryview, int]
@@ -92,8 +93,23 @@ def select_precision(name: str, device: torch.device) -> torch.dtype:
     return PRECISIONS[requested]
 
 
+def select_model(name: str, method: str) -> registry.ModelEntry:
+    """The registry entry `name`, which must belong to `method` (the filter that asked for it)."""
+    if method not in registry.METHODS:
+        raise EngineError(f"unknown method '{method}'; choose {', '.join(registry.METHODS)}")
+    try:
+        entry = registry.get_model(name, method)
+    except ValueError as exc:
+        raise EngineError(str(exc)) from None
+    if entry.method != method:
+        owner = registry.METHODS[entry.method]
+        raise EngineError(f"model '{entry.name}' is {owner.describe()}; use vfi.{owner.filter}")
+    return entry
+
+
 def create_engine(
     *,
+    method: str,
     model: str,
     model_path: str | None,
     scale: float,
@@ -104,11 +120,19 @@ def create_engine(
     height: int,
     sample_type: str,
     sc_threshold: float,
+    tile: int,
+    tile_overlap: int,
 ) -> Engine:
-    """Build the engine for one filter instance: resolve weights (fetching them if needed) and load the net."""
+    """Build the engine for one filter instance: resolve weights (fetching them if needed) and load the net.
+
+    tile: 0 picks a tile size from the device's free memory (0 again when the whole frame fits), > 0 is the tile
+    size in pixels; tile_overlap: pixels shared by neighbouring tiles.
+    """
     if sample_type not in SAMPLE_TYPES:
         raise EngineError(f"sample type '{sample_type}' is not supported; RGBS or RGBH frames are required")
-    entry = registry.get_model(model)
+    if tile < 0 or tile_overlap < 0:
+        raise EngineError(f"tile and tile_overlap must be >= 0 (got {tile} and {tile_overlap})")
+    entry = select_model(model, method)
     torch_device = select_device(device)
     dtype = select_precision(precision, torch_device)
     paths = weights.resolve_weight_files(entry, model_path)
@@ -118,8 +142,16 @@ def create_engine(
     if torch_device.type == "cuda":
         # The padded frame size is fixed per instance, so cuDNN's autotuned choice is reused for every frame.
         torch.backends.cudnn.benchmark = True
+    net = net.to(device=torch_device, dtype=dtype)
+    align = net.alignment(scale)
+    if 0 < tile < align:
+        # interpolate_tiled pads every tile to the alignment, so a smaller tile only adds work
+        raise EngineError(f"tile must be at least {align} for model {entry.name} at scale {scale:g} "
+                          f"(its frames are padded to multiples of {align}); got {tile}")
+    if tile == 0:
+        tile = choose_tile(net, torch_device, dtype, width=width, height=height, scale=scale, overlap=tile_overlap)
     return Engine(
-        net.to(device=torch_device, dtype=dtype),
+        net,
         device=torch_device,
         dtype=dtype,
         width=width,
@@ -128,7 +160,19 @@ def create_engine(
         scale=scale,
         ensemble=ensemble,
         sc_threshold=sc_threshold,
+        tile=tile,
+        tile_overlap=tile_overlap,
     )
+
+
+def choose_tile(net: InterpolationNet, device: torch.device, dtype: torch.dtype, *, width: int, height: int,
+                scale: float, overlap: int) -> int:
+    """Tile size for frames of this size on this device from the net's measured memory per pixel (0: no tiles)."""
+    # memory_bytes_per_pixel is measured in fp32; activations scale with the element size
+    bytes_per_pixel = net.memory_bytes_per_pixel * dtype.itemsize / 4
+    return tiling.choose_tile(height, width, bytes_per_pixel=bytes_per_pixel,
+                              available_bytes=tiling.available_memory(device), overlap=overlap,
+                              align=net.alignment(scale))
 
 
 class Engine:
@@ -146,6 +190,8 @@ class Engine:
         scale: float,
         ensemble: bool,
         sc_threshold: float,
+        tile: int,
+        tile_overlap: int,
     ) -> None:
         self.net = net
         self.device = device
@@ -156,9 +202,11 @@ class Engine:
         self.scale = scale
         self.ensemble = ensemble
         self.sc_threshold = sc_threshold
-        align = net.alignment(scale)
-        self.padded_height = -(-height // align) * align
-        self.padded_width = -(-width // align) * align
+        self.align = net.alignment(scale)
+        self.padded_height = -(-height // self.align) * self.align
+        self.padded_width = -(-width // self.align) * self.align
+        self.tile = tile
+        self.tile_overlap = tile_overlap
         # One forward pass at a time: bounds memory and keeps results independent of VapourSynth's thread count.
         self._lock = threading.Lock()
 
@@ -170,9 +218,17 @@ class Engine:
             if detect_scene_change and scene_change_metric(img0, img1) > self.sc_threshold:
                 return False
             with self._lock:
-                result = self._synthesize(self._pad(img0), self._pad(img1), t)
-            self._tensor_to_frame(result[:, :, : self.height, : self.width], out)
+                result = self._synthesize_frame(img0, img1, t)
+            self._tensor_to_frame(result, out)
         return True
+
+    def _synthesize_frame(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
+        """The frame at t for unpadded 1x3xHxW inputs: in tiles when a tile size is set, else in one pass."""
+        if self.tile > 0:
+            return tiling.interpolate_tiled(lambda a, b: self._synthesize(a, b, t), img0, img1, tile=self.tile,
+                                            overlap=self.tile_overlap, align=self.align)
+        result = self._synthesize(self._pad(img0), self._pad(img1), t)
+        return result[:, :, : self.height, : self.width]
 
     def _synthesize(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
         if not self.net.midpoint_only:

@@ -26,6 +26,9 @@ class InterpolationNet(nn.Module):
     unused_prefixes: ClassVar[tuple[str, ...]] = ()
     # key prefixes of other published layouts -> ours (after "module." is stripped)
     key_aliases: ClassVar[dict[str, str]] = {}
+    # Peak memory of one forward pass per padded input pixel in fp32 (the engine's automatic tile size uses it).
+    # Placeholder until measured in docs/BENCHMARKS.md; each architecture overrides it with its own measurement.
+    memory_bytes_per_pixel: ClassVar[float] = 4096.0
 
     def alignment(self, scale: float) -> int:
         raise NotImplementedError

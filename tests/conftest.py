@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,91 @@ def frame_array(frame: vs.VideoFrame) -> np.ndarray:
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
     mse = float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2))
     return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)
+
+
+def shrink(frames: np.ndarray, factor: int) -> np.ndarray:
+    """Frames (n, h, w, 3) box-filtered down by an integer factor (h and w must be multiples of it)."""
+    if factor == 1:
+        return frames
+    n, h, w, c = frames.shape
+    return np.ascontiguousarray(frames.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4)))
+
+
+def small_rgbs(frames: np.ndarray, count: int = 6, size: tuple[int, int] = (160, 96)) -> vs.VideoNode:
+    """A width x height crop of the first frames of bikes.mp4 (from row 88, column 240), quick to interpolate."""
+    width, height = size
+    return clip_from_frames(np.ascontiguousarray(frames[:count, 88:88 + height, 240:240 + width, :]))
+
+
+@dataclass(frozen=True)
+class VfiFilter:
+    """One filter of the plugin, with what tests need to run it at a cost a 2-core CPU affords."""
+
+    name: str                                  # "RIFE" or "RRIN"
+    defaults: dict[str, object] = field(default_factory=dict)  # arguments every call gets (RRIN: test weights)
+    small: tuple[int, int] = (160, 96)         # width, height of the crops for tests that run many frames
+    downscale: int = 1                         # factor applied to whole video frames (RRIN costs 20x RIFE 4.0)
+
+    @property
+    def prefix(self) -> str:
+        return f"vfi.{self.name}: "
+
+    def __call__(self, clip: vs.VideoNode, **args: object) -> vs.VideoNode:
+        return getattr(vs.core.vfi, self.name)(clip, **{**self.defaults, **args})
+
+    def small_rgbs(self, frames: np.ndarray, count: int = 6) -> vs.VideoNode:
+        return small_rgbs(frames, count, self.small)
+
+
+def expect_error(vfi: VfiFilter, fragment: str, clip: vs.VideoNode, **args: object) -> str:
+    """The call raises vapoursynth.Error with the filter's prefix and the fragment; returns the message."""
+    with pytest.raises(vs.Error) as caught:
+        vfi(clip, **args)
+    message = str(caught.value)
+    assert message.startswith(vfi.prefix) and fragment in message, message
+    return message
+
+
+def save_rrin_state(path: Path, *, crossfade: bool = False, seed: int = 0) -> Path:
+    """Seeded random weights of our RRIN in fp16 (the layout `python -m vsrife train rrin` writes).
+
+    crossfade: the four U-Nets' last convolutions are zeroed, so flows and residues are 0 and the weight map is
+    sigmoid(0) for both frames: the net outputs exactly (1 - t) * frame0 + t * frame1.
+    """
+    import torch
+
+    from vsrife.models.rrin import RRIN
+
+    torch.manual_seed(seed)
+    state = {k: v.half() for k, v in RRIN().state_dict().items()}
+    if crossfade:
+        state = {k: torch.zeros_like(v) if ".last." in k else v for k, v in state.items()}
+    torch.save(state, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def rrin_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Random RRIN weights standing in for the trained ones (vsrife/weights/rrin_fp16.pth is not released yet)."""
+    return save_rrin_state(tmp_path_factory.mktemp("rrin") / "rrin_random.pth")
+
+
+@pytest.fixture(scope="session")
+def rrin_crossfade_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """RRIN weights whose output is the linear cross-fade of the two frames: a known answer for RRIN's path."""
+    return save_rrin_state(tmp_path_factory.mktemp("rrin") / "rrin_crossfade.pth", crossfade=True)
+
+
+def rrin_filter(weights: Path) -> VfiFilter:
+    return VfiFilter("RRIN", {"model": "rrin", "model_path": str(weights)}, small=(96, 64), downscale=4)
+
+
+@pytest.fixture(params=["RIFE", "RRIN"])
+def vfi(request: pytest.FixtureRequest) -> VfiFilter:
+    """Each filter of the plugin in turn; RRIN runs random weights (fixture rrin_weights)."""
+    if request.param == "RIFE":
+        return VfiFilter("RIFE")
+    return rrin_filter(request.getfixturevalue("rrin_weights"))
 
 
 def frame_drop_psnr(frames: np.ndarray, **rife_args: object) -> float:

@@ -1,4 +1,8 @@
-"""core.vfi.RIFE end to end: the real core, the installed plugin, real weights and real video."""
+"""core.vfi.RIFE end to end: the real core, the installed plugin, real weights and real video.
+
+Tests that take the `vfi` fixture run for core.vfi.RRIN as well (on random weights and smaller frames); RRIN's own
+tests are in test_rrin_filter.py.
+"""
 
 from __future__ import annotations
 
@@ -11,17 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import VSPIPE, clip_from_frames, decode_rgb, frame_array, frame_drop_psnr, psnr, run_vspipe
+from conftest import (VSPIPE, VfiFilter, clip_from_frames, decode_rgb, expect_error, frame_array, frame_drop_psnr,
+                      psnr, run_vspipe, shrink, small_rgbs)
 
 core = vs.core
 
 # Frame-drop protocol of shared/DESIGN.md, CPU fp32: the published code's score minus 0.1 dB.
 QUALITY_FLOOR_DB = {"4.0": 37.10, "3.1": 38.20, "3.5": 37.53, "3.8": 33.67}
-
-
-def small_rgbs(frames: np.ndarray, count: int = 6) -> vs.VideoNode:
-    """A 160x96 crop of the first frames, small enough to interpolate quickly on a CPU."""
-    return clip_from_frames(np.ascontiguousarray(frames[:count, 88:184, 240:400, :]))
 
 
 def bikes_vpy(bikes_path: Path, frames: int, rife_args: str) -> str:
@@ -37,11 +37,11 @@ def test_plugin_is_autoloaded_without_importing_vsrife() -> None:
     code = (
         "import sys, vapoursynth as vs\n"
         "assert 'vsrife' not in sys.modules\n"
-        "print(vs.core.vfi.RIFE.name)\n"
+        "print(vs.core.vfi.RIFE.name, vs.core.vfi.RRIN.name)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "RIFE"
+    assert result.stdout.strip() == "RIFE RRIN"
 
 
 def test_vspipe_y4m_header_and_frame_count(bikes_path: Path, tmp_path: Path) -> None:
@@ -65,12 +65,13 @@ def test_vspipe_y4m_header_and_frame_count(bikes_path: Path, tmp_path: Path) -> 
     ],
 )
 def test_mapping_properties_and_laziness(
-    bikes_rgb40: np.ndarray, request_log, rate: dict[str, int], source_fps: Fraction, factor: Fraction
+    vfi: VfiFilter, bikes_rgb40: np.ndarray, request_log, rate: dict[str, int], source_fps: Fraction,
+    factor: Fraction
 ) -> None:
-    source = small_rgbs(bikes_rgb40).std.AssumeFPS(fpsnum=source_fps.numerator, fpsden=source_fps.denominator)
+    source = vfi.small_rgbs(bikes_rgb40).std.AssumeFPS(fpsnum=source_fps.numerator, fpsden=source_fps.denominator)
     source = source.std.SetFrameProps(Marker=7)
     logged, requested = request_log(source)
-    out = core.vfi.RIFE(logged, **rate)
+    out = vfi(logged, **rate)
 
     assert out.num_frames == source.num_frames * factor.numerator // factor.denominator
     assert Fraction(out.fps_num, out.fps_den) == source_fps * factor
@@ -110,23 +111,26 @@ def test_midpoint_only_model_reaches_other_positions(bikes_rgb40: np.ndarray) ->
     assert not np.array_equal(quarter, half) and not np.array_equal(half, three_quarters)
 
 
-def spliced_clip(bikes_rgb40: np.ndarray, bunny_path: Path) -> vs.VideoNode:
-    """Four frames of bikes followed by four of another real video: a hard cut between frames 3 and 4."""
+def spliced_clip(bikes_rgb40: np.ndarray, bunny_path: Path, downscale: int = 1) -> vs.VideoNode:
+    """Four frames of bikes followed by four of another real video: a hard cut between frames 3 and 4.
+
+    The cut measures 0.29 and the motion at most 0.014 at every downscale up to 4 (threshold 0.12).
+    """
     bunny = decode_rgb(bunny_path, 4, width=640, height=272)
-    return clip_from_frames(np.concatenate([bikes_rgb40[:4], bunny]))
+    return clip_from_frames(shrink(np.concatenate([bikes_rgb40[:4], bunny]), downscale))
 
 
 @pytest.mark.parametrize("upstream_props", [False, True])
 def test_scene_change_returns_copies_at_the_cut(
-    bikes_rgb40: np.ndarray, bunny_path: Path, upstream_props: bool
+    vfi: VfiFilter, bikes_rgb40: np.ndarray, bunny_path: Path, upstream_props: bool
 ) -> None:
-    clip = spliced_clip(bikes_rgb40, bunny_path)
+    clip = spliced_clip(bikes_rgb40, bunny_path, vfi.downscale)
     if upstream_props:
         # A detector upstream marked the cut, and (wrongly) a non-cut between 0 and 1: both must be honoured.
         clip = clip.std.SetFrameProps(_SceneChangeNext=0, _SceneChangePrev=0)
         marked = core.std.SetFrameProps(clip, _SceneChangeNext=1)
         clip = core.std.Splice([clip[0].std.SetFrameProps(_SceneChangeNext=1), clip[1:3], marked[3], clip[4:]])
-    out = core.vfi.RIFE(clip, multi=2, sc=1)
+    out = vfi(clip, multi=2, sc=1)
     at_cut = frame_array(out.get_frame(7))
     assert np.array_equal(at_cut, frame_array(clip.get_frame(3)))
     across_marked_pair = frame_array(out.get_frame(1))
@@ -137,7 +141,7 @@ def test_scene_change_returns_copies_at_the_cut(
     for n in (3, 5, 9, 11):  # ordinary motion on either side of the cut is still interpolated
         a = n // 2
         assert not np.array_equal(frame_array(out.get_frame(n)), frame_array(clip.get_frame(a))), n
-    without_sc = core.vfi.RIFE(clip, multi=2, sc=0)
+    without_sc = vfi(clip, multi=2, sc=0)
     assert not np.array_equal(frame_array(without_sc.get_frame(7)), frame_array(clip.get_frame(3)))
 
 
@@ -186,31 +190,38 @@ def test_interpreter_exits_cleanly_after_the_filter_is_freed(bikes_path: Path) -
     assert "Traceback" not in result.stderr and "Fatal" not in result.stderr
 
 
-def expect_error(fragment: str, clip: vs.VideoNode, **args: object) -> None:
-    with pytest.raises(vs.Error) as caught:
-        core.vfi.RIFE(clip, **args)
-    message = str(caught.value)
-    assert message.startswith("vfi.RIFE: ") and fragment in message, message
+RIFE = VfiFilter("RIFE")
 
 
 def test_engine_errors_are_clear(bikes_rgb40: np.ndarray, tmp_path: Path) -> None:
     clip = small_rgbs(bikes_rgb40, 2)
-    expect_error("available models: 3.1, 3.5, 3.8, 4.0", clip, model="9.9")
-    expect_error("available devices: auto, cpu", clip, device="cuda:7")
-    expect_error("available devices: auto, cpu", clip, device="tpu")
-    expect_error("choose auto, fp32, fp16, bf16", clip, precision="fp8")
-    expect_error("no ensemble mode", clip, model="3.1", ensemble=1)
-    expect_error(str(tmp_path / "missing.pkl"), clip, model_path=str(tmp_path / "missing.pkl"))
+    expect_error(RIFE, "unknown model '9.9'; available models: 3.1, 3.5, 3.8, 4.0", clip, model="9.9")
+    expect_error(RIFE, "model 'rrin' is an RRIN model; use vfi.RRIN", clip, model="rrin")
+    expect_error(RIFE, "available devices: auto, cpu", clip, device="cuda:7")
+    expect_error(RIFE, "available devices: auto, cpu", clip, device="tpu")
+    expect_error(RIFE, "choose auto, fp32, fp16, bf16", clip, precision="fp8")
+    expect_error(RIFE, "no ensemble mode", clip, model="3.1", ensemble=1)
+    expect_error(RIFE, "tile must be at least 256 for model 4.0 at scale 0.25", clip, scale=0.25, tile=128)
+    expect_error(RIFE, str(tmp_path / "missing.pkl"), clip, model_path=str(tmp_path / "missing.pkl"))
     garbage = tmp_path / "garbage.pkl"
     garbage.write_bytes(b"not a checkpoint")
-    expect_error("garbage.pkl", clip, model_path=str(garbage))
+    expect_error(RIFE, "garbage.pkl", clip, model_path=str(garbage))
     assert core.vfi.RIFE(clip).get_frame(1) is not None  # the process is alive and still works
+
+
+def test_tiles_match_the_whole_frame_away_from_seams(bikes_rgb40: np.ndarray) -> None:
+    """tile=128 cuts the 160x96 crop into two overlapping columns; the blend stays close to the one-pass frame."""
+    clip = small_rgbs(bikes_rgb40, 2)
+    whole = frame_array(core.vfi.RIFE(clip, device="cpu", precision="fp32").get_frame(1))
+    tiled = frame_array(core.vfi.RIFE(clip, device="cpu", precision="fp32", tile=128, tile_overlap=32).get_frame(1))
+    assert not np.array_equal(tiled, whole)
+    assert psnr(tiled, whole) > 35.0
 
 
 def test_offline_with_empty_cache_names_the_download_command(
     bikes_rgb40: np.ndarray, offline_empty_cache: Path
 ) -> None:
-    expect_error("python -m vsrife models download 4.0", small_rgbs(bikes_rgb40, 2))
+    expect_error(RIFE, "python -m vsrife models download 4.0", small_rgbs(bikes_rgb40, 2))
     assert not any(offline_empty_cache.rglob("*.pkl"))
 
 

@@ -170,6 +170,7 @@ def choose_tile(net: InterpolationNet, device: torch.device, dtype: torch.dtype,
     """Tile size for frames of this size on this device from the net's measured memory per pixel (0: no tiles)."""
     # memory_bytes_per_pixel is measured in fp32; activations scale with the element size
     bytes_per_pixel = net.memory_bytes_per_pixel * dtype.itemsize / 4
+    # the net is already on the device, so the available memory no longer counts its weights
     return tiling.choose_tile(height, width, bytes_per_pixel=bytes_per_pixel,
                               available_bytes=tiling.available_memory(device), overlap=overlap,
                               align=net.alignment(scale))

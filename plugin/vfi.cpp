@@ -63,7 +63,7 @@ const FilterKind kKinds[] = {
 // its cuts 0.20 to 0.33.
 constexpr double kDefaultSceneChangeThreshold = 0.12;
 
-// Smallest tile: below this the overlap needed around each tile costs more than the tile itself.
+// Smallest tile: below this, overlap and padding would be most of every pass.
 constexpr int64_t kMinTile = 64;
 // Context shared by neighbouring tiles when tile_overlap is not given (capped at tile/4 for small tiles).
 constexpr int64_t kDefaultTileOverlap = 64;

@@ -9,6 +9,7 @@ A data spec on the command line is one of
 from __future__ import annotations
 
 import math
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -143,7 +144,9 @@ class FrameSequence:
                     self.starts.append((first, span))
                 elif first >= held_back and span == 2:
                     self.validation_starts.append(first)
-        if not self.starts:
+        # a validation-only sequence (fraction 1, as for --val) needs validation triplets, a training one training ones
+        usable = self.validation_starts if validation_fraction >= 1 else self.starts
+        if not usable:
             raise DataError(f"{name}: no usable triplets (too few frames, or every pair is a cut)")
 
     def sample(self, rng: np.random.Generator, crop: int) -> Triplet:
@@ -203,6 +206,18 @@ def _skimage_image_paths() -> list[Path]:
     return paths
 
 
+def _natural_key(path: Path) -> list[object]:
+    """Sort key that orders numbered names by number: frame2.png before frame10.png."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    """The image files in `folder` in natural name order."""
+    if not folder.is_dir():
+        raise DataError(f"{folder} is not a folder")
+    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+
+
 def _load_images(paths: Sequence[Path]) -> list[Tensor]:
     images = []
     for path in paths:
@@ -224,23 +239,27 @@ def _split_range(spec: str) -> tuple[str, int, int | None]:
     except ValueError:
         raise DataError(f"bad frame range {frame_range!r} in {spec!r}; use PATH@START:END") from None
     if start < 0 or (end is not None and end <= start):
-        raise DataError(f"bad frame range {frame_range!r} in {spec!r}")
+        raise DataError(f"bad frame range {frame_range!r} in {spec!r}; START must be >= 0 and END greater than START")
     return path, start, end
 
 
 def open_source(spec: str, max_span: int, validation_fraction: float) -> TripletSource:
     """A triplet source for one data spec (see the module docstring)."""
+    if max_span < 2:
+        raise DataError(f"the widest triplet span must be at least 2 frames (got {max_span})")
+    if not 0 <= validation_fraction <= 1:
+        raise DataError(f"the validation fraction must be between 0 and 1 (got {validation_fraction})")
     if spec == "synthetic" or spec.startswith("synthetic:"):
         folder = spec.partition(":")[2]
         if folder:
-            paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            paths = _image_files(Path(folder).expanduser())
         else:
             paths = _skimage_image_paths()
         return SyntheticScenes(spec, _load_images(paths))
     path_text, start, end = _split_range(spec)
     path = Path(path_text).expanduser()
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[start:end]
+        files = _image_files(path)[start:end]
         if len(files) < 3:
             raise DataError(f"{path}: a folder of frames needs at least 3 images, found {len(files)}")
         frames = torch.cat([decode_rgb(f, 0, 1) for f in files])

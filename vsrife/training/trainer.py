@@ -132,6 +132,12 @@ class Trainer:
             raise TrainingError(f"--crop must be a positive multiple of 32 (got {config.crop})")
         if config.batch <= 0 or config.steps <= 0:
             raise TrainingError("--batch and --steps must be positive")
+        if config.validate_every <= 0 or config.checkpoint_every <= 0:
+            raise TrainingError("--validate-every and --checkpoint-every must be positive")
+        if not (config.lr > 0 and math.isfinite(config.lr)):
+            raise TrainingError(f"--lr must be a positive number (got {config.lr})")
+        if not (config.flow_weight >= 0 and config.blend_weight >= 0):
+            raise TrainingError("the loss weights must not be negative")
         self.config = config
         self.sources = list(sources)
         self.device = select_device(config.device)

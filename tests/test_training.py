@@ -476,6 +476,7 @@ def test_cli_error_from_the_command_line(tmp_path: Path) -> None:
     (["--precision", "fp16"], "error: fp16 training needs CUDA; use bf16 or fp32 on the CPU"),
     (["--validate-every", "0"], "error: --validate-every and --checkpoint-every must be positive"),
     (["--max-span", "1"], "error: the widest triplet span must be at least 2 frames (got 1)"),
+    (["--device", "cuda:99"], "error: --device: device 'cuda:99' is not available; available devices: auto, cpu"),
 ])
 def test_cli_errors(frames_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                     message: str) -> None:

@@ -140,7 +140,10 @@ class Trainer:
             raise TrainingError("the loss weights must not be negative")
         self.config = config
         self.sources = list(sources)
-        self.device = select_device(config.device)
+        try:
+            self.device = select_device(config.device)
+        except ValueError as exc:  # the engine's EngineError: the message names the available devices
+            raise TrainingError(f"--device: {exc}") from None
         self.amp_dtype = autocast_dtype(config.precision, self.device)
         torch.manual_seed(config.seed)
         self.model = RRIN().to(self.device)

@@ -378,6 +378,9 @@ def test_tiny_run_lowers_the_loss(tmp_path: Path, bikes: Path, tiny_triplet: Fra
     exported = weights.load_state_dicts({"model": config.out / WEIGHTS_NAME})
     assert all(v.dtype == torch.float16 for v in exported["model"].values())
     shipped = build_model("rrin", exported)
+    # the checkpoint itself also loads as a weight file (its "model" entry), exactly
+    from_checkpoint = build_model("rrin", weights.load_state_dicts({"model": config.out / CHECKPOINT_NAME}))
+    assert all(torch.equal(v, from_checkpoint.state_dict()[k]) for k, v in trainer.model.state_dict().items())
     with torch.no_grad():
         trainer.model.eval()
         reference = trainer.model(img0[:1], img1[:1], 0.5, 1.0, False)

@@ -327,6 +327,11 @@ def test_no_training_data(tmp_path: Path) -> None:
         Trainer(_config(tmp_path), [], [])
 
 
+def test_crop_larger_than_the_frames(tmp_path: Path, tiny_triplet: FrameSequence) -> None:
+    with pytest.raises(TrainingError, match="bikes-tiny: frames of 32x32 are smaller than --crop 64"):
+        Trainer(_config(tmp_path, crop=64), [tiny_triplet], [])
+
+
 def _eval_losses(trainer: Trainer, batch: tuple[Tensor, Tensor, Tensor, Tensor]) -> dict[str, float]:
     with torch.no_grad():
         return {k: float(v) for k, v in trainer.losses(*batch).items()}

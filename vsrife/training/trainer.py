@@ -138,6 +138,11 @@ class Trainer:
             raise TrainingError(f"--lr must be a positive number (got {config.lr})")
         if not (config.flow_weight >= 0 and config.blend_weight >= 0):
             raise TrainingError("the loss weights must not be negative")
+        for source in sources:  # found now rather than at the first batch that draws from it
+            frames = getattr(source, "frames", None)
+            if isinstance(frames, Tensor) and min(frames.shape[-2:]) < config.crop:
+                height, width = frames.shape[-2:]
+                raise TrainingError(f"{source.name}: frames of {width}x{height} are smaller than --crop {config.crop}")
         self.config = config
         self.sources = list(sources)
         try:

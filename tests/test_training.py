@@ -484,13 +484,14 @@ def test_cli_error_from_the_command_line(tmp_path: Path) -> None:
     (["--precision", "fp16"], "error: fp16 training needs CUDA; use bf16 or fp32 on the CPU"),
     (["--validate-every", "0"], "error: --validate-every and --checkpoint-every must be positive"),
     (["--max-span", "1"], "error: the widest triplet span must be at least 2 frames (got 1)"),
-    (["--device", "cuda:99"], "error: --device: device 'cuda:99' is not available; available devices: auto, cpu"),
+    (["--device", "cuda:99"], "error: --device: device 'cuda:99' is not available; available devices: auto"),
 ])
 def test_cli_errors(frames_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                     message: str) -> None:
     """Bad arguments: one line `error: ...` on stderr and exit status 1 (an exception here would fail the test)."""
     empty_out = tmp_path / "out"
-    base = ["--data", str(frames_dir), "--out", str(empty_out), "--teacher", "none", "--device", "cpu", "--quiet"]
+    base = ["--data", str(frames_dir), "--out", str(empty_out), "--crop", "32", "--teacher", "none", "--device", "cpu",
+            "--quiet"]
     args = [a.format(frames=frames_dir) for a in args]
     assert cli.main(["train", "rrin", *base, *args]) == 1  # later options win in argparse
     captured = capsys.readouterr()

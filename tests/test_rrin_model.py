@@ -103,7 +103,8 @@ def test_official_file_loads_strictly_through_build_model_and_the_weight_loader(
 
 def test_fork_and_data_parallel_names_load(tmp_path: Path) -> None:
     state = random_official_state(1)
-    fork = {("module." if i % 2 else "") + k.replace("Flow_L.", "Flow.", 1): v for i, (k, v) in enumerate(state.items())}
+    fork = {("module." if i % 2 else "") + k.replace("Flow_L.", "Flow.", 1): v
+            for i, (k, v) in enumerate(state.items())}
     assert any(k.startswith("Flow.") for k in fork) and not any(k.startswith("Flow_L.") for k in fork)
     path = tmp_path / "fork.pth"
     torch.save(fork, path)

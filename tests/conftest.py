@@ -133,7 +133,7 @@ def save_rrin_state(path: Path, *, crossfade: bool = False, seed: int = 0) -> Pa
 
 @pytest.fixture(scope="session")
 def rrin_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Random RRIN weights standing in for the trained ones (vsrife/weights/rrin_fp16.pth is not released yet)."""
+    """Random RRIN weights standing in for the trained ones (vsrife/data/rrin_fp16.pth is not released yet)."""
     return save_rrin_state(tmp_path_factory.mktemp("rrin") / "rrin_random.pth")
 
 

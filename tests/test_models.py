@@ -138,7 +138,7 @@ def test_reference_import_leaves_our_package_alone() -> None:
 
 
 def test_registry_and_class_attributes() -> None:
-    assert set(ARCHITECTURES) == {"rife-4.0", "rife-3.1", "rife-3.5", "rife-3.8"}
+    assert set(ARCHITECTURES) == {"rife-4.0", "rife-3.1", "rife-3.5", "rife-3.8", "rrin", "rrin-official", "rrin-fork"}
     assert ARCHITECTURES["rife-3.1"].weight_roles == ("flownet", "contextnet", "unet")
     for name in ("rife-4.0", "rife-3.5", "rife-3.8"):
         assert ARCHITECTURES[name].weight_roles == ("flownet",)

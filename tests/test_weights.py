@@ -156,7 +156,7 @@ def test_rrin_entries() -> None:
     ours, official, fork = MODELS["rrin"], MODELS["rrin-official"], MODELS["rrin-fork"]
     assert [e.architecture for e in (ours, official, fork)] == ["rrin", "rrin-official", "rrin-fork"]
     assert {e.method for e in (ours, official, fork)} == {"rrin"}
-    assert ours.files[0].sources == (PackageSource("weights/rrin_fp16.pth"),) and not ours.model_path_only
+    assert ours.files[0].sources == (PackageSource("data/rrin_fp16.pth"),) and not ours.model_path_only
     assert official.model_path_only and fork.model_path_only
     assert "HopLee6/RRIN-PyTorch" in (official.obtain or "")
 

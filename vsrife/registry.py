@@ -183,8 +183,8 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         method="rrin",
         architecture="rrin",
         files=(
-            # TODO(trained weights): the real SHA-256 and size of vsrife/weights/rrin_fp16.pth once it ships.
-            WeightFile("model", "rrin_fp16.pth", UNRELEASED_SHA256, None, (PackageSource("weights/rrin_fp16.pth"),)),
+            # TODO(trained weights): the real SHA-256 and size of vsrife/data/rrin_fp16.pth once it ships.
+            WeightFile("model", "rrin_fp16.pth", UNRELEASED_SHA256, None, (PackageSource("data/rrin_fp16.pth"),)),
         ),
         description="RRIN, our weights: blend + image residue, any t",
         reference_psnr_db=None,

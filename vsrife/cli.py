@@ -148,6 +148,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         final = trainer.run(progress=not args.quiet)
     except (DataError, TrainingError, WeightsError) as exc:
         raise CliError(str(exc)) from None
+    except OSError as exc:  # an unwritable --out, a full disk, a file that vanished mid-run
+        raise CliError(f"{exc.strerror or exc}: {exc.filename or args.out}") from None
     print(f"weights: {config.out / 'rrin_fp16.pth'}"
           + ("" if final is None else f" (validation PSNR {final:.2f} dB)"))
     return 0

@@ -169,9 +169,10 @@ def available_memory(device: torch.device) -> int:
         # blocks the caching allocator holds but no tensor uses count as free for our next pass
         cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         return int(free + cached)
-    if device.type == "mps":
+    mps = getattr(torch, "mps", None)
+    if device.type == "mps" and hasattr(mps, "recommended_max_memory"):
         # unified memory: Metal's recommended working set minus what the driver has already handed out
-        return max(int(torch.mps.recommended_max_memory() - torch.mps.driver_allocated_memory()), 0)
+        return max(int(mps.recommended_max_memory() - mps.driver_allocated_memory()), 0)
     backend = getattr(torch, device.type, None)
     if device.type != "cpu" and hasattr(backend, "mem_get_info"):
         free, _total = backend.mem_get_info(device)

@@ -24,7 +24,8 @@ from vsrife.training import data as tdata
 from vsrife.training.data import DataError, FrameSequence, SyntheticScenes, open_source, sample_batch
 from vsrife.training.synthetic import Layer, LayerMotion, SyntheticMotion, random_scene, render, synthetic_triplet
 from vsrife.training.trainer import (
-    CHECKPOINT_NAME, LOG_NAME, WEIGHTS_NAME, TrainConfig, Trainer, TrainingError, autocast_dtype,
+    CHECKPOINT_NAME, HEAD_INIT_SCALE, LOG_NAME, WEIGHTS_NAME, TrainConfig, Trainer, TrainingError, autocast_dtype,
+    charbonnier, init_for_training,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -337,16 +338,20 @@ def _eval_losses(trainer: Trainer, batch: tuple[Tensor, Tensor, Tensor, Tensor])
         return {k: float(v) for k, v in trainer.losses(*batch).items()}
 
 
-@torch.no_grad()
-def _teacher_flows(img0: Tensor, img1: Tensor, t: Tensor) -> Tensor:
-    """RIFE 4.0's flows from time t, on replicate-padded frames (64: its size multiple at scale 1)."""
-    rife = build_model("rife-4.0", weights.load_state_dicts(weights.ensure_cached(registry.get_model("4.0"),
-                                                                                  progress=False)))
-    size = img0.shape[-1]
-    pad = (0, -size % 64, 0, -size % 64)
-    flow = rife.estimate(torch.nn.functional.pad(img0, pad, mode="replicate"),
-                         torch.nn.functional.pad(img1, pad, mode="replicate"), t, 1.0, False)[0]
-    return flow[:, :, :size, :size]
+def test_init_lets_gradient_reach_every_unet_body(tiny_triplet: FrameSequence) -> None:
+    """Heads start small but not zero: a zeroed head would block all gradient into its U-Net (nothing learns)."""
+    torch.manual_seed(0)
+    model = RRIN()
+    init_for_training(model)
+    img0, gt, img1, t = sample_batch([tiny_triplet], np.random.default_rng(5), 2, 32)
+    charbonnier(model.estimate(img0, img1, t).output, gt).backward()
+    for unet in (model.Flow_L, model.refine_flow, model.Mask, model.final):
+        head_std = float(unet.last.weight.std())
+        fan_in = unet.last.weight[0].numel()
+        he_std = (2 / (1 + 0.1**2) / fan_in) ** 0.5
+        assert head_std == pytest.approx(HEAD_INIT_SCALE * he_std, rel=0.2)
+        first = unet.down_path[0].block[0].weight.grad
+        assert first is not None and float(first.abs().max()) > 0
 
 
 @pytest.mark.parametrize("teacher", ["none", "rife-4.0"])
@@ -356,19 +361,8 @@ def test_tiny_run_lowers_the_loss(tmp_path: Path, bikes: Path, tiny_triplet: Fra
     trainer = Trainer(config, [tiny_triplet], [val])
     batch = sample_batch([tiny_triplet], np.random.default_rng(99), 8, 32)
     img0, gt, img1, t = batch
-    with torch.no_grad():
-        start = trainer.model.estimate(img0, img1, t)
-    # the zeroed heads start training from the plain average of the two frames, with zero flows
-    torch.testing.assert_close(start.output, (1 - t) * img0 + t * img1, rtol=0, atol=1e-5)
-    assert float(start.flow_t0.abs().max()) == 0 and float(start.flow_t1.abs().max()) == 0
     before = _eval_losses(trainer, batch)
-    if teacher == "none":
-        assert set(before) == {"image", "blend"}
-    else:
-        # zero flows: the distillation term is flow_weight times RIFE 4.0's mean absolute flow
-        expected = config.flow_weight * float(_teacher_flows(img0, img1, t).abs().mean())
-        assert before["flow"] == pytest.approx(expected, rel=1e-4)
-        assert before["flow"] > 0.001
+    assert set(before) == ({"image", "blend"} if teacher == "none" else {"image", "blend", "flow"})
     assert trainer.run(progress=False) is not None
     assert trainer.step == config.steps
     after = _eval_losses(trainer, batch)

@@ -81,19 +81,24 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return choices[name]
 
 
-def init_for_training(model: RRIN) -> None:
-    """He init for the LeakyReLU convs, zero biases, and zero heads: training starts from the frames' plain average.
+# The heads start small but not zero: a zero head passes no gradient into its U-Net, and with random features the
+# head itself cannot grow either, so nothing learns (measured: no flow gain in 440 steps with zeroed heads).
+HEAD_INIT_SCALE = 0.1
 
-    PyTorch's default conv init shrinks the signal at every layer; through a U-Net's ~20 unnormalised convs the
-    heads then see almost constant features and the flow barely moves (measured: no gain in 440 steps).
+
+def init_for_training(model: RRIN) -> None:
+    """He init for the LeakyReLU convs with zero biases; each U-Net's head scaled down to HEAD_INIT_SCALE.
+
+    PyTorch's default conv init shrinks the signal at every layer, so through a U-Net's ~20 unnormalised convs the
+    heads would see almost constant features.
     """
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, a=0.1, nonlinearity="leaky_relu")
             nn.init.zeros_(module.bias)
-    for unet in (model.Flow_L, model.refine_flow, model.Mask, model.final):
-        nn.init.zeros_(unet.last.weight)
-        nn.init.zeros_(unet.last.bias)
+    with torch.no_grad():
+        for unet in (model.Flow_L, model.refine_flow, model.Mask, model.final):
+            unet.last.weight.mul_(HEAD_INIT_SCALE)
 
 
 def load_teacher(name: str, device: torch.device) -> nn.Module | None:

@@ -26,8 +26,8 @@ class InterpolationNet(nn.Module):
     unused_prefixes: ClassVar[tuple[str, ...]] = ()
     # key prefixes of other published layouts -> ours (after "module." is stripped)
     key_aliases: ClassVar[dict[str, str]] = {}
-    # Peak memory of one forward pass per padded input pixel in fp32 (the engine's automatic tile size uses it).
-    # Placeholder until measured in docs/BENCHMARKS.md; each architecture overrides it with its own measurement.
+    # Peak memory of one forward pass per padded input pixel in fp32 (the engine's automatic tile size uses it);
+    # measured by benchmarks/memory_rrin.py (docs/BENCHMARKS.md). Unmeasured nets keep this cautious default.
     memory_bytes_per_pixel: ClassVar[float] = 4096.0
 
     def alignment(self, scale: float) -> int:

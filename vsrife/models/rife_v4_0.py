@@ -34,6 +34,7 @@ class FlowBlock(nn.Module):
 
 
 class RIFE40(InterpolationNet):
+    memory_bytes_per_pixel: ClassVar[float] = 250.0  # 246 B/px + 25 MiB fitted over 640x272..2560x1440, CPU fp32
     midpoint_only: ClassVar[bool] = False
     supports_ensemble: ClassVar[bool] = True
     weight_roles: ClassVar[tuple[str, ...]] = ("flownet",)

@@ -108,6 +108,7 @@ class RRINOutputs:
 
 
 class RRIN(InterpolationNet):
+    memory_bytes_per_pixel: ClassVar[float] = 1000.0  # 990 B/px + 97 MiB fitted over 256x256..1280x720, CPU fp32
     supports_ensemble: ClassVar[bool] = False
     weight_roles: ClassVar[tuple[str, ...]] = ("model",)
     role_prefixes: ClassVar[dict[str, str]] = {"model": ""}

@@ -172,7 +172,7 @@ def command_demo() -> int:
 
 def command_bench(bench_args: list[str]) -> int:
     setup()
-    return subprocess.run([str(VENV_PYTHON), str(ROOT / "benchmarks" / "bench_rife.py"), *bench_args], cwd=ROOT).returncode
+    return subprocess.run([str(VENV_PYTHON), str(ROOT / "benchmarks" / "bench.py"), *bench_args], cwd=ROOT).returncode
 
 
 def main() -> int:

@@ -1,16 +1,23 @@
-"""Seconds per interpolated frame: core.vfi.RIFE (4.0) against the published vsrife 2.0.0 inference code.
+"""Speed, memory and quality of both filters; writes docs/BENCHMARKS.md.
 
-Run through `python3 build.py bench` (or with the project's .venv python). Both sides get the same real frames
-(bikes.mp4 at 640x272, bigbuckbunny.mp4 at 1280x720), on the CPU in fp32. Ours is timed end to end through
-VapourSynth (frame copies, padding and all); the reference is timed on tensors with the padding its plugin uses,
-so any overhead counts against us. Writes the table to docs/BENCHMARKS.md.
+Run through `python3 build.py bench` (or with the project's .venv python).
+- RIFE 4.0 against the published vsrife 2.0.0 inference code: both sides get the same real frames (bikes.mp4 at
+  640x272, bigbuckbunny.mp4 at 1280x720) on the CPU in fp32. Ours is timed end to end through VapourSynth (frame
+  copies, padding and all); the reference on tensors with the padding its plugin uses, so overhead counts against us.
+- RRIN through core.vfi.RRIN at the same sizes in fp32 and bf16, and its peak memory (one fresh process per case,
+  tests/memory_probe.py) at 1280x720 untiled and 3840x2160 with tile=512. Until our weights ship, RRIN runs seeded
+  random weights: the cost of a pass does not depend on the weights' values.
+- Frame-drop quality on frames 0-39 of bikes.mp4 for every model, with the neighbour average as the floor.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import platform
+import subprocess
+import tempfile
 import statistics
 import sys
 import time
@@ -25,7 +32,7 @@ import vapoursynth as vs
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from conftest import clip_from_frames, decode_rgb, frame_drop_psnr  # noqa: E402
+from conftest import clip_from_frames, decode_rgb, frame_drop_psnr, psnr, save_rrin_state  # noqa: E402
 from reference import load_reference  # noqa: E402
 from vsrife import registry  # noqa: E402
 from vsrife.engine import scene_change_metric  # noqa: E402
@@ -40,9 +47,15 @@ QUALITY_RUNS: tuple[tuple[str, dict[str, int]], ...] = (
 )
 
 
-def time_ours(frames: np.ndarray, count: int) -> list[float]:
+RRIN_PRECISIONS = ("fp32", "bf16")
+RRIN_MEMORY_CASES = ((1280, 720, 0), (3840, 2160, 512))  # (width, height, tile)
+MEMORY_PROBE = ROOT / "tests" / "memory_probe.py"
+
+
+def time_ours(frames: np.ndarray, count: int, filter_name: str = "RIFE", **filter_args: object) -> list[float]:
     clip = clip_from_frames(frames)
-    out = vs.core.vfi.RIFE(clip, multi=2, model="4.0", device="cpu", precision="fp32")
+    interpolate = getattr(vs.core.vfi, filter_name)
+    out = interpolate(clip, multi=2, device="cpu", **{"model": "4.0", "precision": "fp32", **filter_args})
     out.get_frame(1)  # warm-up: weights, allocator, oneDNN primitives
     times = []
     for k in range(1, count + 1):
@@ -85,6 +98,45 @@ def scene_metric_rows(path: Path) -> list[str]:
     return rows
 
 
+def rrin_filter_args(weights: Path | None) -> dict[str, str]:
+    """model="rrin" with the shipped weights, or with `weights` (trained or seeded random) as model_path."""
+    return {"model": "rrin"} if weights is None else {"model": "rrin", "model_path": str(weights)}
+
+
+def rrin_speed_rows(frame_count: int, weights: Path | None, label: str) -> list[str]:
+    rows = []
+    for name, width, height in CASES:
+        frames = decode_rgb(fetch_sample(name), frame_count + 3, width=width, height=height)
+        for precision in RRIN_PRECISIONS:
+            seconds = statistics.median(time_ours(frames, frame_count, "RRIN", precision=precision,
+                                                  **rrin_filter_args(weights)))
+            rows.append(f"| RRIN ({label}) | {width}x{height} | CPU {precision} | {seconds:.3f} |")
+            print(rows[-1], flush=True)
+    return rows
+
+
+def rrin_memory_rows(weights: Path | None) -> list[str]:
+    """Peak resident memory of one RRIN pass in a fresh process (CPU fp32), untiled and tiled."""
+    rows = []
+    for width, height, tile in RRIN_MEMORY_CASES:
+        command = [sys.executable, str(MEMORY_PROBE), "--model", "rrin", "--width", str(width), "--height",
+                   str(height), "--tile", str(tile), "--threads", str(torch.get_num_threads())]
+        if weights is not None:
+            command += ["--weights", str(weights)]
+        result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+        mode = f"tile={tile} ({result['tiles']} tiles)" if tile else "untiled"
+        rows.append(f"| {width}x{height} | {mode} | {result['peak_rss'] / 2**30:.2f} GiB | "
+                    f"{(result['peak_rss'] - result['rss_before']) / 2**30:.2f} GiB | {result['seconds']:.0f} s |")
+        print(rows[-1], flush=True)
+    return rows
+
+
+def neighbour_average_psnr(frames: np.ndarray) -> float:
+    """The frame-drop protocol with the mean of the two kept neighbours as the 'interpolation'."""
+    return float(np.mean([psnr((frames[2 * k] + frames[2 * k + 2]) / 2, frames[2 * k + 1])
+                          for k in range((len(frames) - 1) // 2)]))
+
+
 def cpu_name() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -95,8 +147,20 @@ def cpu_name() -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--frames", type=int, default=10, help="interpolated frames timed per case and round")
+    parser.add_argument("--rrin-frames", type=int, default=3, help="RRIN frames timed per case")
+    parser.add_argument("--rrin-weights", type=Path, default=None,
+                        help="RRIN weights to measure instead of the shipped ones (e.g. a training run's)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
     args = parser.parse_args()
+    scratch = tempfile.TemporaryDirectory()
+    rrin_weights: Path | None = args.rrin_weights
+    if rrin_weights is not None:
+        rrin_label = f"weights {rrin_weights.name}"
+    elif registry.get_model("rrin").released:
+        rrin_label = "shipped weights"
+    else:
+        rrin_weights = save_rrin_state(Path(scratch.name) / "rrin_random.pth")
+        rrin_label = "seeded random weights, same cost"
 
     infer = load_reference("4.0", device="cpu")
     rows = []
@@ -111,13 +175,21 @@ def main() -> int:
         rows.append(f"| RIFE 4.0 | {width}x{height} | CPU fp32 | {ours:.3f} | {reference:.3f} | {reference / ours:.2f}x |")
         print(rows[-1], flush=True)
 
+    rrin_rows = rrin_speed_rows(args.rrin_frames, rrin_weights, rrin_label)
+    memory_rows = rrin_memory_rows(rrin_weights)
+
     bikes40 = decode_rgb(fetch_sample("bikes.mp4"), 40)
-    quality = []
+    quality = [f"| neighbour average | {neighbour_average_psnr(bikes40):.2f} dB | - |"]
     for name, extra in QUALITY_RUNS:
         score = frame_drop_psnr(bikes40, model=name, **extra)
         published = f"{registry.get_model(name).reference_psnr_db:.2f} dB" if not extra else "-"
         label = f"RIFE {name}" + "".join(f", {key}={value}" for key, value in extra.items())
         quality.append(f"| {label} | {score:.2f} dB | {published} |")
+        print(quality[-1], flush=True)
+
+    if "random" not in rrin_label:
+        score = frame_drop_psnr(bikes40, "RRIN", **rrin_filter_args(args.rrin_weights))
+        quality.append(f"| RRIN ({rrin_label}) | {score:.2f} dB | - |")
         print(quality[-1], flush=True)
 
     scene_rows = scene_metric_rows(fetch_sample("bikes.mp4"))
@@ -133,15 +205,26 @@ def main() -> int:
     args.output.write_text(
         "# Benchmarks\n\n"
         f"Latest run: {datetime.date.today().isoformat()} on {machine}.\n\n"
-        "Command: `python3 build.py bench` (runs `benchmarks/bench_rife.py`). Median seconds per interpolated frame "
+        "Command: `python3 build.py bench` (runs `benchmarks/bench.py`). Median seconds per interpolated frame "
         f"over {ROUNDS} alternating rounds of {args.frames} frames each (each round after one warm-up frame). "
         "Ours runs end to end through `core.vfi.RIFE`; the "
         "published code runs on tensors padded the way its plugin pads them (multiples of 128).\n\n"
         f"{table}\n\n"
+        "## RRIN\n\n"
+        f"Median seconds per interpolated frame through `core.vfi.RRIN` over {args.rrin_frames} frames after one "
+        "warm-up frame, same frames as above. bf16 runs the convolutions in bfloat16; the warp coordinates stay "
+        "fp32.\n\n"
+        "| model | frame size | device | s/frame |\n| --- | --- | --- | --- |\n" + "\n".join(rrin_rows) + "\n\n"
+        "Peak resident memory of the whole process (torch, weights, frames included) for one RRIN pass on the CPU "
+        "in fp32, each case in a fresh process (`tests/memory_probe.py`; tiles overlap by at least 64 px), and the "
+        "growth during the pass. `benchmarks/memory_rrin.py` fits the per-pixel model that `tile=0` uses.\n\n"
+        "| frame size | tiling | peak RSS | growth during the pass | time |\n| --- | --- | --- | --- | --- |\n"
+        + "\n".join(memory_rows) + "\n\n"
         "## Quality\n\n"
         "Frame-drop protocol on frames 0-39 of bikes.mp4 (keep the even frames, interpolate the odd ones with "
         "`multi=2`, mean PSNR against the real odd frames, full-range RGB, CPU fp32), same run. The published "
-        "column is the published inference code's score from shared/DESIGN.md.\n\n"
+        "column is the published inference code's score from shared/DESIGN.md. The neighbour average is the mean "
+        "of the two kept frames: the floor any interpolation must beat.\n\n"
         "| model | ours | published code |\n| --- | --- | --- |\n" + "\n".join(quality) + "\n\n"
         "## Scene-change metric\n\n"
         "The `sc=1` detector's metric (mean absolute RGB difference at quarter resolution) on all 249 neighbouring "

@@ -15,7 +15,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 import vapoursynth as vs
-from conftest import VfiFilter, clip_from_frames, expect_error, frame_array, psnr, rrin_filter, shrink
+from conftest import (
+    VfiFilter, clip_from_frames, expect_error, frame_array, frame_drop_psnr, psnr, rrin_filter, shrink,
+)
 
 from vsrife.models.rrin import RRINFork, RRINOfficial
 from vsrife.registry import MODELS
@@ -61,6 +63,17 @@ def test_rife_weights_do_not_fit_rrin(rrin: VfiFilter, bikes_small: np.ndarray, 
     rife_like = tmp_path / "flownet.pkl"
     torch.save({"module.block0.conv0.0.0.weight": torch.zeros(1)}, rife_like)
     expect_error(rrin, "the weights do not fit rrin", clip_from_frames(bikes_small[:2]), model_path=str(rife_like))
+
+
+# The floor for our weights; FFmpeg's minterpolate scores about 34.2 dB and the neighbour average 27.4 dB.
+RRIN_QUALITY_FLOOR_DB = 33.0
+
+
+@pytest.mark.skipif(not MODELS["rrin"].released, reason="our trained RRIN weights are not released yet")
+def test_frame_drop_quality_of_our_weights(bikes_rgb40: np.ndarray) -> None:
+    score = frame_drop_psnr(bikes_rgb40, "RRIN")
+    print(f"RRIN: {score:.2f} dB")
+    assert score >= RRIN_QUALITY_FLOOR_DB
 
 
 @pytest.mark.skipif(MODELS["rrin"].released, reason="the trained RRIN weights ship in the package now")

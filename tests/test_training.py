@@ -25,7 +25,7 @@ from vsrife.training.data import DataError, FrameSequence, SyntheticScenes, open
 from vsrife.training.synthetic import Layer, LayerMotion, SyntheticMotion, random_scene, render, synthetic_triplet
 from vsrife.training.trainer import (
     CHECKPOINT_NAME, HEAD_INIT_SCALE, LOG_NAME, WEIGHTS_NAME, TrainConfig, Trainer, TrainingError, autocast_dtype,
-    charbonnier, init_for_training,
+    charbonnier, init_for_training, teacher_flows,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -298,6 +298,24 @@ def _config(out: Path, **overrides: object) -> TrainConfig:
                                        teacher="none", validate_every=10_000, checkpoint_every=10_000)
     settings.update(overrides)
     return TrainConfig(out=out, **settings)  # type: ignore[arg-type]
+
+
+def test_flow_loss_distances(tmp_path: Path, tiny_triplet: FrameSequence) -> None:
+    """--flow-loss l1 is the mean absolute flow error, l2 the mean squared one; anything else is refused."""
+    batch = sample_batch([tiny_triplet], np.random.default_rng(7), 2, 32)
+    terms = {}
+    for name in ("l1", "l2"):
+        trainer = Trainer(_config(tmp_path / name, teacher="rife-4.0", flow_loss=name), [tiny_triplet], [])
+        with torch.no_grad():
+            out = trainer.model.estimate(batch[0], batch[2], batch[3])
+            error = torch.cat((out.flow_t0, out.flow_t1), 1) - teacher_flows(trainer.teacher, batch[0], batch[2],
+                                                                            batch[3])
+        terms[name] = _eval_losses(trainer, batch)["flow"]
+        expected = error.abs().mean() if name == "l1" else error.square().mean()
+        assert terms[name] == pytest.approx(0.01 * float(expected), rel=1e-4)
+    assert terms["l1"] != terms["l2"]
+    with pytest.raises(TrainingError, match="--flow-loss must be one of l1, l2"):
+        Trainer(_config(tmp_path / "l3", flow_loss="l3"), [tiny_triplet], [])
 
 
 def test_autocast_choice() -> None:

@@ -47,11 +47,19 @@ class TrainConfig:
     seed: int = 0
     teacher: str = "rife-4.0"  # or "none"
     flow_weight: float = 0.01  # per pixel of flow error, relative to the Charbonnier image terms
+    flow_loss: str = "l1"  # distance to the teacher's flows: "l1" (pixels) or "l2" (pixels squared)
     blend_weight: float = 0.5
     validate_every: int = 250
     checkpoint_every: int = 50
     data: list[str] = field(default_factory=list)
     val: list[str] = field(default_factory=list)
+
+
+# L1 gives every flow error the same pull; L2 weights large (coherent, whole-crop) motion errors more.
+FLOW_DISTANCES = {
+    "l1": lambda error: error.abs().mean(),
+    "l2": lambda error: error.square().mean(),
+}
 
 
 def charbonnier(x: Tensor, y: Tensor) -> Tensor:
@@ -151,6 +159,8 @@ class Trainer:
             raise TrainingError(f"--lr must be a positive number (got {config.lr})")
         if not (config.flow_weight >= 0 and config.blend_weight >= 0):
             raise TrainingError("the loss weights must not be negative")
+        if config.flow_loss not in FLOW_DISTANCES:
+            raise TrainingError(f"--flow-loss must be one of {', '.join(FLOW_DISTANCES)} (got {config.flow_loss!r})")
         for source in sources:  # found now rather than at the first batch that draws from it
             frames = getattr(source, "frames", None)
             if isinstance(frames, Tensor) and min(frames.shape[-2:]) < config.crop:
@@ -229,7 +239,7 @@ class Trainer:
         if self.teacher is not None:
             target = teacher_flows(self.teacher, img0, img1, t)
             flows = torch.cat((out.flow_t0, out.flow_t1), 1).float()
-            terms["flow"] = self.config.flow_weight * (flows - target).abs().mean()
+            terms["flow"] = self.config.flow_weight * FLOW_DISTANCES[self.config.flow_loss](flows - target)
         return terms
 
     def train_step(self) -> dict[str, float]:

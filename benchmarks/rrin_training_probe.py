@@ -1,0 +1,86 @@
+"""Quick probes of RRIN training, on training frames only (never frames 0-39 of bikes.mp4, never other clips).
+
+    python benchmarks/rrin_training_probe.py insample WEIGHTS   # frame-drop PSNR on bikes frames 40-188, vs average
+    python benchmarks/rrin_training_probe.py overfit --lr 5e-4 --flow-loss l1   # fit one fixed batch's flows
+
+`insample` scores a weight file (e.g. a run's rrin_fp16.pth) on every 8th span-2 triplet of frames 40-188, which
+the trainer also trains on: a sign of whether the net has learned motion at all, not a quality measurement.
+`overfit` trains a fresh net on one fixed batch (4 crops of 64x64 from frames 40 onward) and prints the loss terms
+every 15 steps: how fast the flow term can fall at all under a setting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from sample_media import fetch_sample  # noqa: E402
+
+from vsrife.models import build_model  # noqa: E402
+from vsrife.training.data import open_source, sample_batch  # noqa: E402
+from vsrife.training.trainer import TrainConfig, Trainer, psnr  # noqa: E402
+
+TRAINING_FRAMES = "@40:189"  # in-sample frames: before the trainer's held-back tail
+
+
+def insample(weights: Path) -> None:
+    source = open_source(f"{fetch_sample('bikes.mp4')}{TRAINING_FRAMES}", 2, 0.0)
+    firsts = sorted({first for first, span in source.starts if span == 2})[::8]
+    net = build_model("rrin", {"model": torch.load(weights, map_location="cpu", weights_only=True)})
+    scores, averages = [], []
+    with torch.inference_mode():
+        for first in firsts:
+            img0, gt, img1 = (source.frames[first + i : first + i + 1].float() / 255 for i in range(3))
+            height, width = img0.shape[2:]
+            pad = (0, -width % 32, 0, -height % 32)
+            out = net(F.pad(img0, pad, mode="replicate"), F.pad(img1, pad, mode="replicate"), 0.5, 1.0, False)
+            scores.append(psnr(out[:, :, :height, :width], gt))
+            averages.append(psnr((img0 + img1) / 2, gt))
+    print(f"{len(firsts)} triplets: model {np.mean(scores):.2f} dB, frame average {np.mean(averages):.2f} dB")
+
+
+def overfit(lr: float, flow_loss: str, precision: str, steps: int, out: Path) -> None:
+    sources = [open_source(f"{fetch_sample('bikes.mp4')}@40:", 4, 0.1)]
+    trainer = Trainer(TrainConfig(out=out, lr=lr, precision=precision, flow_loss=flow_loss), sources, [])
+    batch = sample_batch(sources, np.random.default_rng(3), 4, 64)
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = lr
+    for step in range(steps + 1):
+        terms = trainer.losses(*batch)
+        if step % 15 == 0:
+            print(step, {name: round(float(value), 4) for name, value in terms.items()}, flush=True)
+        trainer.optimizer.zero_grad(set_to_none=True)
+        sum(terms.values()).backward()
+        trainer.optimizer.step()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    scoring = commands.add_parser("insample")
+    scoring.add_argument("weights", type=Path)
+    fitting = commands.add_parser("overfit")
+    fitting.add_argument("--lr", type=float, default=5e-4)
+    fitting.add_argument("--flow-loss", default="l1", choices=("l1", "l2"))
+    fitting.add_argument("--precision", default="fp32")
+    fitting.add_argument("--steps", type=int, default=60)
+    fitting.add_argument("--out", type=Path, default=Path("/tmp/rrin-overfit"))
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.command == "insample":
+        insample(args.weights)
+    else:
+        overfit(args.lr, args.flow_loss, args.precision, args.steps, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -55,7 +55,7 @@ def overfit(lr: float, flow_loss: str, precision: str, steps: int, out: Path) ->
     for step in range(steps + 1):
         terms = trainer.losses(*batch)
         if step % 15 == 0:
-            print(step, {name: round(float(value), 4) for name, value in terms.items()}, flush=True)
+            print(step, {name: round(value.item(), 4) for name, value in terms.items()}, flush=True)
         trainer.optimizer.zero_grad(set_to_none=True)
         sum(terms.values()).backward()
         trainer.optimizer.step()

@@ -18,10 +18,9 @@ from typing import Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ..engine import SCENE_METRIC_DOWNSCALE
+from ..engine import scene_change_metric
 from ..registry import WeightFile, WheelSource
 from .synthetic import synthetic_triplet
 
@@ -119,9 +118,9 @@ def _to_float(frames: Tensor) -> Tensor:
 
 
 def _neighbour_differences(frames: Tensor) -> list[float]:
-    """The scene metric (mean absolute difference at reduced resolution) of each pair of neighbours."""
-    small = F.avg_pool2d(_to_float(frames), SCENE_METRIC_DOWNSCALE, ceil_mode=True)
-    return [float(d) for d in (small[1:] - small[:-1]).abs().mean(dim=(1, 2, 3))]
+    """The filter's scene-change metric of each pair of neighbouring frames."""
+    return [scene_change_metric(_to_float(frames[i : i + 1]), _to_float(frames[i + 1 : i + 2]))
+            for i in range(frames.shape[0] - 1)]
 
 
 class FrameSequence:

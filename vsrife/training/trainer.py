@@ -119,7 +119,7 @@ def load_teacher(name: str, device: torch.device) -> nn.Module | None:
         entry = registry.get_model(name.removeprefix("rife-"))
     except ValueError as exc:
         raise TrainingError(f"teacher {name!r}: {exc}") from None
-    if not hasattr(ARCHITECTURES[entry.architecture], "estimate") or entry.architecture.startswith("rrin"):
+    if entry.method != "rife" or not hasattr(ARCHITECTURES[entry.architecture], "estimate"):
         raise TrainingError(f"teacher {name!r} does not expose RIFE's flows; use rife-4.0 or none")
     net = build_model(entry.architecture, weights.load_state_dicts(weights.resolve_weight_files(entry, None)))
     return net.to(device)

@@ -135,8 +135,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = TrainConfig(
         out=Path(args.out), steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, device=args.device,
-        precision=args.precision, seed=args.seed, teacher=args.teacher, flow_loss=args.flow_loss,
-        validate_every=args.validate_every,
+        precision=args.precision, seed=args.seed, teacher=args.teacher, flow_weight=args.flow_weight,
+        flow_loss=args.flow_loss, validate_every=args.validate_every,
         checkpoint_every=args.checkpoint_every, data=list(args.data), val=list(args.val or []),
     )
     try:
@@ -196,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     rrin.add_argument("--seed", type=int, default=0)
     rrin.add_argument("--teacher", default="rife-4.0", choices=("rife-4.0", "none"),
                       help="distil the intermediate flows from this model (default rife-4.0)")
+    rrin.add_argument("--flow-weight", type=float, default=0.01,
+                      help="weight of the flow distillation term against the image terms (default 0.01)")
     rrin.add_argument("--flow-loss", default="l1", choices=("l1", "l2"),
                       help="distance to the teacher's flows (default l1)")
     rrin.add_argument("--max-span", type=int, default=4,

@@ -1,3 +1,28 @@
-"""vapoursynth-vfi: video frame interpolation (RIFE) for VapourSynth."""
+"""vapoursynth-vfi: video frame interpolation (RIFE) for VapourSynth.
+
+``vsrife.RIFE`` and ``vsrife.RRIN`` are typed wrappers of ``core.vfi.RIFE`` and ``core.vfi.RRIN`` (vsrife/api.py).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+__all__ = ["RIFE", "RRIN", "__version__"]
+
+if TYPE_CHECKING:
+    from .api import RIFE, RRIN
+
+_API_NAMES = frozenset({"RIFE", "RRIN"})
+
+
+def __getattr__(name: str) -> object:
+    # Lazy: the plugin imports this package from inside VapourSynth, which must not import vapoursynth back.
+    if name in _API_NAMES:
+        from . import api
+
+        value = getattr(api, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

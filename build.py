@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The one entry point: `python3 build.py test | demo | bench` (any python3; it finds a Python >= 3.12 itself).
+"""The one entry point: `python3 build.py test | demo | bench | soak` (any python3; finds a Python >= 3.12 itself).
 
 Each command prepares `.venv` at the repo root with a Python >= 3.12, installs the project with its test
 extras, fetches what it needs (weights, the sample clip) into the cache, then does its job.
@@ -170,22 +170,23 @@ def command_demo() -> int:
     return 0
 
 
-def command_bench(bench_args: list[str]) -> int:
+def command_benchmark(script: str, extra: list[str]) -> int:
     setup()
-    return subprocess.run([str(VENV_PYTHON), str(ROOT / "benchmarks" / "bench.py"), *bench_args], cwd=ROOT).returncode
+    return subprocess.run([str(VENV_PYTHON), str(ROOT / "benchmarks" / script), *extra], cwd=ROOT).returncode
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("test", "demo", "bench"))
-    parser.add_argument("extra", nargs=argparse.REMAINDER, help="passed on to pytest (test) or the benchmark (bench)")
+    parser.add_argument("command", choices=("test", "demo", "bench", "soak"))
+    parser.add_argument("extra", nargs=argparse.REMAINDER,
+                        help="passed on to pytest (test) or the benchmark (bench, soak)")
     args = parser.parse_args()
     try:
         if args.command == "test":
             return command_test(args.extra)
         if args.command == "demo":
             return command_demo()
-        return command_bench(args.extra)
+        return command_benchmark("soak.py" if args.command == "soak" else "bench.py", args.extra)
     except subprocess.CalledProcessError as error:
         log(f"step failed with exit code {error.returncode}: {' '.join(map(str, error.cmd))}")
         return 1

@@ -34,6 +34,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from conftest import clip_from_frames, decode_rgb, frame_drop_psnr, psnr, save_rrin_state  # noqa: E402
 from reference import load_reference  # noqa: E402
+import cli_overhead  # noqa: E402
+import precision_cpu  # noqa: E402
 from vsrife import registry  # noqa: E402
 from vsrife.engine import scene_change_metric  # noqa: E402
 from sample_media import fetch_sample  # noqa: E402
@@ -195,6 +197,9 @@ def main() -> int:
     scene_rows = scene_metric_rows(fetch_sample("bikes.mp4"))
     print(*scene_rows, sep="\n", flush=True)
 
+    cli_section = cli_overhead.section(*cli_overhead.measure(rounds=5))
+    precision_section = precision_cpu.measure()
+
     machine = f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}, VapourSynth R{vs.core.core_version.release_major}"
     table = "\n".join([
         "| model | frame size | device | ours (s/frame) | published 2.0.0 (s/frame) | speed-up |",
@@ -233,7 +238,8 @@ def main() -> int:
         "## Scene-change metric\n\n"
         "The `sc=1` detector's metric (mean absolute RGB difference at quarter resolution) on all 249 neighbouring "
         f"pairs of bikes.mp4, against the default `sc_threshold` of {SCENE_THRESHOLD}.\n\n"
-        "| frames | metric | |\n| --- | --- | --- |\n" + "\n".join(scene_rows) + "\n"
+        "| frames | metric | |\n| --- | --- | --- |\n" + "\n".join(scene_rows) + "\n\n"
+        + cli_section + "\n" + precision_section
     )
     print(f"wrote {args.output}")
     return 0

@@ -21,6 +21,7 @@
 // for the outputs that need no inference, so those stay bit-identical to the input:
 //     final = selector(src, resize(interp(resize(src))))
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -29,6 +30,10 @@
 
 #include <VSHelper4.h>
 #include <VapourSynth4.h>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "pybridge.h"
 #include "rate.h"
@@ -278,6 +283,11 @@ void checkClip(const VSVideoInfo *vi, const VSAPI *vsapi) {
 
 const char *const kSceneChangeNext = "_SceneChangeNext";
 const char *const kSceneChangePrev = "_SceneChangePrev";
+// Set by the internal RGBS filter on a frame repeated at a scene change, so that the selector returns the
+// original source frame instead of its round trip through RGB.
+const char *const kRepeatMarker = "VfiSceneCutRepeat";
+// The colour description an interpolated frame takes over from its source frame a.
+const char *const kColourProps[] = {"_Matrix", "_Primaries", "_Transfer", "_Range", "_ColorRange", "_ChromaLocation"};
 
 bool intPropNonzero(const VSMap *props, const char *key, const VSAPI *vsapi) {
     int err = 0;
@@ -327,8 +337,35 @@ struct InterpData {
     VSVideoInfo srcVi{};
     Rate rate;
     bool sc = false;
+    bool markRepeats = false; // a selector downstream swaps repeated frames for the originals
     Engine *engine = nullptr;
 };
+
+// PyTorch's CPU buffers come and go with every frame; glibc keeps the freed pages in fragmented malloc arenas, and a
+// long render grows by tens of MB per thousand frames. Every kTrimInterval inferences, hand free pages back to the
+// system (benchmarks/soak.py measures the effect).
+constexpr unsigned kTrimInterval = 64;
+std::atomic<unsigned> inferencesSinceTrim{0};
+
+void releaseFreedMemory() {
+#if defined(__GLIBC__)
+    if (inferencesSinceTrim.fetch_add(1, std::memory_order_relaxed) + 1 >= kTrimInterval) {
+        inferencesSinceTrim.store(0, std::memory_order_relaxed);
+        malloc_trim(0);
+    }
+#endif
+}
+
+// Frame a again at a scene change: the source frame itself, marked when a selector downstream must swap it.
+const VSFrame *sceneCutRepeat(const InterpData *d, const VSFrame *f0, VSCore *core, const VSAPI *vsapi) {
+    const VSFrame *copy = copyWithDuration(f0, d->rate, d->srcVi, core, vsapi);
+    if (!d->markRepeats)
+        return copy;
+    VSFrame *marked = vsapi->copyFrame(copy, core);
+    vsapi->freeFrame(copy);
+    vsapi->mapSetInt(vsapi->getFramePropertiesRW(marked), kRepeatMarker, 1, maReplace);
+    return marked;
+}
 
 const VSFrame *VS_CC interpGetFrame(int n, int activationReason, void *instanceData, void **, VSFrameContext *ctx,
                                      VSCore *core, const VSAPI *vsapi) {
@@ -355,7 +392,7 @@ const VSFrame *VS_CC interpGetFrame(int n, int activationReason, void *instanceD
         const VSMap *p1 = vsapi->getFramePropertiesRO(f1);
         if (intPropNonzero(p0, kSceneChangeNext, vsapi) || intPropNonzero(p1, kSceneChangePrev, vsapi)) {
             vsapi->freeFrame(f1);
-            return copyWithDuration(f0, d->rate, d->srcVi, core, vsapi);
+            return sceneCutRepeat(d, f0, core, vsapi);
         }
         detect = !hasKey(p0, kSceneChangeNext, vsapi) && !hasKey(p0, kSceneChangePrev, vsapi) &&
                  !hasKey(p1, kSceneChangeNext, vsapi) && !hasKey(p1, kSceneChangePrev, vsapi);
@@ -377,6 +414,7 @@ const VSFrame *VS_CC interpGetFrame(int n, int activationReason, void *instanceD
 
     std::string err;
     InterpResult result = interpolate(d->engine, in0, in1, out, p.t, detect, err);
+    releaseFreedMemory();
     switch (result) {
     case InterpResult::Interpolated:
         vsapi->freeFrame(f0);
@@ -385,7 +423,7 @@ const VSFrame *VS_CC interpGetFrame(int n, int activationReason, void *instanceD
     case InterpResult::SceneCut:
         vsapi->freeFrame(dst);
         vsapi->freeFrame(f1);
-        return copyWithDuration(f0, d->rate, d->srcVi, core, vsapi);
+        return sceneCutRepeat(d, f0, core, vsapi);
     case InterpResult::BufferKept:
         // Python may still read or write these frames: leaking them is the only safe choice.
         vsapi->setFilterError((d->prefix + err).c_str(), ctx);
@@ -408,7 +446,8 @@ void VS_CC interpFree(void *instanceData, VSCore *, const VSAPI *vsapi) {
 }
 
 ///////////////////////////////////////////////////////////////////////////////////////////////////
-// The selector: original source frames where no inference is needed, the back-converted result elsewhere.
+// The selector: original source frames where no inference is needed or a scene change repeats one, the
+// back-converted result elsewhere, with the colour properties of its source frame a.
 
 struct SelectData {
     VSNode *src = nullptr;
@@ -422,14 +461,33 @@ const VSFrame *VS_CC selectGetFrame(int n, int activationReason, void *instanceD
     SelectData *d = static_cast<SelectData *>(instanceData);
     Position p = mapFrame(n, d->rate, d->srcVi.numFrames);
     if (activationReason == arInitial) {
+        // Frame a is also an input of the interpolation, so asking for it here costs a cache lookup.
+        vsapi->requestFrameFilter(p.a, d->src, ctx);
         if (p.inference)
             vsapi->requestFrameFilter(n, d->interpolated, ctx);
-        else
-            vsapi->requestFrameFilter(p.a, d->src, ctx);
     } else if (activationReason == arAllFramesReady) {
-        if (p.inference)
-            return vsapi->getFrameFilter(n, d->interpolated, ctx);
-        return copyWithDuration(vsapi->getFrameFilter(p.a, d->src, ctx), d->rate, d->srcVi, core, vsapi);
+        const VSFrame *source = vsapi->getFrameFilter(p.a, d->src, ctx);
+        if (!p.inference)
+            return copyWithDuration(source, d->rate, d->srcVi, core, vsapi);
+        const VSFrame *result = vsapi->getFrameFilter(n, d->interpolated, ctx);
+        if (intPropNonzero(vsapi->getFramePropertiesRO(result), kRepeatMarker, vsapi)) {
+            vsapi->freeFrame(result);
+            return copyWithDuration(source, d->rate, d->srcVi, core, vsapi);
+        }
+        VSFrame *dst = vsapi->copyFrame(result, core);
+        vsapi->freeFrame(result);
+        const VSMap *from = vsapi->getFramePropertiesRO(source);
+        VSMap *to = vsapi->getFramePropertiesRW(dst);
+        for (const char *key : kColourProps) {
+            int err = 0;
+            int64_t value = vsapi->mapGetInt(from, key, 0, &err);
+            if (err)
+                vsapi->mapDeleteKey(to, key);
+            else
+                vsapi->mapSetInt(to, key, value, maReplace);
+        }
+        vsapi->freeFrame(source);
+        return dst;
     }
     return nullptr;
 }
@@ -465,6 +523,9 @@ Colorimetry readColorimetry(const VSFrame *frame, const VSVideoFormat &format, c
     int64_t v = vsapi->mapGetInt(props, "_Matrix", 0, &err);
     c.hasMatrix = true;
     c.matrix = (!err && v != 2) ? v : 1; // 2 = unspecified
+    // Grey becomes R = G = B, which any matrix maps back to the same Y: BT.709 then, whatever _Matrix says.
+    if (format.colorFamily == cfGray)
+        c.matrix = 1;
     v = vsapi->mapGetInt(props, "_Range", 0, &err);
     if (!err) {
         c.fullRange = v == 1;
@@ -480,6 +541,13 @@ Colorimetry readColorimetry(const VSFrame *frame, const VSVideoFormat &format, c
         }
     }
     return c;
+}
+
+std::string describeColorimetry(const Colorimetry &c) {
+    std::string text = "_Matrix=" + std::to_string(c.matrix) + (c.fullRange ? ", full range" : ", limited range");
+    if (c.hasChromaloc)
+        text += ", _ChromaLocation=" + std::to_string(c.chromaloc);
+    return text;
 }
 
 struct FirstFrame {
@@ -577,6 +645,13 @@ void createInterpolation(const VSMap *in, VSMap *out, const FilterKind &kind, VS
             vsapi->freeFrame(first);
             uint32_t rgbsId = vsapi->queryVideoFormatID(cfRGB, stFloat, 32, 0, 0, core);
             rgb.reset(resizeClip(src.get(), rgbsId, color, true, core, vsapi));
+            // Bad colour properties (say _Matrix=0 on YUV) fail here, at creation, not at the first frame request.
+            const VSFrame *converted = fetchFirstFrame(rgb.get(), err, vsapi);
+            if (!converted)
+                throw ArgError("cannot convert the clip to RGB with the colour properties of its frame 0 (" +
+                               describeColorimetry(color) + "): " + err +
+                               "; set valid ones upstream, e.g. std.SetFrameProps(clip, _Matrix=1)");
+            vsapi->freeFrame(converted);
         }
 
         std::string err;
@@ -589,6 +664,7 @@ void createInterpolation(const VSMap *in, VSMap *out, const FilterKind &kind, VS
         data->srcVi = *vsapi->getVideoInfo(rgb.get());
         data->rate = s.rate;
         data->sc = s.sc;
+        data->markRepeats = !native;
         data->engine = engine;
         data->node = rgb.release();
 
@@ -614,6 +690,16 @@ void createInterpolation(const VSMap *in, VSMap *out, const FilterKind &kind, VS
         uint32_t srcId = vsapi->queryVideoFormatID(f.colorFamily, f.sampleType, f.bitsPerSample, f.subSamplingW,
                                                    f.subSamplingH, core);
         NodeRef back(vsapi, resizeClip(interp.get(), srcId, color, false, core, vsapi));
+        {
+            // Output frame 0 is source frame 0 (no inference): it proves the way back works for these properties.
+            std::string err;
+            const VSFrame *returned = fetchFirstFrame(back.get(), err, vsapi);
+            if (!returned)
+                throw ArgError("cannot convert the result back from RGB with the colour properties of frame 0 (" +
+                               describeColorimetry(color) + "): " + err +
+                               "; set valid ones upstream, e.g. std.SetFrameProps(clip, _Matrix=1)");
+            vsapi->freeFrame(returned);
+        }
 
         SelectData *sel = new SelectData;
         sel->srcVi = *vi;

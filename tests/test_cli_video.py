@@ -285,3 +285,22 @@ def test_every_command_has_help() -> None:
     for command in (["interpolate"], ["script"], ["images"], ["models", "list"], ["models", "download"]):
         result = vsrife(*command, "--help")
         assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_images_errors_are_one_line(bikes_path: Path, tmp_path: Path) -> None:
+    stills = [tmp_path / "a.png", tmp_path / "b.png"]
+    for still, frame in zip(stills, (0, 1)):
+        ffmpeg("-i", bikes_path, "-vf", f"select=eq(n\\,{frame})", "-frames:v", "1", still)
+    small = tmp_path / "small.png"
+    ffmpeg("-i", stills[0], "-vf", "scale=64:32", small)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    cases = [
+        ([stills[0], small, "-o", tmp_path / "out"], "the images differ in size (640x272 and 64x32)"),
+        ([*stills, "-o", blocker / "frames"], "Not a directory"),
+        ([*stills, "-o", tmp_path / "out", "--exp", "0"], "--exp must be at least 1"),
+    ]
+    for args, message in cases:
+        result = vsrife("images", *args, "-q")
+        assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

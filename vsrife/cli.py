@@ -205,13 +205,17 @@ def _warn(message: str) -> None:
 
 @contextmanager
 def _media_errors() -> Iterator[None]:
-    """The media layer's errors as CLI errors (one line, exit code 1)."""
+    """The media layer's, VapourSynth's and the file system's errors as CLI errors (one line, exit code 1)."""
+    import vapoursynth as vs
+
     from vsrife.media import MediaError
 
     try:
         yield
-    except MediaError as exc:
-        raise CliError(str(exc)) from None
+    except (MediaError, vs.Error) as exc:  # vs.Error: a frame that failed mid-render, with the filter's message
+        raise CliError(" ".join(str(exc).split())) from None
+    except OSError as exc:  # an output folder that cannot be created, a full disk
+        raise CliError(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)) from None
 
 
 def _filter_args(args: argparse.Namespace) -> dict[str, object]:

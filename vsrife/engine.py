@@ -88,6 +88,10 @@ def select_precision(name: str, device: torch.device) -> torch.dtype:
         return torch.float16 if device.type == "cuda" else torch.float32
     if requested not in PRECISIONS:
         raise EngineError(f"precision '{name}' is not supported; choose auto, {', '.join(PRECISIONS)}")
+    if requested == "fp16" and device.type == "cpu":
+        # PyTorch's CPU convolutions in fp16 are far slower than fp32 (benchmarks/precision_cpu.py measures it).
+        raise EngineError("precision 'fp16' is not supported on the CPU (PyTorch runs it many times slower than "
+                          "fp32 there); use 'bf16' or 'fp32'")
     if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise EngineError(f"precision 'bf16' is not supported on {device}; choose auto, fp32 or fp16")
     return PRECISIONS[requested]

@@ -571,6 +571,17 @@ const VSFrame *fetchFirstFrame(VSNode *node, std::string &err, const VSAPI *vsap
     return req.frame;
 }
 
+// Throws unless frame 0 of a converted node can be made: what the conversion does with frame 0's properties.
+void requireConversion(VSNode *converted, const char *what, const Colorimetry &color, const VSAPI *vsapi) {
+    std::string err;
+    const VSFrame *frame = fetchFirstFrame(converted, err, vsapi);
+    if (!frame)
+        throw ArgError(std::string("cannot ") + what + " with the colour properties of its frame 0 (" +
+                       describeColorimetry(color) + "): " + err +
+                       "; set valid ones upstream, e.g. std.SetFrameProps(clip, _Matrix=1)");
+    vsapi->freeFrame(frame);
+}
+
 // resize.Bicubic(clip, format=formatId, <colorimetry>). toRGB: c describes the input (matrix_in, ...);
 // otherwise c describes the output (matrix, ...). Returns a new node or throws.
 VSNode *resizeClip(VSNode *clip, uint32_t formatId, const Colorimetry &c, bool toRGB, VSCore *core,
@@ -646,12 +657,7 @@ void createInterpolation(const VSMap *in, VSMap *out, const FilterKind &kind, VS
             uint32_t rgbsId = vsapi->queryVideoFormatID(cfRGB, stFloat, 32, 0, 0, core);
             rgb.reset(resizeClip(src.get(), rgbsId, color, true, core, vsapi));
             // Bad colour properties (say _Matrix=0 on YUV) fail here, at creation, not at the first frame request.
-            const VSFrame *converted = fetchFirstFrame(rgb.get(), err, vsapi);
-            if (!converted)
-                throw ArgError("cannot convert the clip to RGB with the colour properties of its frame 0 (" +
-                               describeColorimetry(color) + "): " + err +
-                               "; set valid ones upstream, e.g. std.SetFrameProps(clip, _Matrix=1)");
-            vsapi->freeFrame(converted);
+            requireConversion(rgb.get(), "convert the clip to RGB", color, vsapi);
         }
 
         std::string err;
@@ -690,16 +696,8 @@ void createInterpolation(const VSMap *in, VSMap *out, const FilterKind &kind, VS
         uint32_t srcId = vsapi->queryVideoFormatID(f.colorFamily, f.sampleType, f.bitsPerSample, f.subSamplingW,
                                                    f.subSamplingH, core);
         NodeRef back(vsapi, resizeClip(interp.get(), srcId, color, false, core, vsapi));
-        {
-            // Output frame 0 is source frame 0 (no inference): it proves the way back works for these properties.
-            std::string err;
-            const VSFrame *returned = fetchFirstFrame(back.get(), err, vsapi);
-            if (!returned)
-                throw ArgError("cannot convert the result back from RGB with the colour properties of frame 0 (" +
-                               describeColorimetry(color) + "): " + err +
-                               "; set valid ones upstream, e.g. std.SetFrameProps(clip, _Matrix=1)");
-            vsapi->freeFrame(returned);
-        }
+        // Output frame 0 is source frame 0 (no inference): it proves the way back works for these properties.
+        requireConversion(back.get(), "convert the result back from RGB", color, vsapi);
 
         SelectData *sel = new SelectData;
         sel->srcVi = *vi;

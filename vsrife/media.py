@@ -8,7 +8,6 @@ only when ffmpeg has finished it, so an interrupted or failed run leaves nothing
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -23,6 +22,8 @@ from typing import IO, Any
 
 import ffmpeg
 import vapoursynth as vs
+
+from .ffmpeg_binary import find_ffmpeg
 
 # Frame-time jitter up to this much (containers round timestamps to 1 ms) still counts as a constant rate.
 TIMESTAMP_TOLERANCE_MS = 1.5
@@ -40,14 +41,10 @@ class MediaError(ValueError):
 @cache
 def ffmpeg_executable() -> str:
     """The ffmpeg on PATH, else the one bundled with imageio-ffmpeg."""
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise MediaError("ffmpeg not found: put it on PATH or `pip install imageio-ffmpeg`") from None
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
+    found = find_ffmpeg()
+    if found is None:
+        raise MediaError("ffmpeg not found: put it on PATH or `pip install imageio-ffmpeg`")
+    return found
 
 
 def ffmpeg_command(stream: Any, *global_args: str) -> list[str]:

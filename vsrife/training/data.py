@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..engine import scene_change_metric
+from ..ffmpeg_binary import find_ffmpeg
 from ..registry import WeightFile, WheelSource
 from .synthetic import synthetic_triplet
 
@@ -79,14 +79,10 @@ class TripletSource(Protocol):
 
 def ffmpeg_executable() -> str:
     """ffmpeg on PATH, else the binary that imageio-ffmpeg bundles."""
-    found = shutil.which("ffmpeg")
-    if found:
-        return found
-    try:
-        import imageio_ffmpeg
-    except ImportError:
-        raise DataError("decoding needs ffmpeg: put it on PATH or `pip install imageio-ffmpeg`") from None
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
+    found = find_ffmpeg()
+    if found is None:
+        raise DataError("decoding needs ffmpeg: put it on PATH or `pip install imageio-ffmpeg`")
+    return found
 
 
 def decode_rgb(path: Path, start: int = 0, end: int | None = None) -> Tensor:

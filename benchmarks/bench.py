@@ -36,6 +36,8 @@ from conftest import clip_from_frames, decode_rgb, frame_drop_psnr, psnr, save_r
 from reference import load_reference  # noqa: E402
 import cli_overhead  # noqa: E402
 import precision_cpu  # noqa: E402
+import report  # noqa: E402
+import soak  # noqa: E402
 from vsrife import registry  # noqa: E402
 from vsrife.engine import scene_change_metric  # noqa: E402
 from sample_media import fetch_sample  # noqa: E402
@@ -207,6 +209,9 @@ def main() -> int:
         *rows,
     ])
     args.output.parent.mkdir(parents=True, exist_ok=True)
+    # The soak is its own command (build.py soak): keep its latest section.
+    previous = args.output.read_text() if args.output.exists() else ""
+    soak_section = report.section_of(previous, soak.SECTION)
     args.output.write_text(
         "# Benchmarks\n\n"
         f"Latest run: {datetime.date.today().isoformat()} on {machine}.\n\n"
@@ -240,6 +245,7 @@ def main() -> int:
         f"pairs of bikes.mp4, against the default `sc_threshold` of {SCENE_THRESHOLD}.\n\n"
         "| frames | metric | |\n| --- | --- | --- |\n" + "\n".join(scene_rows) + "\n\n"
         + cli_section + "\n" + precision_section
+        + ("" if soak_section is None else "\n" + soak_section)
     )
     print(f"wrote {args.output}")
     return 0

@@ -8,13 +8,21 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
 
 
-def replace_section(document: str, heading: str, new_section: str) -> str:
-    """`document` with the section under `heading` (up to the next "## ") replaced by, or appended as, the new one."""
+def section_of(document: str, heading: str) -> str | None:
+    """The section under `heading` (up to the next "## ", no trailing blank line), or None when there is none."""
     start = document.find(heading)
     if start < 0:
-        return document.rstrip("\n") + "\n\n" + new_section
+        return None
     end = document.find("\n## ", start + len(heading))
-    return document[:start] + new_section + ("" if end < 0 else document[end:])
+    return (document[start:] if end < 0 else document[start:end]).rstrip("\n") + "\n"
+
+
+def replace_section(document: str, heading: str, new_section: str) -> str:
+    """`document` with its section under `heading` replaced by, or appended as, the new one."""
+    old = section_of(document, heading)
+    if old is None:
+        return document.rstrip("\n") + "\n\n" + new_section
+    return document.replace(old, new_section, 1)
 
 
 def update_section(heading: str, new_section: str, path: Path = BENCHMARKS_MD) -> None:

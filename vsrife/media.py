@@ -75,6 +75,7 @@ class SourceInfo:
     variable_rate: bool
     shortest_ms: float
     longest_ms: float
+    rgb: bool  # YUV4MPEG cannot carry it: the graph converts the result to YUV
     colour: dict[str, int | str]  # options of ffmpeg's setparams filter that keep the source's colour description
 
 
@@ -104,7 +105,8 @@ def probe(path: Path) -> SourceInfo:
     variable = clip.fps_num == 0 or max(abs(step - average) for step in steps) > TIMESTAMP_TOLERANCE_MS
     return SourceInfo(path=path, fps=Fraction(clip.fps_num, clip.fps_den) if clip.fps_num else Fraction(0),
                       num_frames=clip.num_frames, variable_rate=variable, shortest_ms=min(steps),
-                      longest_ms=max(steps), colour=colour_options(clip.get_frame(0).props))
+                      longest_ms=max(steps), rgb=clip.format.color_family == vs.RGB,
+                      colour=colour_options(clip.get_frame(0).props))
 
 
 def constant_rate_for(info: SourceInfo) -> Fraction:

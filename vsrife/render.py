@@ -100,10 +100,9 @@ def plan(input_path: Path, method: str, rate: RateRequest, filter_args: dict[str
     if last - first + 1 < 2:
         raise MediaError("the range to render must hold at least 2 source frames")
     factor = rate.factor_over(source_fps)
-    clip_format = media.open_video(input_path).format
     spec = GraphSpec(input=input_path, method=method, rate=rate.plugin_args(), factor=factor,
                      filter_args=filter_args, start=start, end=end, constant_fps=constant_fps,
-                     rgb_source=clip_format.color_family == vs.RGB, montage=montage)
+                     rgb_source=info.rgb, montage=montage)
     return Plan(spec=spec, source=info, source_fps=source_fps, first_frame=first, frame_count=last - first + 1)
 
 

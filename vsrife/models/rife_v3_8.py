@@ -27,7 +27,7 @@ class FlowBlock(FlowBlock35):
 
 class RIFE38(InterpolationNet):
     midpoint_only: ClassVar[bool] = True
-    supports_ensemble: ClassVar[bool] = True
+    supports_ensemble = True
     weight_roles: ClassVar[tuple[str, ...]] = ("flownet",)
     role_prefixes: ClassVar[dict[str, str]] = {"flownet": ""}
     unused_prefixes: ClassVar[tuple[str, ...]] = ("block_tea.",)

@@ -108,8 +108,8 @@ class RRINOutputs:
 
 
 class RRIN(InterpolationNet):
-    memory_bytes_per_pixel: ClassVar[float] = 1000.0  # 990 B/px + 97 MiB fitted over 256x256..1280x720, CPU fp32
-    supports_ensemble: ClassVar[bool] = False
+    memory_bytes_per_pixel = 1000.0  # 990 B/px + 97 MiB fitted over 256x256..1280x720, CPU fp32
+    supports_ensemble = False
     weight_roles: ClassVar[tuple[str, ...]] = ("model",)
     role_prefixes: ClassVar[dict[str, str]] = {"model": ""}
     key_aliases: ClassVar[dict[str, str]] = {"Flow.": "Flow_L."}  # the fork's name for the flow net

@@ -113,14 +113,14 @@ def load_teacher(name: str, device: torch.device) -> nn.Module | None:
     if name == "none":
         return None
     from .. import registry, weights
-    from ..models import ARCHITECTURES, build_model
+    from ..models import build_model, skeleton
 
     try:
         entry = registry.get_model(name.removeprefix("rife-"))
     except ValueError as exc:
         raise TrainingError(f"teacher {name!r}: {exc}") from None
-    if entry.method != "rife" or not hasattr(ARCHITECTURES[entry.architecture], "estimate"):
-        raise TrainingError(f"teacher {name!r} does not expose RIFE's flows; use rife-4.0 or none")
+    if entry.method != "rife" or not hasattr(skeleton(entry.architecture), "estimate"):
+        raise TrainingError(f"teacher {name!r} does not expose RIFE's flows; use a RIFE 4.x model or none")
     net = build_model(entry.architecture, weights.load_state_dicts(weights.resolve_weight_files(entry, None)))
     return net.to(device)
 

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import re
 import subprocess
 import sys
+import struct
+import threading
+import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -204,6 +210,95 @@ def request_log() -> Callable[[vs.VideoNode], tuple[vs.VideoNode, list[int]]]:
         return logged, requested
 
     return wrap
+
+
+def run_cli(*args: str, env_extra: dict[str, str] | None = None,
+            prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``python -m vsrife ARGS`` from this checkout in a child process (``prefix``: a wrapper command such as
+    setpriv); text output captured."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **(env_extra or {})}
+    return subprocess.run([*(prefix or []), sys.executable, "-m", "vsrife", *args], capture_output=True, text=True,
+                          env=env, timeout=300)
+
+
+def table_rows(text: str) -> dict[str, dict[str, str]]:
+    """A table as `models list` prints it: first cell -> {column header: cell}, cut at the header's positions.
+
+    Rows end at the first blank line; headers are separated by two or more spaces.
+    """
+    lines = text.splitlines()
+    header = lines[0]
+    starts = [match.start() for match in re.finditer(r"\S+(?: \S+)*", header)]
+    names = [header[start:end].strip() for start, end in zip(starts, [*starts[1:], None], strict=True)]
+    rows: dict[str, dict[str, str]] = {}
+    for line in lines[1:]:
+        if not line.strip():
+            break
+        cells = [line[start:end].strip() for start, end in zip(starts, [*starts[1:], None], strict=True)]
+        rows[cells[0]] = dict(zip(names, cells, strict=True))
+    return rows
+
+
+@dataclass
+class FileServer:
+    """What `serve_files` runs: its base URL, the files it serves (change them at will) and the paths asked for."""
+
+    url: str
+    files: dict[str, bytes]
+    requests: list[str] = field(default_factory=list)
+
+
+@contextmanager
+def serve_files(files: dict[str, bytes]) -> Iterator[FileServer]:
+    """A threaded HTTP server on 127.0.0.1 (ephemeral port) serving in-memory files by path ("/name");
+    ``/short/<name>`` announces the full length but sends half, then hangs up."""
+    served = FileServer("", files)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            served.requests.append(self.path)
+            short = self.path.startswith("/short/")
+            body = served.files.get(self.path.removeprefix("/short") if short else self.path)
+            if body is None:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[: len(body) // 2] if short else body)
+            self.close_connection = True
+
+        def log_message(self, format: str, *args: object) -> None:  # keep pytest output clean
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    served.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def flip_keeping_size_and_mtime(path: Path) -> bytes:
+    """Inverts 256 bytes in the middle of every tensor of a torch.save archive, keeping its size and mtime: bit rot
+    that only the content shows (torch reads such a file without complaint)."""
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        records = [info for info in archive.infolist() if "/data/" in info.filename and info.file_size > 4096]
+    assert records
+    for info in records:  # a stored record's bytes follow its 30-byte local header, name and extra field
+        name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
+        middle = info.header_offset + 30 + name_length + extra_length + info.file_size // 2
+        data[middle:middle + 256] = bytes(b ^ 0xFF for b in data[middle:middle + 256])
+    path.write_bytes(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    return bytes(data)
 
 
 def run_vspipe(script: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[bytes]:

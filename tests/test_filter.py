@@ -18,6 +18,8 @@ import vapoursynth as vs
 from conftest import (VSPIPE, VfiFilter, clip_from_frames, decode_rgb, expect_error, frame_array, frame_drop_psnr,
                       psnr, run_vspipe, shrink, small_rgbs)
 
+from vsrife import registry
+
 core = vs.core
 
 # Frame-drop protocol of shared/DESIGN.md, CPU fp32: the published code's score minus 0.1 dB.
@@ -195,7 +197,9 @@ RIFE = VfiFilter("RIFE")
 
 def test_engine_errors_are_clear(bikes_rgb40: np.ndarray, tmp_path: Path) -> None:
     clip = small_rgbs(bikes_rgb40, 2)
-    expect_error(RIFE, "unknown model '9.9'; available models: 3.1, 3.5, 3.8, 4.0", clip, model="9.9")
+    names = ", ".join(registry.model_names("rife"))  # 3.1, 3.5, 3.8, 4.0, 4.1, ..., 4.26, 4.26.heavy
+    assert names.startswith("3.1, 3.5, 3.8, 4.0, 4.1, 4.2") and names.endswith("4.25.heavy, 4.26, 4.26.heavy")
+    expect_error(RIFE, f"unknown model '9.9'; available models: {names}", clip, model="9.9")
     expect_error(RIFE, "model 'rrin' is an RRIN model; use vfi.RRIN", clip, model="rrin")
     expect_error(RIFE, "available devices: auto, cpu", clip, device="cuda:7")
     expect_error(RIFE, "available devices: auto, cpu", clip, device="tpu")

@@ -51,7 +51,7 @@ def test_models_of_the_other_filter_and_unknown_names_are_refused(rrin: VfiFilte
     clip = clip_from_frames(bikes_small[:2])
     expect_error(rrin, "model '4.0' is a RIFE model; use vfi.RIFE", clip, model="4.0", model_path=None)
     expect_error(rrin, "model '3.1' is a RIFE model; use vfi.RIFE", clip, model="3.1")
-    expect_error(rrin, "unknown model '9.9'; available models: rrin, rrin-fork, rrin-official", clip, model="9.9")
+    expect_error(rrin, "unknown model '9.9'; available models: rrin, rrin-official, rrin-fork", clip, model="9.9")
     message = expect_error(rrin, "", clip, model="rrin-official", model_path=None)
     assert "model rrin-official has no download we can reach" in message
     assert "HopLee6/RRIN-PyTorch" in message and "model_path=" in message

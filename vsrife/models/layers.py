@@ -29,6 +29,8 @@ class InterpolationNet(nn.Module):
     # Peak memory of one forward pass per padded input pixel in fp32 (the engine's automatic tile size uses it);
     # measured by benchmarks/memory_rrin.py (docs/BENCHMARKS.md). Unmeasured nets keep this cautious default.
     memory_bytes_per_pixel: float = 4096.0
+    # channels of the features encode_frame returns per pixel of a frame (0: none)
+    feature_channels: int = 0
 
     def alignment(self, scale: float) -> int:
         raise NotImplementedError

@@ -27,10 +27,11 @@ class RIFE4(InterpolationNet):
     """The 4.x loop: block i sees both frames warped by the flow so far (and, from 4.7, warped per-frame features).
 
     blocks: named block0, block1, ... (their keys in the published files); flow_scales: each block's
-    downsampling at scale 1; encoder: the per-frame feature net (4.7+, key prefix ``encode.``); mask_residual:
-    blocks add to the mask (up to 4.6) or replace it (4.7+); carries_features: the channels a block returns after
-    the mask feed the next block (4.21+, which publish no ensemble); large_motion_retry: 4.0 and 4.1 restart
-    with doubled flow scales when block 1 finds more than 32 px of residual motion.
+    downsampling at scale 1; encoder: the per-frame feature net (4.7+, key prefix ``encode.``), which returns
+    feature_channels channels; mask_residual: blocks add to the mask (up to 4.6) or replace it (4.7+);
+    carries_features: the channels a block returns after the mask feed the next block (4.21+, which publish no
+    ensemble); large_motion_retry: 4.0 and 4.1 restart with doubled flow scales when block 1 finds more than
+    32 px of residual motion.
     """
 
     midpoint_only: ClassVar[bool] = False
@@ -40,12 +41,14 @@ class RIFE4(InterpolationNet):
     unused_prefixes: ClassVar[tuple[str, ...]] = ("block_tea.", "teacher.", "caltime.", "contextnet.", "unet.")
 
     def __init__(self, blocks: Sequence[nn.Module], flow_scales: Sequence[float], *, encoder: nn.Module | None,
-                 mask_residual: bool, carries_features: bool, large_motion_retry: bool) -> None:
+                 feature_channels: int, mask_residual: bool, carries_features: bool,
+                 large_motion_retry: bool) -> None:
         super().__init__()
         for i, block in enumerate(blocks):
             self.add_module(f"block{i}", block)
         self.blocks = list(blocks)  # the same modules, in order (registered above under their published names)
         self.encode = encoder  # a submodule when given (keys encode.*), else a plain None
+        self.feature_channels = feature_channels
         self.flow_scales = tuple(flow_scales)
         self.mask_residual = mask_residual
         self.carries_features = carries_features
@@ -182,7 +185,7 @@ class RIFE40(RIFE4):
         # block0 sees img0, img1, timestep (7); later ones add the mask and the current flow (12)
         blocks = [FlowBlock(7 if i == 0 else 12, width, conv, shape.residual)
                   for i, width in enumerate((192, 128, 96, 64))]
-        super().__init__(blocks, (8.0, 4.0, 2.0, 1.0), encoder=None, mask_residual=True, carries_features=False,
-                         large_motion_retry=shape.large_motion_retry)
+        super().__init__(blocks, (8.0, 4.0, 2.0, 1.0), encoder=None, feature_channels=0, mask_residual=True,
+                         carries_features=False, large_motion_retry=shape.large_motion_retry)
         if shape == PLAIN_SHAPES["rife-4.0"]:
             self.memory_bytes_per_pixel = 250.0  # 246 B/px + 25 MiB fitted over 640x272..2560x1440, CPU fp32

@@ -137,11 +137,13 @@ class RIFE45(RIFE4):
     """RIFE 4.5 to 4.26, one instance per `ResidualShape`."""
 
     def __init__(self, shape: ResidualShape) -> None:
-        features = 0 if shape.encoder is None else 2 * shape.encoder.channels  # both frames' features
+        channels = 0 if shape.encoder is None else shape.encoder.channels
+        features = 2 * channels  # both frames' features
         carried = shape.out_channels - 5 if shape.carries_features else 0
         # block0 sees img0, img1, features, timestep; later ones also the mask, flow and carried channels
         blocks = [ResidualFlowBlock(7 + features if i == 0 else 12 + features + carried, width, shape.out_channels,
                                     shape.groups) for i, width in enumerate(shape.widths)]
         encoder = None if shape.encoder is None else Encoder(shape.encoder)
-        super().__init__(blocks, shape.flow_scales, encoder=encoder, mask_residual=shape.mask_residual,
-                         carries_features=shape.carries_features, large_motion_retry=False)
+        super().__init__(blocks, shape.flow_scales, encoder=encoder, feature_channels=channels,
+                         mask_residual=shape.mask_residual, carries_features=shape.carries_features,
+                         large_motion_retry=False)

@@ -124,7 +124,7 @@ def _selected_models(args: argparse.Namespace) -> list[ModelEntry]:
 
 
 def _cmd_models_download(args: argparse.Namespace) -> int:
-    from vsrife.weights import WeightsError, ensure_cached, unavailable_reason
+    from vsrife.weights import WeightsError, ensure_cached, hash_origin, unavailable_reason
 
     for entry in _selected_models(args):
         reason = unavailable_reason(entry)
@@ -133,12 +133,14 @@ def _cmd_models_download(args: argparse.Namespace) -> int:
                 raise CliError(reason)
             print(f"{entry.name}: skipped: {reason}")  # --all fetches everything that can be fetched
             continue
+        first_use = hash_origin(entry) == "first-use"
         try:
             paths = ensure_cached(entry, progress=not args.quiet)
         except WeightsError as exc:
             raise CliError(f"model {entry.name}: {exc}") from None
+        check = "sha256 recorded at this first download" if first_use else "sha256 verified"
         for role, path in paths.items():
-            print(f"{entry.name} {role}: {path} (sha256 verified)")
+            print(f"{entry.name} {role}: {path} ({check})")
     return 0
 
 

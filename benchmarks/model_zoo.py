@@ -1,0 +1,98 @@
+"""What each RIFE 4.x network costs on the CPU at 1280x720: seconds and GFLOP per interpolated frame.
+
+Run: `.venv/bin/python benchmarks/model_zoo.py [--frames 3]`. One model per architecture (the first registry name
+that uses it; the others are the same network), seeded random weights (a pass costs the same whatever the
+weights), through `core.vfi.RIFE` at `multi=2` in fp32 on frames of bigbuckbunny.mp4: the median of `--frames`
+interpolated frames after one warm-up frame. With plugin 0.2 each source frame's encoder features are computed
+once, so a frame costs the blocks plus one encoder pass; GFLOP counts exactly that (torch's FlopCounterMode:
+convolutions, 2 FLOP per multiply-add; the warps and resizes are not counted). Replaces the "Model zoo" section
+of docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+import vapoursynth as vs
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench import cpu_name, time_ours  # noqa: E402
+from conftest import decode_rgb  # noqa: E402
+from report import update_section  # noqa: E402
+from sample_media import fetch_sample  # noqa: E402
+
+from vsrife import registry  # noqa: E402
+from vsrife.models import ARCHITECTURES, InterpolationNet  # noqa: E402
+
+SECTION = "## Model zoo"
+WIDTH, HEIGHT = 1280, 720
+
+
+def representatives() -> dict[str, list[str]]:
+    """Architecture -> the RIFE 4.x model names that use it, in registry order."""
+    names: dict[str, list[str]] = {}
+    for name, entry in registry.MODELS.items():
+        if entry.method == "rife" and name.startswith("4."):
+            names.setdefault(entry.architecture, []).append(name)
+    return names
+
+
+def gflop_per_frame(net: InterpolationNet, padded_height: int, padded_width: int) -> float:
+    """The blocks on one padded pair plus one encoder pass (the new source frame's features), fp32."""
+    img0, img1 = torch.rand(2, 1, 3, padded_height, padded_width)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        features = net.encode_frame(img1)
+        if features is None:
+            net(img0, img1, 0.5, 1.0, False)
+        else:
+            net(img0, img1, 0.5, 1.0, False, (features, features))
+    return counter.get_total_flops() / 1e9
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--frames", type=int, default=3, help="interpolated frames timed per model")
+    args = parser.parse_args()
+    frames = decode_rgb(fetch_sample("bigbuckbunny.mp4"), args.frames + 3, width=WIDTH, height=HEIGHT)
+    plugin = vs.core.vfi.version  # type: ignore[attr-defined]
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for architecture, names in representatives().items():
+            entry = registry.MODELS[names[0]]
+            torch.manual_seed(0)
+            net = ARCHITECTURES[architecture]().eval()
+            weights = Path(folder) / f"{architecture}.pkl"
+            torch.save(net.state_dict(), weights)
+            padded = (-(-HEIGHT // entry.padding) * entry.padding, -(-WIDTH // entry.padding) * entry.padding)
+            gflop = gflop_per_frame(net, *padded)
+            seconds = statistics.median(time_ours(frames, args.frames, model=names[0], model_path=str(weights)))
+            parameters = sum(p.numel() for p in net.parameters()) / 1e6
+            rows.append(f"| {entry.family} | {', '.join(names)} | {parameters:.1f} M | {padded[1]}x{padded[0]} | "
+                        f"{gflop:.0f} | {seconds:.2f} |")
+            print(rows[-1], flush=True)
+            del net
+    update_section(SECTION, (
+        f"{SECTION}\n\n"
+        f"Every RIFE 4.x network at {WIDTH}x{HEIGHT} on the CPU in fp32 (`benchmarks/model_zoo.py --frames "
+        f"{args.frames}`): median seconds per interpolated frame through `core.vfi.RIFE` (`multi=2`, plugin "
+        f"{plugin.major}.{plugin.minor}, after one warm-up frame) and GFLOP per frame (the blocks on the padded pair "
+        f"plus one encoder pass; torch's FlopCounterMode counts the convolutions, not the warps and resizes). Seeded "
+        f"random weights: a pass costs the same whatever the weights, except that 4.0/4.1 rerun blocks on large "
+        f"motion, which random weights do not trigger. One run, {datetime.date.today().isoformat()} on "
+        f"{cpu_name()} with {torch.get_num_threads()} torch threads, torch {torch.__version__}; the machine was "
+        f"shared with other work, so take differences under about 10 % as noise.\n\n"
+        "| family | models (same network) | parameters | padded to | GFLOP/frame | s/frame |\n"
+        "| --- | --- | --- | --- | --- | --- |\n" + "\n".join(rows) + "\n"))
+
+
+if __name__ == "__main__":
+    main()

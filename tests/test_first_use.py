@@ -139,6 +139,11 @@ def test_list_and_verify_show_the_recorded_hash(model_dir: Path, release_server:
         f"4.25: CORRUPT {path} (SHA-256 differs from the hash recorded at its first download; "
         f"`python -m vsrife models download 4.25` replaces it)",
         "4.26: not cached"]
+    record = weights.record_path(path)
+    record.write_text("{not json")
+    damaged = run_cli("models", "verify", "4.25")
+    assert damaged.returncode == 1 and damaged.stdout.startswith(f"4.25: the hash record {record} is unreadable")
+    assert weights.cache_status(ENTRY) == "unreadable"
 
 
 def _frames() -> np.ndarray:

@@ -146,7 +146,6 @@ class HashRecord:
     recorded: str  # when, UTC, ISO 8601
 
 
-
 def record_path(path: Path) -> Path:
     """Where the hash record of the weight file ``path`` lives: beside it."""
     return path.with_name(path.name + _RECORD_SUFFIX)

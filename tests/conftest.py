@@ -84,6 +84,16 @@ def shrink(frames: np.ndarray, factor: int) -> np.ndarray:
     return np.ascontiguousarray(frames.reshape(n, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4)))
 
 
+def panning_frames(count: int, width: int, height: int, step: int) -> np.ndarray:
+    """`count` frames (n, height, width, 3) of a smooth RGB pattern in [0, 1], each `step` pixels right of the last:
+    motion to interpolate, no video needed."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    return np.stack([np.stack([0.5 + 0.4 * np.sin((x - shift) / 9.0) * np.cos(y / 7.0),
+                               0.5 + 0.3 * np.cos((x - shift + y) / 11.0),
+                               (x - shift) % 64 / 64.0], axis=-1)
+                     for shift in range(0, count * step, step)]).astype(np.float32)
+
+
 def small_rgbs(frames: np.ndarray, count: int = 6, size: tuple[int, int] = (160, 96)) -> vs.VideoNode:
     """A width x height crop of the first frames of bikes.mp4 (from row 88, column 240), quick to interpolate."""
     width, height = size

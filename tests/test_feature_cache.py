@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import vapoursynth as vs
-from conftest import clip_from_frames, frame_array
+from conftest import clip_from_frames, frame_array, panning_frames
 
 from vsrife.engine import FEATURE_CACHE_FRAMES, Engine, FrameCache, create_engine
 from vsrife.models import ARCHITECTURES
@@ -34,11 +34,7 @@ def weights_425(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def frames() -> np.ndarray:
-    """COUNT smooth RGB frames (HEIGHT x WIDTH), panning 2 pixels per frame."""
-    y, x = np.mgrid[0:HEIGHT, 0:WIDTH].astype(np.float32)
-    return np.stack([np.stack([0.5 + 0.4 * np.sin((x - 2 * n) / 7.0) * np.cos(y / 5.0),
-                               0.5 + 0.3 * np.cos((x - 2 * n + y) / 9.0),
-                               (x - 2 * n) % 32 / 32.0], axis=-1) for n in range(COUNT)]).astype(np.float32)
+    return panning_frames(COUNT, WIDTH, HEIGHT, 2)
 
 
 @pytest.fixture
@@ -117,7 +113,7 @@ def test_each_source_frame_is_encoded_once(weights_425: Path, frames: np.ndarray
                     reason="the installed libvfi.so predates source frame numbers (plugin 0.2): rebuild it")
 def test_the_plugin_passes_source_frame_numbers(weights_425: Path, frames: np.ndarray,
                                                 encoder_calls: list[tuple[int, ...]]) -> None:
-    clip = clip_from_frames(np.ascontiguousarray(frames))
+    clip = clip_from_frames(frames)
     rife = vs.core.vfi.RIFE(clip, model="4.25", model_path=str(weights_425), multi=4, device="cpu",
                             precision="fp32")
     out = [frame_array(rife.get_frame(n)) for n in range(rife.num_frames)]

@@ -20,8 +20,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 import vapoursynth as vs
-from conftest import FileServer, clip_from_frames, flip_keeping_size_and_mtime, frame_array, run_cli, serve_files
-from conftest import table_rows
+from conftest import (FileServer, clip_from_frames, flip_keeping_size_and_mtime, frame_array, panning_frames, run_cli,
+                      serve_files, table_rows)
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -146,22 +146,14 @@ def test_list_and_verify_show_the_recorded_hash(model_dir: Path, release_server:
     assert weights.cache_status(ENTRY) == "unreadable"
 
 
-def _frames() -> np.ndarray:
-    """Two 128x96 RGB frames of a smooth pattern, the second moved 3 pixels right."""
-    y, x = np.mgrid[0:96, 0:128].astype(np.float32)
-    return np.stack([np.stack([0.5 + 0.4 * np.sin((x - shift) / 9.0) * np.cos(y / 7.0),
-                               0.5 + 0.3 * np.cos((x - shift + y) / 11.0),
-                               (x - shift) % 64 / 64.0], axis=-1) for shift in (0, 3)]).astype(np.float32)
-
-
 def test_rife_4_25_runs_end_to_end_on_the_recorded_file(model_dir: Path, release_server: FileServer,
                                                         published_425: reference.PublishedRIFE4,
                                                         release_425: bytes,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     path = weights.ensure_cached(_served(release_server), progress=False)["flownet"]
     monkeypatch.setenv("VSRIFE_OFFLINE", "1")  # the registry's own row, from the cache: no download
-    frames = _frames()
-    clip = clip_from_frames(np.ascontiguousarray(frames))
+    frames = panning_frames(2, 128, 96, 3)
+    clip = clip_from_frames(frames)
     rife = vs.core.vfi.RIFE(clip, model="4.25", device="cpu", precision="fp32", factor_num=4, factor_den=1)
     ours = np.stack([frame_array(rife.get_frame(n)) for n in (1, 2, 3)])
 

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import clip_from_frames, flip_keeping_size_and_mtime, frame_array, run_cli, table_rows
+from conftest import (clip_from_frames, flip_keeping_size_and_mtime, frame_array, panning_frames, run_cli,
+                      table_rows)
 
 from vsrife import weights
 from vsrife.registry import MODELS, UrlSource, WeightFile
@@ -94,11 +95,7 @@ def _one_error_line(result: subprocess.CompletedProcess[str]) -> str:
 
 def _two_frames() -> vs.VideoNode:
     """Two 128x96 RGBS frames of a smooth pattern, the second moved 3 pixels right: something to interpolate."""
-    y, x = np.mgrid[0:96, 0:128].astype(np.float32)
-    frames = np.stack([np.stack([0.5 + 0.4 * np.sin((x - shift) / 9.0) * np.cos(y / 7.0),
-                                 0.5 + 0.3 * np.cos((x - shift + y) / 11.0),
-                                 (x - shift) % 64 / 64.0], axis=-1) for shift in (0, 3)]).astype(np.float32)
-    return clip_from_frames(np.ascontiguousarray(frames))
+    return clip_from_frames(panning_frames(2, 128, 96, 3))
 
 
 def _middle_frame(**rife_args: object) -> np.ndarray:

@@ -235,3 +235,23 @@ def test_warp_moves_pixels_by_the_flow() -> None:
     assert torch.allclose(layers.warp(image, flow), expected, atol=1e-4)
     half = layers.warp(image.to(torch.bfloat16), flow.to(torch.bfloat16))
     assert half.dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("size", [(5, 10), (20, 40), (7, 3)])
+def test_upsample2x_is_the_transposed_convolution_and_independent_of_threads(size: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    layer = layers.Upsample2x(192, 5).eval()
+    x = torch.rand(1, 192, *size)
+    threads = torch.get_num_threads()
+    try:
+        outputs = []
+        for count in (1, 2):
+            torch.set_num_threads(count)
+            with torch.inference_mode():
+                outputs.append(layer(x))
+    finally:
+        torch.set_num_threads(threads)
+    reference = F.conv_transpose2d(x, layer.weight, layer.bias, stride=2, padding=1)
+    assert outputs[0].shape == reference.shape
+    assert torch.equal(outputs[0], outputs[1])  # PyTorch's own transposed convolution differs here at (5, 10)
+    assert (outputs[0] - reference).abs().max().item() < 1e-5

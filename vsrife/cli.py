@@ -252,13 +252,23 @@ def _plan(args: argparse.Namespace) -> Plan:
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
-    from vsrife.render import interpolate
+    from vsrife import cluster, render
 
+    if args.cluster is None and (args.chunk_frames is not None or args.cpus_per_chunk is not None):
+        raise CliError("--chunk-frames and --cpus-per-chunk need --cluster")
+    encoding = {"codec": args.codec, "crf": args.crf, "lossless": args.lossless, "overwrite": args.overwrite,
+                "progress": not args.quiet, "warn": _warn}
     with _media_errors():
-        frames = interpolate(_plan(args), Path(args.output), codec=args.codec, crf=args.crf,
-                             lossless=args.lossless, overwrite=args.overwrite, progress=not args.quiet, warn=_warn)
+        if args.cluster is None:
+            summary = f"{render.interpolate(_plan(args), Path(args.output), **encoding)} frames"
+        else:
+            report = cluster.interpolate(
+                _plan(args), Path(args.output), address=args.cluster,
+                chunk_frames=args.chunk_frames or cluster.DEFAULT_CHUNK_FRAMES,
+                cpus_per_chunk=args.cpus_per_chunk or 1, **encoding)
+            summary = f"{report.frames} frames from {len(report.chunks)} chunks"
         if not args.quiet:
-            print(f"{args.output}: {frames} frames", file=sys.stderr)
+            print(f"{args.output}: {summary}", file=sys.stderr)
         return 0
 
 
@@ -388,6 +398,16 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--crf", type=int, help="constant-quality level of the encoder (libx264 default 16)")
     quality.add_argument("--lossless", action="store_true", help="lossless video (libx264, libx265, vp9, ffv1)")
     interpolate.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    cluster = interpolate.add_argument_group(
+        "cluster", "render chunks of the output as Ray tasks (the `cluster` extra); INPUT and OUTPUT must be on "
+                   "storage every node reads and writes at the same path")
+    cluster.add_argument("--cluster", metavar="local|ADDRESS",
+                         help="`local`: a Ray runtime on this machine; ADDRESS: join the cluster of `ray start "
+                              "--head` there (host:port)")
+    cluster.add_argument("--chunk-frames", type=int, metavar="N",
+                         help="output frames per chunk (default 1000); chunks start on source frames")
+    cluster.add_argument("--cpus-per-chunk", type=int, metavar="N",
+                         help="CPU cores per chunk when it runs on the CPU (default 1); on CUDA a chunk takes a GPU")
     interpolate.set_defaults(run=_cmd_interpolate)
 
     script = commands.add_parser("script", help="print the .vpy that `interpolate` runs, for vspipe or an editor",

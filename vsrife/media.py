@@ -355,3 +355,41 @@ def _last_lines(log: IO[bytes], count: int = 3) -> str:
     log.seek(0)
     lines = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
     return " / ".join(lines[-count:]) or "no message"
+
+
+def run_into(stream: Any, target: Path) -> None:
+    """Run a finished ffmpeg-python graph that writes partial_path(target), then rename it to `target`."""
+    partial = partial_path(target)
+    try:
+        result = subprocess.run(ffmpeg_command(stream), capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            lines = [line for line in result.stderr.splitlines() if line.strip()]
+            raise MediaError(f"ffmpeg failed writing {target.name}: {' / '.join(lines[-3:]) or 'no message'}")
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def count_video_frames(path: Path) -> int:
+    """Frames of the first video stream of `path`, counted by ffmpeg from its packets (nothing is decoded)."""
+    count = ffmpeg.output(ffmpeg.input(str(path))["v:0"], "-", c="copy", f="null")
+    result = subprocess.run(ffmpeg_command(count, "-nostats", "-progress", "pipe:1"), capture_output=True,
+                            text=True, check=False)
+    frames = [line.removeprefix("frame=") for line in result.stdout.splitlines() if line.startswith("frame=")]
+    if result.returncode != 0 or not frames:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        raise MediaError(f"ffmpeg cannot read {path.name}: {' / '.join(lines[-3:]) or 'no message'}")
+    return int(frames[-1])
+
+
+def concat(parts: Sequence[Path], output: Path, *, streams: Sequence[Any] = (),
+           output_options: Mapping[str, Any] | None = None) -> None:
+    """Join video files of one encoding in order, without re-encoding, adding `streams`; atomically, as encode."""
+    with tempfile.TemporaryDirectory(prefix="vsrife-") as scratch:
+        listing = Path(scratch) / "parts.txt"
+        # The concat demuxer's quoting: a quote inside a quoted name is written '\''
+        listing.write_text("".join("file '{}'\n".format(str(part.resolve()).replace("'", "'\\''"))
+                                   for part in parts))
+        video = ffmpeg.input(str(listing), f="concat", safe=0)["v:0"]
+        options = {**dict(output_options or {}), "c:v": "copy"}
+        run_into(ffmpeg.output(video, *streams, str(partial_path(output)), **options), output)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -106,18 +105,33 @@ def plan(input_path: Path, method: str, rate: RateRequest, filter_args: dict[str
     return Plan(spec=spec, source=info, source_fps=source_fps, first_frame=first, frame_count=last - first + 1)
 
 
-def build(plan_: Plan) -> vs.VideoNode:
-    """The output clip of the plan's script; a MediaError carrying the filter's own message on bad arguments."""
+def output_length(plan_: Plan) -> int:
+    """Frames the plan's graph outputs: floor(source frames * factor), at least 1, as the plugin counts them."""
+    return max(1, int(plan_.frame_count * plan_.spec.factor))
+
+
+def build(spec: GraphSpec) -> vs.VideoNode:
+    """The output clip of the spec's script; a MediaError carrying the filter's own message on bad arguments."""
     try:
-        return run_script(script_text(plan_.spec), f"<{plan_.spec.input.name}>")
+        return run_script(script_text(spec), f"<{spec.input.name}>")
     except vs.Error as exc:
         raise MediaError(str(exc)) from None
 
 
-def interpolate(plan_: Plan, output: Path, *, codec: str | None = None, crf: int | None = None,
-                lossless: bool = False, overwrite: bool = False, progress: bool = True,
-                warn: Callable[[str], None] = print) -> int:
-    """Render the plan into `output` with the source's audio and subtitles; returns the number of frames written."""
+@dataclass(frozen=True)
+class OutputSettings:
+    """How an output file is written: the video encoder's options and colour tags, the companion streams."""
+
+    video_options: dict[str, Any]
+    colour: dict[str, int | str]  # setparams options (media.colour_options)
+    streams: list[Any]  # the source's audio and subtitles, cut to the rendered range
+    stream_options: dict[str, Any]
+
+
+def output_settings(plan_: Plan, output: Path, *, codec: str | None = None, crf: int | None = None,
+                    lossless: bool = False, overwrite: bool = False,
+                    warn: Callable[[str], None] = print) -> OutputSettings:
+    """Check that `output` can be written as asked and decide how: a MediaError before any frame is made."""
     check_output(output, plan_.spec.input, overwrite=overwrite)
     options = media.video_options(output.suffix, codec, crf, lossless)
     media.check_container(output.suffix, options)
@@ -128,9 +142,19 @@ def interpolate(plan_: Plan, output: Path, *, codec: str | None = None, crf: int
                                 duration_s=float(plan_.frame_count / plan_.source_fps)
                                 if plan_.spec.start is not None or plan_.spec.end is not None else None)
     streams, stream_options = media.companion_plan(companion, output.suffix, warn)
-    clip = build(plan_)
+    return OutputSettings(options, colour, streams, stream_options)
+
+
+def interpolate(plan_: Plan, output: Path, *, codec: str | None = None, crf: int | None = None,
+                lossless: bool = False, overwrite: bool = False, progress: bool = True,
+                warn: Callable[[str], None] = print) -> int:
+    """Render the plan into `output` with the source's audio and subtitles; returns the number of frames written."""
+    settings = output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
+                               warn=warn)
+    clip = build(plan_.spec)
     with progress_bar(clip.num_frames, progress) as update:
-        media.encode(clip, output, streams=streams, output_options=options | stream_options, colour=colour,
+        media.encode(clip, output, streams=settings.streams,
+                     output_options=settings.video_options | settings.stream_options, colour=settings.colour,
                      progress=update)
     return clip.num_frames
 
@@ -236,23 +260,9 @@ def images(paths: tuple[Path, Path], exp: int, out_dir: Path, method: str, filte
         split = frames.video.split()
         palette = split[0].filter("palettegen")
         paletted = ffmpeg.filter([split[1], palette], "paletteuse")
-        _run_ffmpeg(ffmpeg.output(paletted, str(media.partial_path(gif)), f="gif"), gif)
+        media.run_into(ffmpeg.output(paletted, str(media.partial_path(gif)), f="gif"), gif)
     if mp4 is not None:
         even = frames.video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
-        _run_ffmpeg(ffmpeg.output(even, str(media.partial_path(mp4)), vcodec="libx264", crf=16,
+        media.run_into(ffmpeg.output(even, str(media.partial_path(mp4)), vcodec="libx264", crf=16,
                                   pix_fmt="yuv420p", f="mp4"), mp4)
     return written
-
-
-def _run_ffmpeg(stream: Any, target: Path) -> None:
-    """Run a finished ffmpeg-python graph that writes partial_path(target), then rename it to `target`."""
-    partial = media.partial_path(target)
-    try:
-        result = subprocess.run(media.ffmpeg_command(stream), capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            lines = [line for line in result.stderr.splitlines() if line.strip()]
-            raise MediaError(f"ffmpeg failed writing {target.name}: {' / '.join(lines[-3:]) or 'no message'}")
-        os.replace(partial, target)
-    finally:
-        partial.unlink(missing_ok=True)
-

@@ -31,13 +31,12 @@ class GraphSpec:
     montage: bool = False
 
 
-def script_text(spec: GraphSpec) -> str:
-    """A self-contained .vpy for `spec`."""
+def _source_lines(spec: GraphSpec) -> list[str]:
+    """Script lines that import VapourSynth and define `source`: the input, at a constant rate, cut to the range."""
     source_args = [repr(str(spec.input.resolve()))]
     if spec.constant_fps is not None:
         source_args += [f"fpsnum={spec.constant_fps.numerator}", f"fpsden={spec.constant_fps.denominator}"]
     lines = [
-        "# Written by `python -m vsrife script`. Render: vspipe -c y4m THIS.vpy - | ffmpeg -i - OUTPUT",
         "import vapoursynth as vs",
         "",
         "core = vs.core",
@@ -48,6 +47,20 @@ def script_text(spec: GraphSpec) -> str:
         first = "" if spec.start is None else str(spec.start)
         last = "" if spec.end is None else str(spec.end + 1)
         lines.append(f"source = source[{first}:{last}]")
+    return lines
+
+
+def source_text(spec: GraphSpec) -> str:
+    """A .vpy whose output is the source part of `spec`'s graph alone (what the vfi filter receives)."""
+    return "\n".join([*_source_lines(spec), "source.set_output()"]) + "\n"
+
+
+def script_text(spec: GraphSpec) -> str:
+    """A self-contained .vpy for `spec`."""
+    lines = [
+        "# Written by `python -m vsrife script`. Render: vspipe -c y4m THIS.vpy - | ffmpeg -i - OUTPUT",
+        *_source_lines(spec),
+    ]
     call_args = ["source", *(f"{key}={value!r}" for key, value in {**spec.rate, **spec.filter_args}.items())]
     lines.append(f"clip = core.vfi.{FILTERS[spec.method]}({', '.join(call_args)})")
     if spec.montage:

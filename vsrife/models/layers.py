@@ -62,9 +62,45 @@ def conv_leaky(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.LeakyReLU(0.2))
 
 
+# Kernel taps of a 4x4 stride-2 transposed convolution that reach output phase p (row or column 2i + p), as
+# (tap u of a 3x3 window centred on input i, index k of the 4x4 kernel): input i + u - 1 meets kernel index k.
+_UPSAMPLE_TAPS = {0: ((0, 3), (1, 1)), 1: ((1, 2), (2, 0))}
+
+
+class Upsample2x(nn.ConvTranspose2d):
+    """ConvTranspose2d(in_ch, out_ch, 4, stride 2, padding 1), computed as a 3x3 convolution and a pixel shuffle.
+
+    Same parameters and state dict as the transposed convolution, but PyTorch's CPU transposed convolution sums in
+    an order that depends on the thread count and its convolution does not: frames stay bit-identical between a
+    machine's single run and chunks rendered with other thread counts (`interpolate --cluster`).
+    """
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__(in_ch, out_ch, 4, 2, 1)
+        self._conv_weight: tuple[tuple[int, int, torch.dtype, torch.device], Tensor] | None = None
+
+    def _as_conv3x3(self) -> Tensor:
+        """The weight rearranged to (4 * out_ch, in_ch, 3, 3), channel 4o + 2a + b for output phase (a, b)."""
+        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype, self.weight.device)
+        if self._conv_weight is None or self._conv_weight[0] != key:
+            in_ch, out_ch = self.weight.shape[:2]
+            conv = self.weight.new_zeros(out_ch, 2, 2, in_ch, 3, 3)
+            for a, rows in _UPSAMPLE_TAPS.items():
+                for b, cols in _UPSAMPLE_TAPS.items():
+                    for u, kh in rows:
+                        for v, kw in cols:
+                            conv[:, a, b, :, u, v] = self.weight[:, :, kh, kw].t()
+            self._conv_weight = (key, conv.reshape(out_ch * 4, in_ch, 3, 3))
+        return self._conv_weight[1]
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        bias = None if self.bias is None else self.bias.repeat_interleave(4)
+        return F.pixel_shuffle(F.conv2d(x, self._as_conv3x3(), bias, padding=1), 2)
+
+
 def deconv_prelu(in_ch: int, out_ch: int) -> nn.Sequential:
     """4x4 stride-2 transposed convolution (exact 2x upsampling) followed by PReLU."""
-    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1), nn.PReLU(out_ch))
+    return nn.Sequential(Upsample2x(in_ch, out_ch), nn.PReLU(out_ch))
 
 
 def resize(x: Tensor, factor: float) -> Tensor:

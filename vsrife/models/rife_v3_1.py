@@ -8,7 +8,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from .layers import InterpolationNet, check_scale, conv_prelu, deconv_prelu, flow_alignment, resize, resize_flow, warp
+from .layers import (
+    InterpolationNet, Upsample2x, check_scale, conv_prelu, deconv_prelu, flow_alignment, resize, resize_flow, warp,
+)
 
 _FLOW_SCALES = (4.0, 2.0, 1.0)
 _CTX = 32  # base channel count of the context and fusion nets
@@ -23,7 +25,7 @@ class FlowBlock(nn.Module):
         self.convblock0 = nn.Sequential(conv_prelu(2 * c, 2 * c), conv_prelu(2 * c, 2 * c))
         self.convblock1 = nn.Sequential(conv_prelu(2 * c, 2 * c), conv_prelu(2 * c, 2 * c))
         self.convblock2 = nn.Sequential(conv_prelu(2 * c, 2 * c), conv_prelu(2 * c, 2 * c))
-        self.conv1 = nn.ConvTranspose2d(2 * c, 4, 4, 2, 1)
+        self.conv1 = Upsample2x(2 * c, 4)
 
     def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> Tensor:
         x = resize(x, 1.0 / scale)
@@ -103,7 +105,7 @@ class FusionNet(nn.Module):
         self.up1 = deconv_prelu(16 * c, 4 * c)
         self.up2 = deconv_prelu(8 * c, 2 * c)
         self.up3 = deconv_prelu(4 * c, c)
-        self.conv = nn.ConvTranspose2d(c, 4, 4, 2, 1)
+        self.conv = Upsample2x(c, 4)
 
     def forward(self, warped0: Tensor, warped1: Tensor, flow: Tensor,
                 ctx0: list[Tensor], ctx1: list[Tensor]) -> Tensor:

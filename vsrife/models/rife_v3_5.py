@@ -7,7 +7,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from .layers import InterpolationNet, check_scale, conv_prelu, flow_alignment, resize, resize_flow, swap_flow, warp
+from .layers import (
+    InterpolationNet, Upsample2x, check_scale, conv_prelu, flow_alignment, resize, resize_flow, swap_flow, warp,
+)
 
 _FLOW_SCALES = (4.0, 2.0, 1.0)
 
@@ -27,7 +29,7 @@ class FlowBlock(nn.Module):
         self.conv1, self.conv2 = self._heads(c)
 
     def _heads(self, c: int) -> tuple[nn.Module, nn.Module]:
-        return nn.Sequential(nn.ConvTranspose2d(c, 4, 4, 2, 1)), nn.ConvTranspose2d(c, 1, 4, 2, 1)
+        return nn.Sequential(Upsample2x(c, 4)), Upsample2x(c, 1)
 
     def forward(self, x: Tensor, flow: Tensor, scale: float) -> tuple[Tensor, Tensor]:
         x = torch.cat((resize(x, 1.0 / scale), resize_flow(flow, 1.0 / scale)), 1)

@@ -7,7 +7,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from .layers import InterpolationNet, check_scale, flow_alignment, warp
+from .layers import InterpolationNet, Upsample2x, check_scale, flow_alignment, warp
 from .rife_v3_5 import FlowBlock as FlowBlock35
 from .rife_v3_5 import run_block, run_block_swapped
 
@@ -20,8 +20,8 @@ class FlowBlock(FlowBlock35):
 
     def _heads(self, c: int) -> tuple[nn.Module, nn.Module]:
         def head(out_ch: int) -> nn.Sequential:
-            return nn.Sequential(nn.ConvTranspose2d(c, c // 2, 4, 2, 1), nn.PReLU(c // 2),
-                                 nn.ConvTranspose2d(c // 2, out_ch, 4, 2, 1))
+            return nn.Sequential(Upsample2x(c, c // 2), nn.PReLU(c // 2),
+                                 Upsample2x(c // 2, out_ch))
         return head(4), head(1)
 
 

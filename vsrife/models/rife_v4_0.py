@@ -13,8 +13,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from .layers import (InterpolationNet, check_scale, conv_leaky, conv_prelu, flow_alignment, resize, resize_flow,
-                     swap_flow, warp)
+from .layers import (InterpolationNet, Upsample2x, check_scale, conv_leaky, conv_prelu, flow_alignment, resize,
+                     resize_flow, swap_flow, warp)
 
 # residual flow (both halves) above this many pixels after block 1 means the motion is too large for the scales
 _LARGE_MOTION_PX = 32.0
@@ -148,7 +148,7 @@ class FlowBlock(nn.Module):
         super().__init__()
         self.conv0 = nn.Sequential(conv(in_ch, width // 2, 2), conv(width // 2, width, 2))
         self.convblock = nn.Sequential(*(conv(width, width, 1) for _ in range(8)))
-        self.lastconv = nn.ConvTranspose2d(width, 5, 4, 2, 1)
+        self.lastconv = Upsample2x(width, 5)
         self.residual = residual
 
     def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> BlockOutput:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import conv_leaky, resize, resize_flow
+from .layers import Upsample2x, conv_leaky, resize, resize_flow
 from .rife_v4_0 import RIFE4, BlockOutput
 
 _LEAKY_SLOPE = 0.2
@@ -38,7 +38,7 @@ class ResidualFlowBlock(nn.Module):
         self.conv0 = nn.Sequential(conv_leaky(in_ch, width // 2, 2), conv_leaky(width // 2, width, 2))
         self.convblock = nn.Sequential(*(ResidualConv(width, groups) for _ in range(8)))
         # 4x: the transposed conv and the shuffle each double the size, undoing conv0's two strides
-        self.lastconv = nn.Sequential(nn.ConvTranspose2d(width, 4 * out_channels, 4, 2, 1), nn.PixelShuffle(2))
+        self.lastconv = nn.Sequential(Upsample2x(width, 4 * out_channels), nn.PixelShuffle(2))
 
     def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> BlockOutput:
         x = resize(x, 1.0 / scale)
@@ -65,7 +65,7 @@ class Encoder(nn.Module):
         super().__init__()
         w = shape.width
         layers = [nn.Conv2d(3, w, 3, 2, 1), *(nn.Conv2d(w, w, 3, 1, 1) for _ in range(shape.hidden)),
-                  nn.ConvTranspose2d(w, shape.channels, 4, 2, 1)]
+                  Upsample2x(w, shape.channels)]
         activated = shape.hidden > 0
         # published key names: cnn0..cnn3, or the nn.Sequential indices, where each activation takes an index
         names = [f"cnn{i}" if shape.named else str(i * (2 if activated else 1)) for i in range(len(layers))]

@@ -1,0 +1,331 @@
+"""`python -m vsrife interpolate --cluster`: one job's output frames rendered in chunks by Ray tasks, then joined.
+
+A chunk is a range of output frames of the very graph that `python -m vsrife script` prints, so each of its
+interpolated frames still requests exactly its two source frames and the joined file holds the frames one machine
+would make. Chunks start where t = 0 (an output frame that is a source frame), on a scene cut where one is near.
+Every task encodes its range into its own file (which starts with a keyframe) and counts the frames it wrote; the
+driver copies the files, in order, into OUTPUT with the source's audio and subtitles, as `interpolate` does.
+Ray (the `cluster` extra) is imported only here and only when a cluster is asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import vapoursynth as vs
+
+from . import media, render
+from .media import MediaError
+from .script import GraphSpec, run_script, source_text
+
+DEFAULT_CHUNK_FRAMES = 1000
+# Ray reruns a chunk whose worker process or node died this many times before the job fails.
+CHUNK_RETRIES = 3
+# A boundary may move by up to a quarter of a chunk, and at most this many source frames, to land on a scene cut.
+SCENE_SEARCH_SOURCE_FRAMES = 24
+# Mean absolute luma difference (0..1) of two neighbouring source frames that counts as a cut: the plugin's
+# default sc_threshold.
+SCENE_CUT_THRESHOLD = 0.12
+# The scene metric is measured on frames shrunk by this factor in each direction.
+SCENE_METRIC_DOWNSCALE = 4
+# Matroska stores every encoder's output; the join copies the streams into OUTPUT's container.
+CHUNK_SUFFIX = ".mkv"
+# Seconds to wait for a cluster's head to accept a connection.
+CONNECT_TIMEOUT_S = 10.0
+# Seconds between progress reports of a chunk, and between the driver's looks at them.
+PROGRESS_INTERVAL_S = 0.5
+
+
+# ------------------------------------------------------------------------------------------------ chunks
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Output frames start .. stop - 1 of the job's graph."""
+
+    index: int
+    start: int
+    stop: int
+
+    @property
+    def frames(self) -> int:
+        return self.stop - self.start
+
+    def describe(self) -> str:
+        return f"chunk {self.index + 1} (output frames {self.start}-{self.stop - 1})"
+
+    def filename(self) -> str:
+        return f"chunk_{self.index:05d}{CHUNK_SUFFIX}"
+
+
+ScoreCuts = Callable[[Sequence[int]], Mapping[int, float]]
+
+
+def plan_chunks(total: int, factor: Fraction, chunk_frames: int, score_cuts: ScoreCuts | None = None) -> list[Chunk]:
+    """Split `total` output frames (output rate = factor x source rate) into chunks of about `chunk_frames`.
+
+    Boundaries are output frames that sit exactly on a source frame: multiples of factor's numerator. Near each
+    nominal boundary, `score_cuts` (source frame s -> difference between frames s - 1 and s) may move it onto the
+    strongest scene cut above SCENE_CUT_THRESHOLD.
+    """
+    if chunk_frames < 1:
+        raise MediaError(f"--chunk-frames {chunk_frames}: it must be at least 1")
+    period = factor.numerator  # output frame n is source frame n * den / num exactly when num divides n
+    size = max(period, round(chunk_frames / period) * period)
+    nominal = list(range(size, total, size))
+    boundaries = nominal
+    if score_cuts is not None and nominal:
+        reach = min(size // 4, SCENE_SEARCH_SOURCE_FRAMES * period // factor.denominator) // period * period
+        windows = {b: [c for c in range(b - reach, b + reach + 1, period) if 0 < c < total] for b in nominal}
+        scores = score_cuts(sorted({c * factor.denominator // period for window in windows.values()
+                                    for c in window}))
+        boundaries = []
+        for b, window in windows.items():
+            best = max(window, key=lambda c: (scores.get(c * factor.denominator // period, 0.0), -abs(c - b)))
+            cut = scores.get(best * factor.denominator // period, 0.0) > SCENE_CUT_THRESHOLD
+            boundaries.append(best if cut else b)
+    edges = [0, *sorted(set(boundaries)), total]
+    return [Chunk(index, start, stop) for index, (start, stop) in enumerate(zip(edges, edges[1:]))]
+
+
+def scene_cut_scores(spec: GraphSpec, frames: Sequence[int]) -> dict[int, float]:
+    """For each source frame s of the graph (s >= 1), the mean absolute luma difference between s - 1 and s."""
+    wanted = [s for s in frames if s >= 1]
+    if not wanted:
+        return {}
+    try:
+        source = run_script(source_text(spec), f"<{spec.input.name}>")
+    except vs.Error as exc:
+        raise MediaError(str(exc)) from None
+    wanted = [s for s in wanted if s < source.num_frames]
+    if not wanted:
+        return {}
+    small = {"width": max(1, source.width // SCENE_METRIC_DOWNSCALE),
+             "height": max(1, source.height // SCENE_METRIC_DOWNSCALE), "format": vs.GRAYS}
+    if source.format.color_family == vs.RGB:
+        small["matrix_s"] = "709"
+    luma = vs.core.resize.Bilinear(source, **small)
+    before = vs.core.std.Splice([luma[s - 1] for s in wanted])
+    after = vs.core.std.Splice([luma[s] for s in wanted])
+    stats = vs.core.std.PlaneStats(before, after)
+    return {s: float(frame.props["PlaneStatsDiff"]) for s, frame in zip(wanted, stats.frames(close=True))}
+
+
+# ------------------------------------------------------------------------------------------------ tasks
+
+
+@dataclass(frozen=True)
+class ChunkTimes:
+    """Where a chunk's time went, measured by the task itself (clock seconds of the node it ran on)."""
+
+    node: str
+    started_at: float  # time.time() when the task began
+    setup_s: float  # the script evaluated: imports, source opened, model loaded
+    encode_s: float  # frames rendered and encoded
+    check_s: float  # the written file's frames counted
+
+
+class ProgressBoard:
+    """Frames done per chunk, reported by the tasks (a Ray actor); a retried chunk starts again from 0."""
+
+    def __init__(self, chunks: int) -> None:
+        self.done = [0] * chunks
+
+    def report(self, index: int, done: int) -> None:
+        self.done[index] = done
+
+    def total(self) -> int:
+        return sum(self.done)
+
+
+def render_chunk(spec: GraphSpec, chunk: Chunk, total: int, path: str, video_options: dict[str, Any],
+                 colour: dict[str, int | str], board: Any) -> ChunkTimes:
+    """A Ray task: encode the chunk's frames of the spec's graph into `path`, and check that all of them are there."""
+    started_at, started = time.time(), time.monotonic()
+    clip = render.build(spec)
+    if clip.num_frames != total:
+        raise MediaError(f"the graph has {clip.num_frames} output frames on {socket.gethostname()}, "
+                         f"the driver planned {total}")
+    built = time.monotonic()
+    last_report = 0.0
+
+    def report(done: int, frames: int) -> None:
+        nonlocal last_report
+        if done == frames or time.monotonic() - last_report >= PROGRESS_INTERVAL_S:
+            board.report.remote(chunk.index, done)
+            last_report = time.monotonic()
+
+    media.encode(clip[chunk.start:chunk.stop], Path(path), output_options=video_options, colour=colour,
+                 progress=report)
+    encoded = time.monotonic()
+    written = media.count_video_frames(Path(path))
+    if written != chunk.frames:
+        raise MediaError(f"the encoded file holds {written} frames, not {chunk.frames}")
+    return ChunkTimes(node=socket.gethostname(), started_at=started_at, setup_s=built - started,
+                      encode_s=encoded - built, check_s=time.monotonic() - encoded)
+
+
+# ------------------------------------------------------------------------------------------------ driver
+
+
+def import_ray(local: bool) -> ModuleType:
+    """Ray, or a MediaError naming the install command."""
+    if local and "ray" not in sys.modules:
+        # Ray reads this when imported: a runtime for this machine alone listens on the loopback interface only.
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        import ray
+    except ImportError:
+        raise MediaError("--cluster needs Ray: pip install 'vapoursynth-vfi[cluster]'") from None
+    return ray
+
+
+@contextmanager
+def connected(address: str) -> Iterator[ModuleType]:
+    """Ray, connected to `address`: `local` starts a runtime on this machine unless this process already has one."""
+    ray = import_ray(address == "local")
+    if ray.is_initialized():
+        yield ray
+        return
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
+                               "logging_level": logging.ERROR}
+    if address != "local":
+        _check_reachable(address)
+    try:
+        if address == "local":
+            ray.init(**options)
+        else:
+            ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        message = " ".join(str(exc).split()) or type(exc).__name__
+        raise MediaError(f"--cluster {address}: cannot connect to a Ray cluster there ({message})") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _check_reachable(address: str) -> None:
+    """A MediaError at once when nothing listens at host:port (Ray itself retries for minutes)."""
+    host, separator, port = address.removeprefix("ray://").rpartition(":")
+    if not separator or not port.isdigit():
+        return  # `auto` and the other forms Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise MediaError(f"--cluster {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+                         "pass the address that `ray start --head` printed") from None
+
+
+def task_resources(ray: ModuleType, device: str, cpus_per_chunk: int) -> dict[str, float]:
+    """Ray resources for one chunk: a GPU when the filter runs on CUDA, else `cpus_per_chunk` cores."""
+    requested = device.strip().lower()
+    if requested.startswith("cuda:"):
+        raise MediaError(f"--device {device}: on a cluster Ray gives each chunk one GPU; use --device cuda")
+    nodes = [node["Resources"] for node in ray.nodes() if node.get("Alive")]
+    gpus = max((node.get("GPU", 0.0) for node in nodes), default=0.0)
+    if requested == "cuda" or (requested == "auto" and gpus >= 1):
+        if gpus < 1:
+            raise MediaError("--device cuda: no node of the Ray cluster has a GPU")
+        return {"num_gpus": 1, "num_cpus": 1}
+    if cpus_per_chunk < 1:
+        raise MediaError(f"--cpus-per-chunk {cpus_per_chunk}: it must be at least 1")
+    cores = max((node.get("CPU", 0.0) for node in nodes), default=0.0)
+    if cpus_per_chunk > cores:
+        raise MediaError(f"--cpus-per-chunk {cpus_per_chunk}: no node of the Ray cluster has that many CPUs "
+                         f"(the largest has {cores:g})")
+    return {"num_cpus": cpus_per_chunk}
+
+
+@dataclass
+class ClusterReport:
+    """What a cluster job did, for the summary line and the benchmark."""
+
+    frames: int
+    chunks: list[Chunk]
+    times: list[ChunkTimes] = field(default_factory=list)
+    submitted_at: float = 0.0  # time.time() when the tasks were submitted
+    connect_s: float = 0.0  # Ray started or joined
+    render_s: float = 0.0  # first submission to last chunk done
+    join_s: float = 0.0  # the chunks copied into OUTPUT with the audio
+
+
+def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
+                chunk_frames: int = DEFAULT_CHUNK_FRAMES, cpus_per_chunk: int = 1, codec: str | None = None,
+                crf: int | None = None, lossless: bool = False, overwrite: bool = False, progress: bool = True,
+                warn: Callable[[str], None] = print) -> ClusterReport:
+    """`render.interpolate`, with the frames made by Ray tasks on the cluster at `address` (or `local`)."""
+    import_ray(address == "local")  # before any work: a missing extra is the first thing to say
+    settings = render.output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
+                                      warn=warn)
+    total = render.output_length(plan_)
+    chunks = plan_chunks(total, plan_.spec.factor, chunk_frames, lambda frames: scene_cut_scores(plan_.spec, frames))
+    report = ClusterReport(frames=total, chunks=chunks)
+    # Beside OUTPUT, on the storage every node reads and writes
+    scratch = Path(tempfile.mkdtemp(prefix=f".{output.stem}.chunks-", dir=output.resolve().parent))
+    try:
+        began = time.monotonic()
+        # Signals after connecting: ray.init installs its own SIGTERM handler
+        with connected(address) as ray, media.stop_on_signals():
+            resources = task_resources(ray, str(plan_.spec.filter_args.get("device", "auto")), cpus_per_chunk)
+            report.connect_s = time.monotonic() - began
+            board = ray.remote(ProgressBoard).options(num_cpus=0).remote(len(chunks))
+            task = ray.remote(render_chunk).options(max_retries=CHUNK_RETRIES, retry_exceptions=False, **resources)
+            report.submitted_at = time.time()
+            rendering = time.monotonic()
+            refs = {task.remote(plan_.spec, chunk, total, str(scratch / chunk.filename()), settings.video_options,
+                                settings.colour, board): chunk for chunk in chunks}
+            report.times = _collect(ray, refs, board, total, progress)
+            report.render_s = time.monotonic() - rendering
+            joining = time.monotonic()
+            media.concat([scratch / chunk.filename() for chunk in chunks], output, streams=settings.streams,
+                         output_options=settings.stream_options)
+            report.join_s = time.monotonic() - joining
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return report
+
+
+def _collect(ray: ModuleType, refs: dict[Any, Chunk], board: Any, total: int, progress: bool) -> list[ChunkTimes]:
+    """Wait for every chunk while moving one progress bar; on the first failure cancel the rest and say which."""
+    results: dict[int, ChunkTimes] = {}
+    pending = list(refs)
+    try:
+        with render.progress_bar(total, progress) as update:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=len(pending), timeout=PROGRESS_INTERVAL_S)
+                for ref in ready:
+                    chunk = refs[ref]
+                    try:
+                        results[chunk.index] = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        raise MediaError(f"{chunk.describe()} failed: {_reason(ray, exc)}") from None
+                update(ray.get(board.total.remote()), total)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    return [results[index] for index in sorted(results)]
+
+
+def _reason(ray: ModuleType, exc: Exception) -> str:
+    """One line: the task's own error, or what happened to the process or node that ran it."""
+    if isinstance(exc, ray.exceptions.RayTaskError) and exc.cause is not None:
+        cause = exc.cause
+        text = str(cause)
+    else:
+        cause, text = exc, f"{type(exc).__name__} after {CHUNK_RETRIES} retries"
+    return " ".join(text.split()) or type(cause).__name__

@@ -5,8 +5,9 @@ that uses it; the others are the same network), seeded random weights (a pass co
 weights), through `core.vfi.RIFE` at `multi=2` in fp32 on frames of bigbuckbunny.mp4: the fastest of `--frames`
 interpolated frames (each round after one warm-up frame) over `--rounds` rounds that visit every network in turn,
 so that other work on a shared machine, which only ever adds time, is unlikely to hit one network in all of them. With plugin 0.2 each source frame's encoder features are computed
-once, so a frame costs the blocks plus one encoder pass; GFLOP counts exactly that (torch's FlopCounterMode:
-convolutions, 2 FLOP per multiply-add; the warps and resizes are not counted). Replaces the "Model zoo" section
+once, so a frame costs the blocks plus one encoder pass; GFLOP counts exactly that, as this implementation
+computes it (torch's FlopCounterMode: convolutions, 2 FLOP per multiply-add, the warps and resizes not counted;
+the upsampling layers run as 3x3 convolutions, 9/4 of a transposed convolution's multiply-adds). Replaces the "Model zoo" section
 of docs/BENCHMARKS.md.
 """
 
@@ -94,8 +95,8 @@ def main() -> None:
         f"{args.frames} --rounds {args.rounds}`): seconds per interpolated frame through `core.vfi.RIFE`, the "
         f"fastest of {args.frames} frames in each of {args.rounds} rounds over all networks (`multi=2`, plugin "
         f"{plugin.major}.{plugin.minor}, each round after one warm-up frame) and GFLOP per frame (the blocks on the "
-        f"padded pair plus one encoder pass; torch's FlopCounterMode counts the convolutions, not the warps and "
-        f"resizes). Seeded "
+        f"padded pair plus one encoder pass, as computed here: torch's FlopCounterMode counts the convolutions, "
+        f"not the warps and resizes, and our upsampling layers run as 3x3 convolutions). Seeded "
         f"random weights: a pass costs the same whatever the weights, except that 4.0/4.1 rerun blocks on large "
         f"motion, which random weights do not trigger. One run, {datetime.date.today().isoformat()} on "
         f"{cpu_name()} with {torch.get_num_threads()} torch threads, torch {torch.__version__}; the machine was "

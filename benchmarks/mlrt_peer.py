@@ -43,7 +43,7 @@ from vsrife.models import build_model  # noqa: E402
 from vsrife.models.rife_v4_0 import RIFE40  # noqa: E402
 
 SECTION = "## CPU peer: vs-mlrt OpenVINO"
-INSTALL_HINT = "pip install -e '.[bench]' (vapoursynth-mlrt-ov, onnx)"
+INSTALL_HINT = "pip install -e '.[bench]' (vapoursynth-mlrt-ov: Linux x86-64 wheels only; onnx)"
 SAMPLE = "bigbuckbunny.mp4"  # 1280x720
 # vs-mlrt's RIFE v4.0 ONNX (implementation 1) needs frames whose sides are multiples of 32; the user pads to that
 MLRT_MULTIPLE = 32
@@ -140,7 +140,7 @@ def peer_unavailable_reason() -> str | None:
         missing.append("vs-mlrt's OpenVINO plugin (core.ov) is not loaded")
     if importlib.util.find_spec("onnx") is None:
         missing.append("the onnx package (torch's ONNX exporter needs it) is missing")
-    return "; ".join(missing) + f"; install them with {INSTALL_HINT}" if missing else None
+    return "; ".join(missing) + f"; to install: {INSTALL_HINT}" if missing else None
 
 
 def ov_version() -> str:

@@ -16,7 +16,10 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
+import hashlib
 import importlib.util
+import inspect
+import os
 import statistics
 import sys
 import time
@@ -39,17 +42,16 @@ from sample_media import fetch_sample  # noqa: E402
 
 from vsrife import registry, weights  # noqa: E402
 from vsrife.engine import cpu_has_native_bf16  # noqa: E402
-from vsrife.models import build_model  # noqa: E402
+from vsrife.models import build_model, layers, rife_v4_0  # noqa: E402
 from vsrife.models.rife_v4_0 import RIFE40  # noqa: E402
 
 SECTION = "## CPU peer: vs-mlrt OpenVINO"
 INSTALL_HINT = "pip install -e '.[bench]' (vapoursynth-mlrt-ov: Linux x86-64 wheels only; onnx)"
 SAMPLE = "bigbuckbunny.mp4"  # 1280x720
+SAMPLE_FRAMES = 132
 # vs-mlrt's RIFE v4.0 ONNX (implementation 1) needs frames whose sides are multiples of 32; the user pads to that
 MLRT_MULTIPLE = 32
 INPUT_PLANES = 11  # 3 + 3 RGB, timestep, grid x, grid y, pixel size x, pixel size y
-# bumped whenever the exported graph changes, so a cached file from an older export is not reused
-EXPORT_VERSION = 1
 OPSET = 17  # GridSample entered ONNX in opset 16
 
 
@@ -114,7 +116,8 @@ def export_onnx(path: Path, width: int, height: int) -> Path:
     wrapper = MlrtLayoutRIFE40(load_rife40()).eval()
     example = torch.rand(1, INPUT_PLANES, height, width)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
+    # a name of this process's own, so that runs exporting the same file at once do not write into each other
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
     with torch.inference_mode():
         # the TorchScript exporter (needs the onnx package) writes one self-contained file; dynamo's needs more
         torch.onnx.export(wrapper, (example,), str(partial), input_names=["input"], output_names=["output"],
@@ -123,12 +126,20 @@ def export_onnx(path: Path, width: int, height: int) -> Path:
     return path
 
 
+def export_key(width: int, height: int) -> str:
+    """What the exported file depends on: the weights, the code that defines the graph, torch, the size."""
+    digest = hashlib.sha256(registry.get_model("4.0").files[0].sha256.encode())
+    for module in (sys.modules[__name__], rife_v4_0, layers):
+        digest.update(Path(inspect.getfile(module)).read_bytes())
+    digest.update(f"{torch.__version__} {width}x{height}".encode())
+    return digest.hexdigest()[:16]
+
+
 def cached_onnx(width: int, height: int) -> Path:
-    """The exported ONNX for this padded size from the cache, exported first when absent."""
-    sha = registry.get_model("4.0").files[0].sha256[:12]
-    path = weights.cache_dir() / "_onnx" / f"rife40_mlrt_v{EXPORT_VERSION}_{sha}_{width}x{height}.onnx"
+    """The exported ONNX for this padded size from the cache, exported first when absent or out of date."""
+    path = weights.cache_dir() / "_onnx" / f"rife40_mlrt_{width}x{height}_{export_key(width, height)}.onnx"
     if not path.exists():
-        print(f"exporting {path.name}", flush=True)
+        print(f"exporting {path}", flush=True)
         export_onnx(path, width, height)
     return path
 
@@ -238,9 +249,20 @@ def runtimes(network: Path) -> list[Runtime]:
     return [Runtime(name, build, [], [], []) for name, build in builders]
 
 
+def frames_needed(frame_count: int, rounds: int) -> int:
+    """Video frames for the timed pairs and one warm-up pair, each pair with its real middle frame."""
+    return 2 * (frame_count * rounds + 1) + 1
+
+
+def max_frames(rounds: int) -> int:
+    return max(f for f in range(1, SAMPLE_FRAMES) if frames_needed(f, rounds) <= SAMPLE_FRAMES)
+
+
 def measure(frame_count: int, rounds: int) -> str:
     """Alternating rounds on the same frame pairs; returns the BENCHMARKS.md section."""
-    video = decode_rgb(fetch_sample(SAMPLE), 2 * (frame_count * rounds + 1) + 1)
+    if frame_count > max_frames(rounds):
+        raise ValueError(f"{SAMPLE} has pairs for at most {max_frames(rounds)} frames in each of {rounds} rounds")
+    video = decode_rgb(fetch_sample(SAMPLE), frames_needed(frame_count, rounds))
     height, width = video.shape[1:3]
     kept = np.ascontiguousarray(video[0::2])  # frame-drop protocol: the odd frames are the truth
     network = cached_onnx(*padded_size(width, height))

@@ -256,8 +256,8 @@ def main() -> int:
     print(f"wrote {args.output}")
     peer_missing = mlrt_peer.peer_unavailable_reason()
     if peer_missing is None:
-        peer_frames = min(args.frames, mlrt_peer.max_frames(ROUNDS))  # its 132-frame clip caps the pairs
-        report.update_section(mlrt_peer.SECTION, mlrt_peer.measure(peer_frames, ROUNDS), args.output)
+        peer_frames = min(args.frames, mlrt_peer.max_frames(mlrt_peer.ROUNDS))  # its 132-frame clip caps the pairs
+        report.update_section(mlrt_peer.SECTION, mlrt_peer.measure(peer_frames, mlrt_peer.ROUNDS), args.output)
     else:
         print(f"skipped the vs-mlrt OpenVINO peer ({mlrt_peer.SECTION[3:]}): {peer_missing}", flush=True)
     return 0

@@ -8,6 +8,8 @@ Run through `python3 build.py bench` (or with the project's .venv python).
   tests/memory_probe.py) at 1280x720 untiled and 3840x2160 with tile=512. Until our weights ship, RRIN runs seeded
   random weights: the cost of a pass does not depend on the weights' values.
 - Frame-drop quality on frames 0-39 of bikes.mp4 for every model, with the neighbour average as the floor.
+- The CPU peer (benchmarks/mlrt_peer.py): vs-mlrt's OpenVINO plugin on the same weights and frames, fp32 and bf16,
+  alternating with ours; skipped with the install command when the `bench` extra is missing.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from conftest import clip_from_frames, decode_rgb, frame_drop_psnr, psnr, save_rrin_state  # noqa: E402
 from reference import load_reference  # noqa: E402
 import cli_overhead  # noqa: E402
+import mlrt_peer  # noqa: E402
 import precision_cpu  # noqa: E402
 import report  # noqa: E402
 import soak  # noqa: E402
@@ -210,9 +213,10 @@ def main() -> int:
         *rows,
     ])
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    # Sections that commands of their own write (build.py soak, weights_hash.py) keep their latest run.
+    # Sections that commands of their own write (build.py soak, weights_hash.py), and the peer's when this run
+    # skips it, keep their latest run.
     previous = args.output.read_text() if args.output.exists() else ""
-    kept = [section for heading in (soak.SECTION, weights_hash.SECTION)
+    kept = [section for heading in (soak.SECTION, weights_hash.SECTION, mlrt_peer.SECTION)
             if (section := report.section_of(previous, heading)) is not None]
     args.output.write_text(
         "# Benchmarks\n\n"
@@ -250,6 +254,12 @@ def main() -> int:
         + "".join("\n" + section for section in kept)
     )
     print(f"wrote {args.output}")
+    peer_missing = mlrt_peer.peer_unavailable_reason()
+    if peer_missing is None:
+        peer_frames = min(args.frames, mlrt_peer.max_frames(mlrt_peer.ROUNDS))  # its 132-frame clip caps the pairs
+        report.update_section(mlrt_peer.SECTION, mlrt_peer.measure(peer_frames, mlrt_peer.ROUNDS), args.output)
+    else:
+        print(f"skipped the vs-mlrt OpenVINO peer ({mlrt_peer.SECTION[3:]}): {peer_missing}", flush=True)
     return 0
 
 

@@ -40,8 +40,6 @@ import cli_overhead  # noqa: E402
 import mlrt_peer  # noqa: E402
 import precision_cpu  # noqa: E402
 import report  # noqa: E402
-import soak  # noqa: E402
-import weights_hash  # noqa: E402
 from vsrife import registry  # noqa: E402
 from vsrife.engine import scene_change_metric  # noqa: E402
 from sample_media import fetch_sample  # noqa: E402
@@ -213,12 +211,8 @@ def main() -> int:
         *rows,
     ])
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    # Sections that commands of their own write (build.py soak, weights_hash.py), and the peer's when this run
-    # skips it, keep their latest run.
     previous = args.output.read_text() if args.output.exists() else ""
-    kept = [section for heading in (soak.SECTION, weights_hash.SECTION, mlrt_peer.SECTION)
-            if (section := report.section_of(previous, heading)) is not None]
-    args.output.write_text(
+    written = (
         "# Benchmarks\n\n"
         f"Latest run: {datetime.date.today().isoformat()} on {machine}.\n\n"
         "Command: `python3 build.py bench` (runs `benchmarks/bench.py`). Median seconds per interpolated frame "
@@ -251,8 +245,12 @@ def main() -> int:
         f"pairs of bikes.mp4, against the default `sc_threshold` of {SCENE_THRESHOLD}.\n\n"
         "| frames | metric | |\n| --- | --- | --- |\n" + "\n".join(scene_rows) + "\n\n"
         + cli_section + "\n" + precision_section
-        + "".join("\n" + section for section in kept)
     )
+    # Sections other commands write (build.py soak, model_zoo.py, cluster.py, weights_hash.py; the peer's when this
+    # run skips it) keep their latest run.
+    kept = [report.section_of(previous, heading) for heading in report.headings(previous)
+            if heading not in report.headings(written)]
+    args.output.write_text(written + "".join("\n" + section for section in kept if section is not None))
     print(f"wrote {args.output}")
     peer_missing = mlrt_peer.peer_unavailable_reason()
     if peer_missing is None:

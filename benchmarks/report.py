@@ -8,6 +8,11 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
 
 
+def headings(document: str) -> list[str]:
+    """The "## " headings of `document`, in order."""
+    return [line for line in document.splitlines() if line.startswith("## ")]
+
+
 def section_of(document: str, heading: str) -> str | None:
     """The section under `heading` (up to the next "## ", no trailing blank line), or None when there is none."""
     start = document.find(heading)

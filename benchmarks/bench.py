@@ -10,6 +10,8 @@ Run through `python3 build.py bench` (or with the project's .venv python).
 - Frame-drop quality on frames 0-39 of bikes.mp4 for every model, with the neighbour average as the floor.
 - The CPU peer (benchmarks/mlrt_peer.py): vs-mlrt's OpenVINO plugin on the same weights and frames, fp32 and bf16,
   alternating with ours; skipped with the install command when the `bench` extra is missing.
+- Memory over 2000 output frames at 1280x720 with default settings through vspipe (benchmarks/soak.py); the bench
+  exits 1 when it grows by 50 MB or more over the second half.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import cli_overhead  # noqa: E402
 import mlrt_peer  # noqa: E402
 import precision_cpu  # noqa: E402
 import report  # noqa: E402
+import soak  # noqa: E402
 from vsrife import registry  # noqa: E402
 from vsrife.engine import scene_change_metric  # noqa: E402
 from sample_media import fetch_sample  # noqa: E402
@@ -56,6 +59,10 @@ QUALITY_RUNS: tuple[tuple[str, dict[str, int]], ...] = (
 RRIN_PRECISIONS = ("fp32", "bf16")
 RRIN_MEMORY_CASES = ((1280, 720, 0), (3840, 2160, 512))  # (width, height, tile)
 MEMORY_PROBE = ROOT / "tests" / "memory_probe.py"
+# memory over a long run at the peer's frame size, default settings (benchmarks/soak.py)
+LONG_RUN_FRAMES = 2000
+LONG_RUN_SIZE = (1280, 720)
+LONG_RUN_SECTION = "## Memory over 2000 frames at 1280x720"
 
 
 def time_ours(frames: np.ndarray, count: int, filter_name: str = "RIFE", **filter_args: object) -> list[float]:
@@ -258,7 +265,9 @@ def main() -> int:
         report.update_section(mlrt_peer.SECTION, mlrt_peer.measure(peer_frames, mlrt_peer.ROUNDS), args.output)
     else:
         print(f"skipped the vs-mlrt OpenVINO peer ({mlrt_peer.SECTION[3:]}): {peer_missing}", flush=True)
-    return 0
+    memory_section, flat = soak.measure(LONG_RUN_FRAMES, *LONG_RUN_SIZE, section=LONG_RUN_SECTION)
+    report.update_section(LONG_RUN_SECTION, memory_section, args.output)
+    return 0 if flat else 1
 
 
 if __name__ == "__main__":

@@ -105,11 +105,47 @@ def at_frames(samples: list[tuple[int, float]], frames: int) -> float:
     return next((value for done, value in samples if done >= frames), samples[-1][1])
 
 
-def main() -> int:
+def measure(frames: int, width: int, height: int, arena_max: int | None = None,
+            section: str = SECTION) -> tuple[str, bool]:
+    """Run the soak; returns the BENCHMARKS.md section under `section` and whether the growth is under the limit."""
     import vapoursynth as vs
 
     from bench import cpu_name
 
+    env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}  # what users have
+    if arena_max is not None:
+        env["MALLOC_ARENA_MAX"] = str(arena_max)
+    started = time.perf_counter()
+    samples = soak(frames, width, height, env)
+    seconds = time.perf_counter() - started
+    checkpoints = [frames * i // 10 for i in range(1, 10)] + [samples[-1][0]]
+    curve = [(done, at_frames(samples, done)) for done in checkpoints]
+    half = at_frames(samples, frames // 2)
+    growth = max(value for done, value in samples if done >= frames // 2) - half
+    for done, value in curve:
+        print(f"{done:6d} frames: {value:7.1f} MB", flush=True)
+    passed = growth < GROWTH_LIMIT_MB
+    verdict = "pass" if passed else "FAIL"
+    print(f"growth over the second half (peak minus the value at half-way): {growth:+.1f} MB "
+          f"(limit {GROWTH_LIMIT_MB:.0f} MB): {verdict}")
+    rows = "\n".join(f"| {done} | {value:.1f} MB |" for done, value in curve)
+    command = ("`python3 build.py soak`" if section == SECTION else "`python3 build.py bench`") + \
+        f" (`benchmarks/soak.py --frames {frames} --size {width}x{height}`)"
+    text = (
+        f"{section}\n\n"
+        f"{command}: {frames} output frames of RIFE 4.0 `multi=2` at {width}x{height} on the CPU with default "
+        f"settings through the real vspipe binary (bikes.mp4 scaled and looped), resident memory of the vspipe "
+        f"process sampled every {SAMPLE_SECONDS} s against vspipe's own frame count, `MALLOC_ARENA_MAX` "
+        f"{'unset' if arena_max is None else f'={arena_max}'}; {datetime.date.today().isoformat()} on "
+        f"{cpu_name()}, VapourSynth R{vs.core.core_version.release_major}, {seconds:.0f} s.\n\n"
+        "| output frames done | resident memory |\n| --- | --- |\n" + rows + "\n\n"
+        f"Growth over the second half (the peak after half-way minus the value at half-way): {growth:+.1f} MB "
+        f"(limit {GROWTH_LIMIT_MB:.0f} MB): {verdict}.\n"
+    )
+    return text + ("\n" + BEFORE_THE_FIX if section == SECTION else ""), passed
+
+
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=10_000, help="output frames (default 10000)")
     parser.add_argument("--size", default="320x180", help="frame size (default 320x180)")
@@ -118,36 +154,10 @@ def main() -> int:
     parser.add_argument("--no-report", action="store_true", help="do not update docs/BENCHMARKS.md")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}  # what users have
-    if args.arena_max is not None:
-        env["MALLOC_ARENA_MAX"] = str(args.arena_max)
-    started = time.perf_counter()
-    samples = soak(args.frames, width, height, env)
-    seconds = time.perf_counter() - started
-    checkpoints = [args.frames * i // 10 for i in range(1, 10)] + [samples[-1][0]]
-    curve = [(frames, at_frames(samples, frames)) for frames in checkpoints]
-    half = at_frames(samples, args.frames // 2)
-    growth = max(value for done, value in samples if done >= args.frames // 2) - half
-    for frames, value in curve:
-        print(f"{frames:6d} frames: {value:7.1f} MB", flush=True)
-    verdict = "pass" if growth < GROWTH_LIMIT_MB else "FAIL"
-    print(f"growth over the second half (peak minus the value at half-way): {growth:+.1f} MB "
-          f"(limit {GROWTH_LIMIT_MB:.0f} MB): {verdict}")
+    text, passed = measure(args.frames, width, height, args.arena_max)
     if not args.no_report:
-        rows = "\n".join(f"| {frames} | {value:.1f} MB |" for frames, value in curve)
-        update_section(SECTION, (
-            f"{SECTION}\n\n"
-            f"`python3 build.py soak` (`benchmarks/soak.py`): {args.frames} output frames of RIFE 4.0 `multi=2` at "
-            f"{width}x{height} on the CPU through the real vspipe binary (bikes.mp4 scaled and looped), resident "
-            f"memory of the vspipe process sampled every {SAMPLE_SECONDS} s against vspipe's own frame count, "
-            f"`MALLOC_ARENA_MAX` {'unset' if args.arena_max is None else f'={args.arena_max}'}; "
-            f"{datetime.date.today().isoformat()} on {cpu_name()}, VapourSynth "
-            f"R{vs.core.core_version.release_major}, {seconds:.0f} s.\n\n"
-            "| output frames done | resident memory |\n| --- | --- |\n" + rows + "\n\n"
-            f"Growth over the second half (the peak after half-way minus the value at half-way): {growth:+.1f} MB "
-            f"(limit {GROWTH_LIMIT_MB:.0f} MB): {verdict}.\n\n" + BEFORE_THE_FIX
-        ))
-    return 0 if growth < GROWTH_LIMIT_MB else 1
+        update_section(SECTION, text)
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 setuptools builds the pure-Python part (the ``vsrife`` package); this module then compiles the native VapourSynth
 plugin (``plugin/*.cpp``) and adds it to the wheel as ``vapoursynth/plugins/libvfi.so``, the folder from which pip's
-VapourSynth autoloads plugins. The wheel becomes a platform wheel (``Root-Is-Purelib: false``, tag
+VapourSynth autoloads plugins, and the engine's native CPU kernels (``vsrife/kernels/*.cpp``) as
+``vsrife/kernels/libvfi_kernels.so`` (for an editable install: into the source tree, where vsrife is imported from). The wheel becomes a platform wheel (``Root-Is-Purelib: false``, tag
 ``cp312-abi3-<platform>``) with a rewritten RECORD. Editable wheels get the real library too, because VapourSynth only
 autoloads from ``site-packages/vapoursynth/plugins`` (re-run ``pip install -e`` after changing the C++ sources).
 
@@ -35,6 +36,8 @@ from setuptools import build_meta as _setuptools
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 PLUGIN_ARCNAME = "vapoursynth/plugins/libvfi.so"
+KERNELS_DIR = PLUGIN_DIR.parent / "vsrife" / "kernels"
+KERNELS_ARCNAME = "vsrife/kernels/libvfi_kernels.so"  # where vsrife.kernels loads it from
 LIMITED_API = "0x030C0000"  # Python 3.12
 ABI_TAG = "cp312-abi3"
 
@@ -62,24 +65,18 @@ def _platform_tag() -> str:
     return sysconfig.get_platform().replace("-", "_").replace(".", "_")
 
 
-def compile_plugin(output: Path) -> Path:
-    """Compiles plugin/*.cpp into the shared library `output`; raises CompileError with the compiler's message."""
-    sources = sorted(str(p) for p in PLUGIN_DIR.glob("*.cpp"))
-    if not sources:
-        raise CompileError(f"no C++ sources found in {PLUGIN_DIR}")
+def _compile(what: str, sources: list[str], flags: list[str], output: Path) -> Path:
+    """Compiles C++ sources into the shared library `output`; raises CompileError with the compiler's message."""
     cxx = shlex.split(os.environ.get("CXX") or "c++")
     cmd = [
         *cxx,
-        "-O2",
         "-std=c++17",
         "-shared",
         "-fPIC",
         "-fvisibility=hidden",
         "-Wall",
         "-Wextra",
-        f"-I{_vapoursynth_include()}",
-        f"-I{sysconfig.get_paths()['include']}",
-        f"-DPy_LIMITED_API={LIMITED_API}",
+        *flags,
         *shlex.split(os.environ.get("CXXFLAGS", "")),
         *sources,
         "-o",
@@ -94,10 +91,26 @@ def compile_plugin(output: Path) -> Path:
     if proc.stdout or proc.stderr:
         print(proc.stdout + proc.stderr, file=sys.stderr)
     if proc.returncode != 0:
-        raise CompileError(
-            f"compiling the VapourSynth plugin failed (exit status {proc.returncode}):\n{proc.stdout}{proc.stderr}"
-        )
+        raise CompileError(f"compiling the {what} failed (exit status {proc.returncode}):\n{proc.stdout}{proc.stderr}")
     return output
+
+
+def compile_plugin(output: Path) -> Path:
+    """Compiles plugin/*.cpp into the shared library `output`; raises CompileError with the compiler's message."""
+    sources = sorted(str(p) for p in PLUGIN_DIR.glob("*.cpp"))
+    if not sources:
+        raise CompileError(f"no C++ sources found in {PLUGIN_DIR}")
+    flags = ["-O2", f"-I{_vapoursynth_include()}", f"-I{sysconfig.get_paths()['include']}",
+             f"-DPy_LIMITED_API={LIMITED_API}"]
+    return _compile("VapourSynth plugin", sources, flags, output)
+
+
+def compile_kernels(output: Path) -> Path:
+    """Compiles vsrife/kernels/*.cpp (the engine's native CPU kernels, plain C ABI) into `output`."""
+    sources = sorted(str(p) for p in KERNELS_DIR.glob("*.cpp"))
+    if not sources:
+        raise CompileError(f"no C++ sources found in {KERNELS_DIR}")
+    return _compile("native kernels", sources, ["-O3", "-pthread"], output)
 
 
 def _record_hash(data: bytes) -> str:
@@ -113,8 +126,9 @@ def _retagged_name(wheel_name: str, tag: str) -> str:
     return "-".join(parts[:-3] + tag.split("-")) + ".whl"
 
 
-def _add_plugin(src_wheel: Path, dest_dir: Path, library: Path) -> str:
-    """Copies src_wheel into dest_dir with the plugin added, WHEEL/RECORD rewritten and the name retagged."""
+def _add_libraries(src_wheel: Path, dest_dir: Path, libraries: dict[str, Path]) -> str:
+    """Copies src_wheel into dest_dir with the libraries (arcname -> file) added, WHEEL/RECORD rewritten and the
+    name retagged."""
     tag = f"{ABI_TAG}-{_platform_tag()}"
     entries: list[tuple[zipfile.ZipInfo, bytes]] = []
     with zipfile.ZipFile(src_wheel) as zin:
@@ -145,9 +159,10 @@ def _add_plugin(src_wheel: Path, dest_dir: Path, library: Path) -> str:
             data = ("\n".join(lines) + "\n").encode("utf-8")
         mode = (info.external_attr >> 16) & 0o777 or 0o644
         files.append((info.filename, data, mode))
-    if any(name == PLUGIN_ARCNAME for name, _, _ in files):
-        raise RuntimeError(f"{src_wheel.name} already contains {PLUGIN_ARCNAME}")
-    files.append((PLUGIN_ARCNAME, library.read_bytes(), 0o755))
+    for arcname, library in libraries.items():
+        if any(name == arcname for name, _, _ in files):
+            raise RuntimeError(f"{src_wheel.name} already contains {arcname}")
+        files.append((arcname, library.read_bytes(), 0o755))
     files.sort(key=lambda f: (is_meta(f[0]), f[0]))  # package files first, .dist-info last
 
     record = io.StringIO()
@@ -183,14 +198,21 @@ def _no_new_build_artefacts() -> Iterator[None]:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def _build(builder, wheel_directory, config_settings, metadata_directory) -> str:
+def _build(builder, wheel_directory, config_settings, metadata_directory, editable: bool = False) -> str:
     with _no_new_build_artefacts(), tempfile.TemporaryDirectory(prefix="vfi-build-") as tmp:
         tmp_path = Path(tmp)
-        library = compile_plugin(tmp_path / "libvfi.so")  # first: a compile error should be the first thing seen
+        # first: a compile error should be the first thing seen
+        libraries = {PLUGIN_ARCNAME: compile_plugin(tmp_path / "libvfi.so")}
+        kernels = compile_kernels(tmp_path / "libvfi_kernels.so")
+        if editable:
+            # an editable install imports vsrife from the source tree, so the kernels go there (git ignores *.so)
+            shutil.copyfile(kernels, KERNELS_DIR / kernels.name)
+        else:
+            libraries[KERNELS_ARCNAME] = kernels
         built = tmp_path / "wheel"
         built.mkdir()
         name = builder(str(built), config_settings, metadata_directory)
-        return _add_plugin(built / name, Path(wheel_directory), library)
+        return _add_libraries(built / name, Path(wheel_directory), libraries)
 
 
 def _delegated(hook: Callable[..., Any]) -> Callable[..., Any]:
@@ -216,11 +238,12 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 
 
 def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
-    return _build(_setuptools.build_editable, wheel_directory, config_settings, metadata_directory)
+    return _build(_setuptools.build_editable, wheel_directory, config_settings, metadata_directory, editable=True)
 
 
 def build_sdist(sdist_directory, config_settings=None):
-    """setuptools' sdist plus plugin/ (the C++ sources and this backend), which it would not include by itself."""
+    """setuptools' sdist plus plugin/ (the C++ sources and this backend) and the kernels' C++ sources, which it
+    would not include by itself."""
     with _no_new_build_artefacts():
         name = _setuptools.build_sdist(sdist_directory, config_settings)
     path = Path(sdist_directory) / name
@@ -230,12 +253,12 @@ def build_sdist(sdist_directory, config_settings=None):
     present = {m.name for m, _ in members}
     extra = sorted(
         p for p in PLUGIN_DIR.iterdir() if p.is_file() and p.suffix in (".cpp", ".h", ".hpp", ".py")
-    )
+    ) + sorted(KERNELS_DIR.glob("*.cpp"))
     with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tout:
         for member, data in members:
             tout.addfile(member, io.BytesIO(data) if data is not None else None)
         for p in extra:
-            arcname = f"{base}/plugin/{p.name}"
+            arcname = f"{base}/{p.relative_to(PLUGIN_DIR.parent).as_posix()}"
             if arcname in present:
                 continue
             info = tarfile.TarInfo(arcname)

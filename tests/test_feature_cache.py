@@ -1,4 +1,5 @@
-"""Per-source-frame features (RIFE 4.7+): each source frame is encoded once, kept for the frames still needed.
+"""Per-source-frame work: each source frame is converted to a tensor and (RIFE 4.7+) encoded once, kept for the
+frames still needed.
 
 The engine keys its FrameCache by the source frame numbers the plugin passes; the tests count the encoder's real
 forward calls (a forward hook) and compare with the frames the net computes for itself.
@@ -15,7 +16,7 @@ import torch
 import vapoursynth as vs
 from conftest import clip_from_frames, frame_array, panning_frames
 
-from vsrife.engine import FEATURE_CACHE_FRAMES, Engine, FrameCache, create_engine
+from vsrife.engine import SOURCE_CACHE_FRAMES, Engine, FrameCache, create_engine
 from vsrife.models import ARCHITECTURES
 from vsrife.models.rife_v4_5 import Encoder
 
@@ -79,6 +80,19 @@ def _planes(frame: np.ndarray) -> tuple[tuple[memoryview, int], ...]:
     return tuple((memoryview(np.ascontiguousarray(frame[:, :, c])).cast("B"), WIDTH * 4) for c in range(3))
 
 
+def _count_conversions(engine: Engine) -> list[int]:
+    """Record each conversion of a frame's planes into a tensor (the engine's own method, still run)."""
+    calls: list[int] = []
+    convert = engine._frame_to_tensor
+
+    def counted(frame: tuple[tuple[memoryview, int], ...]) -> torch.Tensor:
+        calls.append(1)
+        return convert(frame)
+
+    engine._frame_to_tensor = counted  # type: ignore[method-assign]
+    return calls
+
+
 def _interpolate(engine: Engine, frames: np.ndarray, numbered: bool) -> np.ndarray:
     """Frames at t = 1/4, 2/4, 3/4 between every neighbouring pair, in order (as multi=4 asks for them)."""
     results = []
@@ -96,15 +110,20 @@ def _interpolate(engine: Engine, frames: np.ndarray, numbered: bool) -> np.ndarr
 def test_each_source_frame_is_encoded_once(weights_425: Path, frames: np.ndarray,
                                            encoder_calls: list[tuple[int, ...]], tile: int) -> None:
     engine = _engine(weights_425, tile)
+    conversions = _count_conversions(engine)
     tiles = 1 if tile == 0 else 2  # 96 columns in two tiles of 64, 64 rows in one
-    assert engine.features.capacity == FEATURE_CACHE_FRAMES
+    assert engine.sources.capacity == SOURCE_CACHE_FRAMES
     cached = _interpolate(engine, frames, numbered=True)
     assert len(encoder_calls) == COUNT * tiles
-    assert engine.features.keys() == list(range(COUNT - FEATURE_CACHE_FRAMES, COUNT))  # bounded: the latest ones
+    assert len(conversions) == COUNT  # each source frame's planes become a tensor once
+    assert engine.sources.keys() == list(range(COUNT - SOURCE_CACHE_FRAMES, COUNT))  # bounded: the latest ones
 
     encoder_calls.clear()
-    anonymous = _interpolate(_engine(weights_425, tile), frames, numbered=False)
+    anonymous_engine = _engine(weights_425, tile)
+    conversions = _count_conversions(anonymous_engine)
+    anonymous = _interpolate(anonymous_engine, frames, numbered=False)
     assert len(encoder_calls) == (COUNT - 1) * 3 * 2 * tiles  # without frame numbers: both frames, every time
+    assert len(conversions) == (COUNT - 1) * 3 * 2
     assert np.array_equal(cached, anonymous)  # same features, same frames
     assert np.abs(cached[1] - (frames[0] + frames[1]).transpose(2, 0, 1) / 2).mean() > 1e-3
 

@@ -11,6 +11,7 @@ import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,9 +33,9 @@ MIDPOINT_BISECTION_DEPTH = 4
 # The scene-change metric is measured on frames shrunk by this factor in each direction.
 SCENE_METRIC_DOWNSCALE = 4
 
-# Source frames whose per-frame features an engine keeps: the pair in hand and one more, so that pairs arriving
-# slightly out of order (VapourSynth's threads) still find theirs; in order, each frame is encoded once.
-FEATURE_CACHE_FRAMES = 3
+# Source frames an engine keeps (tensors, features): the pair in hand and one more, so that pairs arriving slightly
+# out of order (VapourSynth's threads) still find theirs; in order, each frame is converted and encoded once.
+SOURCE_CACHE_FRAMES = 3
 
 
 class EngineError(ValueError):
@@ -70,6 +71,17 @@ class FrameCache[K: Hashable, V]:
         """The keys kept, least recently used first."""
         with self._lock:
             return list(self._values)
+
+
+@dataclass
+class SourceFrame:
+    """What an engine keeps of one source frame: the unpadded 1x3xHxW tensor on the device, the padded one (made
+    when first needed) and the net's features of each tile (0: the whole padded frame)."""
+
+    image: torch.Tensor
+    padded: torch.Tensor | None = None
+    features: dict[int, torch.Tensor] = field(default_factory=dict)
+    keep_features: bool = True  # False for a frame without a number: nothing is kept for it
 
 
 def available_devices() -> list[str]:
@@ -118,11 +130,17 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def select_precision(name: str, device: torch.device) -> torch.dtype:
-    """Resolve `auto` (fp16 on CUDA, fp32 elsewhere), `fp32`, `fp16` or `bf16` for the device."""
+def select_precision(name: str, device: torch.device, mixed: bool = False) -> torch.dtype:
+    """Resolve `auto`, `fp32`, `fp16` or `bf16` for the device.
+
+    auto: fp16 on CUDA; on the CPU bf16 for nets that keep their flow, warps and blend in float32 (mixed) when the
+    CPU has native bf16 (docs/BENCHMARKS.md, "CPU peer": the quality it keeps), fp32 otherwise.
+    """
     requested = name.strip().lower()
     if requested == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
+        if device.type == "cuda":
+            return torch.float16
+        return torch.bfloat16 if device.type == "cpu" and mixed and cpu_has_native_bf16() else torch.float32
     if requested not in PRECISIONS:
         raise EngineError(f"precision '{name}' is not supported; choose auto, {', '.join(PRECISIONS)}")
     if requested == "fp16" and device.type == "cpu":
@@ -175,15 +193,18 @@ def create_engine(
         raise EngineError(f"tile and tile_overlap must be >= 0 (got {tile} and {tile_overlap})")
     entry = select_model(model, method)
     torch_device = select_device(device)
-    dtype = select_precision(precision, torch_device)
+    select_precision(precision, torch_device)  # a bad precision fails before any weights are fetched
     paths = weights.resolve_weight_files(entry, model_path)
     net = build_model(entry.architecture, weights.load_state_dicts(paths))
+    dtype = select_precision(precision, torch_device, mixed=net.float32_frames)
     if ensemble and not net.supports_ensemble:
         raise EngineError(f"model {entry.name} has no ensemble mode; use ensemble=0")
     if torch_device.type == "cuda":
         # The padded frame size is fixed per instance, so cuDNN's autotuned choice is reused for every frame.
         torch.backends.cudnn.benchmark = True
     net = net.to(device=torch_device, dtype=dtype)
+    if torch_device.type == "cpu":
+        net.use_channels_last()  # oneDNN's convolutions are faster on channels-last tensors (docs/BENCHMARKS.md)
     align = net.alignment(scale)
     if 0 < tile < align:
         # interpolate_tiled pads every tile to the alignment, so a smaller tile only adds work
@@ -209,10 +230,11 @@ def create_engine(
 def choose_tile(net: InterpolationNet, device: torch.device, dtype: torch.dtype, *, width: int, height: int,
                 scale: float, overlap: int) -> int:
     """Tile size for frames of this size on this device from the net's measured memory per pixel (0: no tiles)."""
-    # memory_bytes_per_pixel is measured in fp32; activations scale with the element size. The feature cache holds
-    # FEATURE_CACHE_FRAMES frames of the net's per-frame features besides.
-    fp32_bytes_per_pixel = net.memory_bytes_per_pixel + FEATURE_CACHE_FRAMES * net.feature_channels * 4
-    bytes_per_pixel = fp32_bytes_per_pixel * dtype.itemsize / 4
+    # memory_bytes_per_pixel is measured in fp32; activations scale with the element size. The engine keeps
+    # SOURCE_CACHE_FRAMES source frames besides: their unpadded and padded RGB and the net's per-frame features.
+    fp32_bytes_per_pixel = net.memory_bytes_per_pixel + SOURCE_CACHE_FRAMES * (6 + net.feature_channels) * 4
+    # nets that keep float32 frames, flow and warps only save on their convolutions: count them as float32
+    bytes_per_pixel = fp32_bytes_per_pixel * (1.0 if net.float32_frames else dtype.itemsize / 4)
     # the net is already on the device, so the available memory no longer counts its weights
     return tiling.choose_tile(height, width, bytes_per_pixel=bytes_per_pixel,
                               available_bytes=tiling.available_memory(device), overlap=overlap,
@@ -253,55 +275,68 @@ class Engine:
         self.tile_overlap = tile_overlap
         # One forward pass at a time: bounds memory and keeps results independent of VapourSynth's thread count.
         self._lock = threading.Lock()
-        # source frame number -> {tile index (0 untiled): the net's features of that padded tile}
-        self.features: FrameCache[int, dict[int, torch.Tensor]] = FrameCache(FEATURE_CACHE_FRAMES)
+        # source frame number -> its tensor, padded tensor and the net's features: each is made once per frame
+        self.sources: FrameCache[int, SourceFrame] = FrameCache(SOURCE_CACHE_FRAMES)
 
     def interpolate(self, frame0: Frame, frame1: Frame, out: Frame, t: float, detect_scene_change: bool,
                     source_frames: tuple[int, int] | None = None) -> bool:
         """Write the frame at position t between frame0 and frame1 into out; False if they straddle a cut.
 
         source_frames: the numbers of frame0 and frame1 in the source clip, which key what the engine keeps per
-        frame (the net's features); None keeps nothing.
+        frame (tensors, the net's features); None keeps nothing.
         """
         with torch.inference_mode():
-            img0 = self._frame_to_tensor(frame0)
-            img1 = self._frame_to_tensor(frame1)
-            if detect_scene_change and scene_change_metric(img0, img1) > self.sc_threshold:
+            numbers = source_frames or (None, None)
+            source0, source1 = self._source(frame0, numbers[0]), self._source(frame1, numbers[1])
+            if detect_scene_change and scene_change_metric(source0.image, source1.image) > self.sc_threshold:
                 return False
             with self._lock:
-                result = self._synthesize_frame(img0, img1, t, source_frames)
+                result = self._synthesize_frame(source0, source1, t)
             self._tensor_to_frame(result, out)
         return True
 
-    def _synthesize_frame(self, img0: torch.Tensor, img1: torch.Tensor, t: float,
-                          source_frames: tuple[int, int] | None) -> torch.Tensor:
-        """The frame at t for unpadded 1x3xHxW inputs: in tiles when a tile size is set, else in one pass."""
+    def _source(self, frame: Frame, number: int | None) -> SourceFrame:
+        """The source frame as a tensor on the device: converted once per source frame number (every time when
+        the number is unknown)."""
+        if number is None:
+            return SourceFrame(self._frame_to_tensor(frame), keep_features=False)
+        return self.sources.get(number, lambda: SourceFrame(self._frame_to_tensor(frame)))
+
+    def _synthesize_frame(self, source0: SourceFrame, source1: SourceFrame, t: float) -> torch.Tensor:
+        """The frame at t between two source frames: in tiles when a tile size is set, else in one pass."""
         if self.tile > 0:
             # interpolate_tiled visits the tiles in the same order for every frame: the call number is the tile
             tile_index = itertools.count()
-            return tiling.interpolate_tiled(
-                lambda a, b: self._synthesize(a, b, t, self._pair_features(source_frames, next(tile_index), a, b)),
-                img0, img1, tile=self.tile, overlap=self.tile_overlap, align=self.align)
-        img0, img1 = self._pad(img0), self._pad(img1)
-        result = self._synthesize(img0, img1, t, self._pair_features(source_frames, 0, img0, img1))
+
+            def synthesize_tile(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+                index = next(tile_index)
+                return self._synthesize(a, b, t, self._pair_features(source0, source1, index, a, b))
+
+            return tiling.interpolate_tiled(synthesize_tile, source0.image, source1.image, tile=self.tile,
+                                            overlap=self.tile_overlap, align=self.align)
+        img0, img1 = self._padded(source0), self._padded(source1)
+        result = self._synthesize(img0, img1, t, self._pair_features(source0, source1, 0, img0, img1))
         return result[:, :, : self.height, : self.width]
 
-    def _pair_features(self, source_frames: tuple[int, int] | None, tile_index: int, img0: torch.Tensor,
-                       img1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The net's features of both padded frames (or tiles), from the cache when their source frames are known;
-        None for nets without features, or to let the net compute them when the frames are anonymous."""
-        if not self.net.feature_channels or source_frames is None:
-            return None
-        return (self._frame_features(source_frames[0], tile_index, img0),
-                self._frame_features(source_frames[1], tile_index, img1))
+    def _padded(self, source: SourceFrame) -> torch.Tensor:
+        if source.padded is None:
+            source.padded = self._pad(source.image)
+        return source.padded
 
-    def _frame_features(self, frame: int, tile_index: int, image: torch.Tensor) -> torch.Tensor:
-        tiles = self.features.get(frame, dict)
-        if tile_index not in tiles:
+    def _pair_features(self, source0: SourceFrame, source1: SourceFrame, tile_index: int, img0: torch.Tensor,
+                       img1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The net's features of both padded frames (or tiles), kept per source frame when its number is known;
+        None for nets without features, or to let the net compute them when the frames are anonymous."""
+        if not self.net.feature_channels or not (source0.keep_features and source1.keep_features):
+            return None
+        return self._features(source0, tile_index, img0), self._features(source1, tile_index, img1)
+
+    def _features(self, source: SourceFrame, tile_index: int, image: torch.Tensor) -> torch.Tensor:
+        if tile_index not in source.features:
             features = self.net.encode_frame(image)
             assert features is not None  # feature_channels > 0
-            tiles[tile_index] = features
-        return tiles[tile_index]
+            source.features[tile_index] = features
+        return source.features[tile_index]
 
     def _synthesize(self, img0: torch.Tensor, img1: torch.Tensor, t: float,
                     features: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
@@ -344,7 +379,8 @@ class Engine:
 
     def _frame_to_tensor(self, frame: Frame) -> torch.Tensor:
         stacked = np.stack([self._plane_array(plane) for plane in frame])
-        return torch.from_numpy(stacked).unsqueeze(0).to(self.device, dtype=self.dtype, non_blocking=True)
+        dtype = torch.float32 if self.net.float32_frames else self.dtype
+        return torch.from_numpy(stacked).unsqueeze(0).to(self.device, dtype=dtype, non_blocking=True)
 
     def _tensor_to_frame(self, image: torch.Tensor, out: Frame) -> None:
         # float32 on the host: numpy has no bfloat16, and copyto casts to the frame's sample type

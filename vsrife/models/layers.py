@@ -11,6 +11,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..kernels import resize, warp
+
+__all__ = ["InterpolationNet", "Upsample2x", "check_scale", "conv_leaky", "conv_prelu", "deconv_prelu",
+           "flow_alignment", "resize", "resize_flow", "smallest_common_multiple", "swap_flow", "warp"]
+
 
 class InterpolationNet(nn.Module):
     """What the engine relies on; every architecture subclasses this."""
@@ -31,9 +36,17 @@ class InterpolationNet(nn.Module):
     memory_bytes_per_pixel: float = 4096.0
     # channels of the features encode_frame returns per pixel of a frame (0: none)
     feature_channels: int = 0
+    # frames in and out are float32 whatever the net's dtype: only the convolutions run in it (RIFE 4.x)
+    float32_frames: ClassVar[bool] = False
+    # convolutions on channels-last tensors: see use_channels_last
+    channels_last: bool = False
 
     def alignment(self, scale: float) -> int:
         raise NotImplementedError
+
+    def use_channels_last(self) -> None:
+        """Run the convolutions on channels-last tensors where this net supports it (the engine asks on the CPU,
+        where oneDNN is faster that way); a no-op for nets that do not."""
 
     def encode_frame(self, image: Tensor) -> Tensor | None:
         """Features of one padded frame that `forward` takes as `features` (None: this net computes none).
@@ -105,13 +118,6 @@ def deconv_prelu(in_ch: int, out_ch: int) -> nn.Sequential:
     return nn.Sequential(Upsample2x(in_ch, out_ch), nn.PReLU(out_ch))
 
 
-def resize(x: Tensor, factor: float) -> Tensor:
-    """Bilinear resize by a factor (half-pixel centres); a factor of 1 is an exact identity, so skip it."""
-    if factor == 1:
-        return x
-    return F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False, recompute_scale_factor=False)
-
-
 def resize_flow(flow: Tensor, factor: float) -> Tensor:
     """Resize a flow field and rescale its vectors to the new pixel grid."""
     if factor == 1:
@@ -122,27 +128,6 @@ def resize_flow(flow: Tensor, factor: float) -> Tensor:
 def swap_flow(flow: Tensor) -> Tensor:
     """Exchange the two 2-channel halves of a bidirectional flow (for the swapped-pair pass)."""
     return torch.cat((flow[:, 2:4], flow[:, :2]), 1)
-
-
-def warp(image: Tensor, flow: Tensor) -> Tensor:
-    """Backward-warp image by flow (pixels): out[y, x] = image[y + fy, x + fx], bilinear, border padding.
-
-    The grid is built per call. 16-bit inputs are sampled in float32: normalised coordinates in
-    bf16/fp16 are off by several/about one pixel at 1080p width.
-    """
-    out_dtype = image.dtype
-    work = torch.float32 if image.element_size() < 4 else out_dtype
-    image = image.to(work)
-    flow = flow.to(work)
-    n, _, h, w = flow.shape
-    xs = torch.linspace(-1.0, 1.0, w, device=flow.device, dtype=work).view(1, 1, w).expand(n, h, w)
-    ys = torch.linspace(-1.0, 1.0, h, device=flow.device, dtype=work).view(1, h, 1).expand(n, h, w)
-    # align_corners=True: -1 and 1 are the centres of the first and last pixel, so one pixel is 2/(size-1)
-    gx = xs + flow[:, 0] / ((image.shape[3] - 1.0) / 2.0)
-    gy = ys + flow[:, 1] / ((image.shape[2] - 1.0) / 2.0)
-    grid = torch.stack((gx, gy), dim=3)
-    out = F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=True)
-    return out.to(out_dtype)
 
 
 def check_scale(scale: float) -> None:

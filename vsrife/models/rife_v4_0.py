@@ -13,8 +13,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from .. import kernels
 from .layers import (InterpolationNet, Upsample2x, check_scale, conv_leaky, conv_prelu, flow_alignment, resize,
-                     resize_flow, swap_flow, warp)
+                     resize_flow, swap_flow)
 
 # residual flow (both halves) above this many pixels after block 1 means the motion is too large for the scales
 _LARGE_MOTION_PX = 32.0
@@ -61,87 +62,123 @@ class RIFE4(InterpolationNet):
         # the large-motion retry doubles every flow scale, so its coarsest level sets the multiple
         return flow_alignment(base + [2 * s for s in base] if self.large_motion_retry else base)
 
+    float32_frames: ClassVar[bool] = True
+
+    def use_channels_last(self) -> None:
+        self.channels_last = True
+        self.to(memory_format=torch.channels_last)
+
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype of the convolutions (the parameters'); flow, mask, warps and the blend stay float32."""
+        return self.block0.conv0[0][0].weight.dtype
+
     def encode_frame(self, image: Tensor) -> Tensor | None:
-        return None if self.encode is None else self.encode(image)
+        """Float32 features of one frame (4.7+), computed in the net's dtype from the frame as given."""
+        if self.encode is None:
+            return None
+        features: Tensor = self.encode(image.to(self.compute_dtype))
+        return features.float()
 
     def forward(self, img0: Tensor, img1: Tensor, timestep: float, scale: float, ensemble: bool,
                 features: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        _, mask, warped0, warped1 = self.estimate(img0, img1, timestep, scale, ensemble, features)
-        weight = torch.sigmoid(mask)
-        return warped0 * weight + warped1 * (1 - weight)
+        features = self._features(img0, img1, features)
+        img0, img1 = _state(img0), _state(img1)
+        flow, mask = self._estimate(img0, img1, features, timestep, scale, ensemble)
+        return kernels.warp_blend(img0, img1, flow, mask)
 
     def estimate(self, img0: Tensor, img1: Tensor, timestep: float | Tensor, scale: float, ensemble: bool,
-                 features: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """(flow to frames 0 and 1 from time t, mask logits, both warped frames); timestep may be N x 1 x 1 x 1.
+                 features: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """(float32 flow to frames 0 and 1 from time t, mask logits); timestep may be N x 1 x 1 x 1.
 
         features: encode_frame(img0), encode_frame(img1) when the caller has them already (computed here if None).
         """
+        features = self._features(img0, img1, features)
+        return self._estimate(_state(img0), _state(img1), features, timestep, scale, ensemble)
+
+    def _features(self, img0: Tensor, img1: Tensor,
+                  features: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor] | None:
+        if self.encode is None:
+            return None
+        if features is None:  # from the frames as given, as published
+            return self.encode_frame(img0), self.encode_frame(img1)  # type: ignore[return-value]
+        return features[0].float(), features[1].float()
+
+    def _estimate(self, img0: Tensor, img1: Tensor, features: tuple[Tensor, Tensor] | None,
+                  timestep: float | Tensor, scale: float, ensemble: bool) -> tuple[Tensor, Tensor]:
         check_scale(scale)
         if ensemble and not self.supports_ensemble:
             raise ValueError(f"{type(self).__name__} with feature-carrying blocks has no ensemble mode")
-        if features is None and self.encode is not None:
-            features = (self.encode(img0), self.encode(img1))  # from the frames as given, as published
-        img0, img1 = img0.clamp(0.0, 1.0), img1.clamp(0.0, 1.0)
         scales = [s / scale for s in self.flow_scales]
-        t = torch.ones_like(img0[:, :1]) * timestep
+        t = torch.as_tensor(timestep, dtype=torch.float32, device=img0.device).reshape(-1).expand(img0.shape[0])
         flow: Tensor | None = None
         mask: Tensor | None = None
         carried: Tensor | None = None
-        warped0, warped1 = img0, img1
         for i, block in enumerate(self.blocks):
-            warped_features = self._warp_features(features, flow)
-            d_flow, d_mask, extra = self._pass(block, warped0, warped1, warped_features, t, mask, carried, flow,
-                                               scales[i])
-            if i == 1 and self.large_motion_retry and _large_motion(d_flow):
-                scales = [2 * s for s in scales]
-                # as published: the rerun of block 0 is a single (non-ensembled) pass
-                flow, mask, _ = self._pass(self.blocks[0], img0, img1, features, t, None, None, None, scales[0])
-                warped0, warped1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
-                warped_features = self._warp_features(features, flow)
-                d_flow, d_mask, extra = self._pass(block, warped0, warped1, warped_features, t, mask, carried, flow,
-                                                   scales[i])
+            head = self._head(block, scales[i], img0, img1, features, t, mask, carried, flow)
+            step = None
+            if i == 1 and self.large_motion_retry:
+                step = self._step(block, head, scales[i], flow, mask)
+                if bool(step[3].min() > _LARGE_MOTION_PX):
+                    scales = [2 * s for s in scales]
+                    # as published: the rerun of block 0 is a single (non-ensembled) pass
+                    head0 = self._head(self.blocks[0], scales[0], img0, img1, features, t, None, None, None)
+                    flow, mask, carried, _ = self._step(self.blocks[0], head0, scales[0], None, None)
+                    head = self._head(block, scales[i], img0, img1, features, t, mask, carried, flow)
+                    step = None
             if ensemble:
-                s_flow, s_mask = self._swapped_pass(block, warped0, warped1, warped_features, t, mask, flow,
-                                                    scales[i])
-                d_flow, d_mask = (d_flow + s_flow) / 2, (d_mask + s_mask) / 2
-            flow = d_flow if flow is None else flow + d_flow
-            mask = mask + d_mask if mask is not None and self.mask_residual else d_mask
+                swapped = self._head(block, scales[i], img1, img0, None if features is None else features[::-1],
+                                     1 - t, None if mask is None else -mask, None,
+                                     None if flow is None else swap_flow(flow))
+                head = (head[:, :5].float() + _swap_head(swapped[:, :5].float())) / 2
+                step = None
+            if step is None:
+                step = self._step(block, head, scales[i], flow, mask)
+            flow, mask, extra, _ = step
             carried = extra if self.carries_features else None
-            warped0, warped1 = warp(img0, flow[:, :2]), warp(img1, flow[:, 2:4])
         assert flow is not None and mask is not None
-        return flow, mask, warped0, warped1
+        return flow, mask
 
-    @staticmethod
-    def _warp_features(features: tuple[Tensor, Tensor] | None,
-                       flow: Tensor | None) -> tuple[Tensor, Tensor] | None:
-        if features is None or flow is None:
-            return features
-        return warp(features[0], flow[:, :2]), warp(features[1], flow[:, 2:4])
+    def _head(self, block: nn.Module, scale: float, img0: Tensor, img1: Tensor,
+              features: tuple[Tensor, Tensor] | None, t: Tensor, mask: Tensor | None, carried: Tensor | None,
+              flow: Tensor | None) -> Tensor:
+        """The block's head at 1/(scale * head_scale): its input is both frames and features (warped by the flow
+        so far), the timestep, the mask and carried channels, then the flow, resized by 1/scale."""
+        state = [x for x in (mask, carried) if x is not None]
+        parts: list[kernels.Part]
+        if flow is None:
+            parts = [img0, img1, *(features or ()), kernels.Constant(t), *state]
+        else:
+            warped = [kernels.Warped(img0, 0), kernels.Warped(img1, 2)]
+            if features is not None:
+                warped += [kernels.Warped(features[0], 0), kernels.Warped(features[1], 2)]
+            parts = [*warped, kernels.Constant(t), *state, kernels.Scaled(flow, 1.0 / scale)]
+        x = kernels.block_input(parts, flow, scale, self.compute_dtype, channels_last=self.channels_last)
+        head: Tensor = block.head(x)
+        return head
 
-    @staticmethod
-    def _pass(block: nn.Module, a: Tensor, b: Tensor, features: tuple[Tensor, Tensor] | None, t: Tensor,
-              mask: Tensor | None, carried: Tensor | None, flow: Tensor | None, scale: float) -> BlockOutput:
-        parts = [a, b, *(features or ()), t, *(x for x in (mask, carried) if x is not None)]
-        output: BlockOutput = block(torch.cat(parts, 1), flow, scale)
-        return output
-
-    def _swapped_pass(self, block: nn.Module, a: Tensor, b: Tensor, features: tuple[Tensor, Tensor] | None,
-                      t: Tensor, mask: Tensor | None, flow: Tensor | None, scale: float) -> tuple[Tensor, Tensor]:
-        """Run the block on the swapped pair at 1-t and express the result in the unswapped frame."""
-        swapped_features = None if features is None else (features[1], features[0])
-        f, m, _ = self._pass(block, b, a, swapped_features, 1 - t, None if mask is None else -mask, None,
-                             None if flow is None else swap_flow(flow), scale)
-        return swap_flow(f), -m
+    def _step(self, block: nn.Module, head: Tensor, scale: float, flow: Tensor | None,
+              mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+        """The state after the block: (flow, mask, carried channels, peaks of the flow step) at full size."""
+        factor = block.head_scale * scale
+        extra = head.shape[1] - 5 if self.carries_features else 0
+        return kernels.block_output(head, factor, factor, flow, mask if self.mask_residual else None, extra)
 
 
-def _large_motion(d_flow: Tensor) -> bool:
-    # one host sync for both halves; decided over the whole batch, like the published code
-    peaks = torch.stack((d_flow[:, :2].abs().amax(), d_flow[:, 2:4].abs().amax()))
-    return bool(peaks.min() > _LARGE_MOTION_PX)
+def _state(image: Tensor) -> Tensor:
+    """A frame as the loop keeps it: float32, clamped to [0, 1] as published."""
+    return image.float().clamp(0.0, 1.0)
+
+
+def _swap_head(head: Tensor) -> Tensor:
+    """A head of the swapped pair expressed for the unswapped one: flow halves exchanged, mask negated."""
+    return torch.cat((head[:, 2:4], head[:, 0:2], -head[:, 4:5]), 1)
 
 
 class FlowBlock(nn.Module):
     """Predicts a 4-channel flow residual and a 1-channel mask residual at 1/scale resolution."""
+
+    head_scale: ClassVar[float] = 2.0  # the head comes out at 1/(2 * scale) of the full size
 
     def __init__(self, in_ch: int, width: int, conv: Callable[[int, int, int], nn.Sequential],
                  residual: bool) -> None:
@@ -151,14 +188,19 @@ class FlowBlock(nn.Module):
         self.lastconv = Upsample2x(width, 5)
         self.residual = residual
 
+    def head(self, x: Tensor) -> Tensor:
+        """Flow, mask (and further) channels at half the size of x (x: the input already resized by 1/scale)."""
+        feat = self.conv0(x)
+        feat = self.convblock(feat) + feat if self.residual else self.convblock(feat)
+        out: Tensor = self.lastconv(feat)
+        return out
+
     def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> BlockOutput:
+        """The published interface (full-size input and output), for graph export; RIFE4 uses head()."""
         x = resize(x, 1.0 / scale)
         if flow is not None:
             x = torch.cat((x, resize_flow(flow, 1.0 / scale)), 1)
-        feat = self.conv0(x)
-        feat = self.convblock(feat) + feat if self.residual else self.convblock(feat)
-        # the transposed conv restores 1/(2*scale) of the input size; one resize brings it back to full size
-        out = resize(self.lastconv(feat), 2.0 * scale)
+        out = resize(self.head(x), 2.0 * scale)
         return out[:, :4] * (2.0 * scale), out[:, 4:5], out[:, 5:]
 
 

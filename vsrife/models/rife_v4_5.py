@@ -7,6 +7,7 @@ the key names and shapes are those of the published modules (tests/test_rife4_pa
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,8 @@ class ResidualConv(nn.Module):
 class ResidualFlowBlock(nn.Module):
     """Flow residual, mask logits and `out_channels - 5` further channels at full size from a 1/scale pass."""
 
+    head_scale: ClassVar[float] = 1.0  # the head comes out at 1/scale of the full size
+
     def __init__(self, in_ch: int, width: int, out_channels: int, groups: int) -> None:
         super().__init__()
         self.conv0 = nn.Sequential(conv_leaky(in_ch, width // 2, 2), conv_leaky(width // 2, width, 2))
@@ -40,11 +43,17 @@ class ResidualFlowBlock(nn.Module):
         # 4x: the transposed conv and the shuffle each double the size, undoing conv0's two strides
         self.lastconv = nn.Sequential(Upsample2x(width, 4 * out_channels), nn.PixelShuffle(2))
 
+    def head(self, x: Tensor) -> Tensor:
+        """Flow, mask and further channels at the size of x (x: the input already resized by 1/scale)."""
+        out: Tensor = self.lastconv(self.convblock(self.conv0(x)))
+        return out
+
     def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> BlockOutput:
+        """The published interface (full-size input and output), for graph export; RIFE4 uses head()."""
         x = resize(x, 1.0 / scale)
         if flow is not None:
             x = torch.cat((x, resize_flow(flow, 1.0 / scale)), 1)
-        out = resize(self.lastconv(self.convblock(self.conv0(x))), scale)
+        out = resize(self.head(x), scale)
         return out[:, :4] * scale, out[:, 4:5], out[:, 5:]
 
 

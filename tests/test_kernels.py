@@ -1,0 +1,121 @@
+"""The native glue kernels (vsrife/kernels/glue.cpp) against their plain-PyTorch definition (kernels/reference.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import Tensor
+
+from vsrife import kernels
+from vsrife.kernels import Constant, Scaled, Warped, reference
+
+# float32 sums in another order, and the warp's sample position computed directly where the reference goes through
+# grid_sample's normalised grid (~1e-5 px apart at this size, times the random features' steps of up to ~5
+# between neighbouring pixels); relative to values of at least 1
+FP32_TOLERANCE = 1e-4
+
+
+def _max_error(a: Tensor, b: Tensor) -> float:
+    """The largest difference, relative where |b| > 1."""
+    return float(((a.float() - b.float()).abs() / b.float().abs().clamp(min=1.0)).max())
+
+
+@pytest.fixture(scope="module")
+def state() -> dict[str, Tensor]:
+    torch.manual_seed(0)
+    n, h, w = 2, 48, 80
+    flow = torch.randn(n, 4, h, w) * 6
+    flow[0, 0, :4, :4] = 500.0  # far outside the frame: the border repeats
+    return {"img0": torch.rand(n, 3, h, w), "img1": torch.rand(n, 3, h, w), "flow": flow,
+            "mask": torch.randn(n, 1, h, w), "features": torch.randn(n, 4, h, w), "t": torch.tensor([0.25, 0.5])}
+
+
+def test_the_native_kernels_are_built() -> None:
+    """pip builds them with the plugin; without them every call would quietly take the slower reference."""
+    assert kernels.native_available(), f"{kernels.LIBRARY} is missing: reinstall with pip install -e ."
+
+
+@pytest.mark.parametrize("factor", [16.0, 8.0, 4.0, 2.0, 1.0, 0.5, 0.25])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_block_input_matches_the_reference(state: dict[str, Tensor], factor: float, dtype: torch.dtype,
+                                           channels_last: bool) -> None:
+    flow = state["flow"]
+    parts: list[kernels.Part] = [Warped(state["img0"], 0), Warped(state["img1"], 2), Warped(state["features"], 0),
+                                 Constant(state["t"]), state["mask"], Scaled(flow, 1.0 / factor)]
+    native = kernels.block_input(parts, flow, factor, dtype, channels_last)
+    expected = reference.block_input(parts, flow, factor, dtype, channels_last)
+    assert native.shape == expected.shape == (2, 16, round(48 / factor), round(80 / factor))
+    assert native.dtype == dtype and native.is_contiguous(
+        memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    if dtype == torch.float32:
+        assert _max_error(native, expected) < FP32_TOLERANCE
+    else:  # both round float32 sums that differ in the last bits to bf16: at most one bf16 step apart
+        step = expected.float().abs().clamp(min=1e-2) * 2**-7
+        assert bool(((native.float() - expected.float()).abs() <= step).all())
+
+
+def test_block_input_without_flow_resizes_plain_parts(state: dict[str, Tensor]) -> None:
+    parts: list[kernels.Part] = [state["img0"], state["img1"], Constant(state["t"])]
+    native = kernels.block_input(parts, None, 4.0, torch.float32, False)
+    assert _max_error(native, reference.block_input(parts, None, 4.0, torch.float32, False)) < FP32_TOLERANCE
+
+
+@pytest.mark.parametrize("factor", [16.0, 4.0, 2.0, 1.0, 0.5])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_block_output_matches_the_reference(state: dict[str, Tensor], factor: float, dtype: torch.dtype,
+                                            with_state: bool) -> None:
+    torch.manual_seed(1)
+    head = torch.randn(2, 9, round(48 / factor), round(80 / factor)).to(dtype)
+    head = head.contiguous(memory_format=torch.channels_last)
+    flow, mask = (state["flow"], state["mask"]) if with_state else (None, None)
+    native = kernels.block_output(head, factor, 2 * factor, flow, mask, 3)
+    expected = reference.block_output(head, factor, 2 * factor, flow, mask, 3)
+    for got, want in zip(native, expected, strict=True):
+        assert got is not None and want is not None
+        assert got.shape == want.shape and got.dtype == torch.float32
+        assert _max_error(got, want) < FP32_TOLERANCE
+
+
+def test_warp_blend_matches_the_reference(state: dict[str, Tensor]) -> None:
+    native = kernels.warp_blend(state["img0"], state["img1"], state["flow"], state["mask"])
+    expected = reference.warp_blend(state["img0"], state["img1"], state["flow"], state["mask"])
+    assert native.dtype == torch.float32
+    assert _max_error(native, expected) < FP32_TOLERANCE
+
+
+def test_warp_keeps_the_dtype_and_matches_the_reference(state: dict[str, Tensor]) -> None:
+    flow = state["flow"][:, :2]
+    assert _max_error(kernels.warp(state["img0"], flow), reference.warp(state["img0"], flow)) < FP32_TOLERANCE
+    half = kernels.warp(state["img0"].to(torch.bfloat16), flow.to(torch.bfloat16))
+    assert half.dtype == torch.bfloat16
+
+
+def test_a_non_finite_flow_samples_inside_the_frame(state: dict[str, Tensor]) -> None:
+    """NaN and infinite positions must not read outside the image (the native code indexes memory directly)."""
+    flow = state["flow"].clone()
+    flow[:, :, 5, 5] = float("nan")
+    flow[:, :, 6, 6] = float("inf")
+    flow[:, :, 7, 7] = -float("inf")
+    out = kernels.warp_blend(state["img0"], state["img1"], flow, state["mask"])
+    finite = out[:, :, [6, 7], [6, 7]]
+    assert bool(torch.isfinite(finite).all()) and float(finite.min()) >= 0.0 and float(finite.max()) <= 1.0
+
+
+def test_gradients_take_the_reference(state: dict[str, Tensor]) -> None:
+    """Training needs autograd, which only the reference has."""
+    image = state["img0"].clone().requires_grad_(True)
+    kernels.warp_blend(image, state["img1"], state["flow"], state["mask"]).sum().backward()
+    assert image.grad is not None and float(image.grad.abs().sum()) > 0
+
+
+def test_the_environment_switch_selects_the_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VSRIFE_KERNELS", "reference")
+    kernels._library.cache_clear()
+    try:
+        assert not kernels.native_available()
+    finally:
+        monkeypatch.delenv("VSRIFE_KERNELS")
+        kernels._library.cache_clear()
+    assert kernels.native_available()

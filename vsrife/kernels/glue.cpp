@@ -1,0 +1,427 @@
+// Fused glue of the RIFE 4.x loop on the CPU: the memory-bound steps between the convolutions, one pass each.
+//
+// vsrife/kernels/reference.py defines every function here in plain PyTorch; tests/test_kernels.py compares them.
+// Plain C ABI (called through ctypes with tensors' data pointers and strides), no libtorch, no OpenMP: the caller
+// passes the thread count and rows are split between std::threads. Work is done a row at a time in flat arrays so
+// that the compiler vectorizes it (gathers included); the hot loops are built for AVX-512, AVX2 and plain x86-64,
+// chosen when the library loads.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define VFI_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define VFI_CLONES
+#endif
+
+namespace {
+
+enum DType : int32_t { F32 = 0, BF16 = 1 };
+enum PartKind : int32_t { PLAIN = 0, WARPED = 1, CONSTANT = 2 };
+
+constexpr int32_t MAX_CHANNELS = 512;
+constexpr int32_t CHUNK = 256;  // sample points handled together (stack arrays)
+
+// A tensor of N x C x H x W elements, strides in elements (any memory format unless a function says otherwise).
+struct View {
+    void *data;
+    int32_t dtype;
+    int32_t channels;
+    int64_t stride[4];
+};
+
+// One group of channels of a block's input, in the order they are concatenated.
+struct Part {
+    int32_t kind;          // PLAIN: view's channels times gain; WARPED: view warped by the flow; CONSTANT: values
+    int32_t flow_channel;  // WARPED: first of the two flow channels (x, y) that move this view
+    float gain;            // PLAIN: factor applied after resampling (the flow's 1/scale)
+    int32_t channels;      // CONSTANT: 1
+    const float *values;   // CONSTANT: one value per batch item
+    View view;
+};
+
+inline float bf16_to_float(uint16_t bits) {
+    uint32_t word = static_cast<uint32_t>(bits) << 16;
+    float value;
+    std::memcpy(&value, &word, sizeof value);
+    return value;
+}
+
+// Round to nearest even, as torch's float -> bfloat16 conversion does.
+inline uint16_t float_to_bf16(float value) {
+    uint32_t word;
+    std::memcpy(&word, &value, sizeof word);
+    if ((word & 0x7fffffffu) > 0x7f800000u)
+        return static_cast<uint16_t>((word >> 16) | 0x40u);  // quiet NaN
+    word += 0x7fffu + ((word >> 16) & 1u);
+    return static_cast<uint16_t>(word >> 16);
+}
+
+inline const float *floats(const View &v) { return static_cast<const float *>(v.data); }
+
+// Linear-interpolation taps of PyTorch's bilinear resize (align_corners=False, explicit scale factor): source
+// position ratio * (dst + 0.5) - 0.5, clamped at 0; the second tap is the last sample at the far edge.
+struct Taps {
+    std::vector<int32_t> first, second;
+    std::vector<float> weight_first, weight_second;
+};
+
+Taps resize_taps(int32_t out_size, int32_t in_size, float ratio) {
+    Taps taps;
+    for (int32_t i = 0; i < out_size; ++i) {
+        float source = ratio == 1.0f ? static_cast<float>(i) : std::max(ratio * (i + 0.5f) - 0.5f, 0.0f);
+        int32_t first = std::min(static_cast<int32_t>(std::floor(source)), in_size - 1);
+        float weight = std::min(std::max(source - first, 0.0f), 1.0f);
+        taps.first.push_back(first);
+        taps.second.push_back(first + (first < in_size - 1 ? 1 : 0));
+        taps.weight_first.push_back(1.0f - weight);
+        taps.weight_second.push_back(weight);
+    }
+    return taps;
+}
+
+// out[c * out_step + k] = bilinear sample, border padding, of planes (x stride 1) at (xs[k] + fx[xs[k]],
+// y + fy[xs[k]]) for k < count: the image warped by a flow row (fx, fy) at the columns xs of row y.
+VFI_CLONES void warp_points(const float *__restrict__ planes, int64_t plane_step, int64_t row_step, int32_t channels,
+                            int32_t height, int32_t width, const int32_t *__restrict__ xs, int32_t count,
+                            const float *__restrict__ fx, const float *__restrict__ fy, float y,
+                            float *__restrict__ out, int64_t out_step) {
+    int32_t o00[CHUNK], o01[CHUNK], o10[CHUNK], o11[CHUNK];
+    float w00[CHUNK], w01[CHUNK], w10[CHUNK], w11[CHUNK], gx[CHUNK], gy[CHUNK];
+    const float right = static_cast<float>(width - 1), bottom = static_cast<float>(height - 1);
+    for (int32_t start = 0; start < count; start += CHUNK) {
+        const int32_t n = std::min(CHUNK, count - start);
+        for (int32_t k = 0; k < n; ++k) {
+            gx[k] = fx[xs[start + k]];
+            gy[k] = fy[xs[start + k]];
+        }
+        for (int32_t k = 0; k < n; ++k) {
+            float sx = static_cast<float>(xs[start + k]) + gx[k], sy = y + gy[k];
+            // clamping first is grid_sample's padding_mode="border"; the first comparison also sends NaN to 0
+            sx = sx > 0.0f ? sx : 0.0f;
+            sy = sy > 0.0f ? sy : 0.0f;
+            sx = sx < right ? sx : right;
+            sy = sy < bottom ? sy : bottom;
+            const int32_t x0 = static_cast<int32_t>(sx), y0 = static_cast<int32_t>(sy);
+            const int32_t x1 = std::min(x0 + 1, width - 1), y1 = std::min(y0 + 1, height - 1);
+            const float ax = sx - static_cast<float>(x0), ay = sy - static_cast<float>(y0);
+            w00[k] = (1.0f - ay) * (1.0f - ax);
+            w01[k] = (1.0f - ay) * ax;
+            w10[k] = ay * (1.0f - ax);
+            w11[k] = ay * ax;
+            o00[k] = y0 * static_cast<int32_t>(row_step) + x0;
+            o01[k] = y0 * static_cast<int32_t>(row_step) + x1;
+            o10[k] = y1 * static_cast<int32_t>(row_step) + x0;
+            o11[k] = y1 * static_cast<int32_t>(row_step) + x1;
+        }
+        for (int32_t c = 0; c < channels; ++c) {
+            const float *__restrict__ p = planes + c * plane_step;
+            float *__restrict__ o = out + c * out_step + start;
+            for (int32_t k = 0; k < n; ++k)
+                o[k] = w00[k] * p[o00[k]] + w01[k] * p[o01[k]] + w10[k] * p[o10[k]] + w11[k] * p[o11[k]];
+        }
+    }
+}
+
+// out[c * out_step + k] = gain * planes[c][xs[k]] for one row (x stride 1).
+VFI_CLONES void gather_points(const float *__restrict__ row, int64_t plane_step, int32_t channels,
+                              const int32_t *__restrict__ xs, int32_t count, float gain, float *__restrict__ out,
+                              int64_t out_step) {
+    for (int32_t c = 0; c < channels; ++c) {
+        const float *__restrict__ p = row + c * plane_step;
+        float *__restrict__ o = out + c * out_step;
+        for (int32_t k = 0; k < count; ++k)
+            o[k] = gain * p[xs[k]];
+    }
+}
+
+// acc[k] += weight * (w_first[k] * first[k] + w_second[k] * second[k]) over `channels` rows of `count`.
+VFI_CLONES void accumulate(float *acc, const float *first, const float *second, const float *w_first,
+                           const float *w_second, float weight, int32_t channels, int32_t count) {
+    for (int32_t c = 0; c < channels; ++c) {
+        float *a = acc + int64_t{c} * count;
+        const float *f = first + int64_t{c} * count, *s = second + int64_t{c} * count;
+        for (int32_t k = 0; k < count; ++k)
+            a[k] += weight * (w_first[k] * f[k] + w_second[k] * s[k]);
+    }
+}
+
+// Write `channels` rows of `count` floats to out's row (channel step, pixel step), as float32 or bfloat16.
+VFI_CLONES void write_row(const float *values, int32_t channels, int32_t count, const View &out, void *row) {
+    const int64_t channel_step = out.stride[1], pixel_step = out.stride[3];
+    for (int32_t c = 0; c < channels; ++c) {
+        const float *v = values + int64_t{c} * count;
+        if (out.dtype == F32) {
+            float *o = static_cast<float *>(row) + c * channel_step;
+            for (int32_t k = 0; k < count; ++k)
+                o[k * pixel_step] = v[k];
+        } else {
+            uint16_t *o = static_cast<uint16_t *>(row) + c * channel_step;
+            for (int32_t k = 0; k < count; ++k)
+                o[k * pixel_step] = float_to_bf16(v[k]);
+        }
+    }
+}
+
+// Runs body(begin, end) over [0, count) split into contiguous ranges, one per thread.
+template <typename Body>
+void parallel_ranges(int64_t count, int32_t threads, Body body) {
+    const int64_t workers = std::max<int64_t>(1, std::min<int64_t>(threads, count));
+    if (workers == 1) {
+        body(int64_t{0}, count);
+        return;
+    }
+    std::vector<std::thread> pool;
+    pool.reserve(static_cast<size_t>(workers - 1));
+    for (int64_t w = 1; w < workers; ++w)
+        pool.emplace_back(body, count * w / workers, count * (w + 1) / workers);
+    body(int64_t{0}, count / workers);
+    for (auto &t : pool)
+        t.join();
+}
+
+// The parts' values at the sample points (row y; columns xs) into out: channels x count.
+void sample_parts(const Part *parts, int32_t part_count, const View *flow, int32_t b, int32_t y, int32_t height,
+                  int32_t width, const int32_t *xs, int32_t count, float *out) {
+    for (int32_t p = 0; p < part_count; ++p) {
+        const Part &part = parts[p];
+        const View &v = part.view;
+        if (part.kind == CONSTANT) {
+            std::fill(out, out + count, part.values[b]);
+            out += count;
+            continue;
+        }
+        const float *base = floats(v) + b * v.stride[0];
+        if (part.kind == WARPED) {
+            const float *fx = floats(*flow) + b * flow->stride[0] + part.flow_channel * flow->stride[1] +
+                              y * flow->stride[2];
+            warp_points(base, v.stride[1], v.stride[2], v.channels, height, width, xs, count, fx,
+                        fx + flow->stride[1], static_cast<float>(y), out, count);
+        } else {
+            gather_points(base + y * v.stride[2], v.stride[1], v.channels, xs, count, part.gain, out, count);
+        }
+        out += int64_t{v.channels} * count;
+    }
+}
+
+void block_input(int32_t batch, int32_t height, int32_t width, const Part *parts, int32_t part_count,
+                 const View *flow, const View &out, int32_t out_height, int32_t out_width, float ratio, int32_t total,
+                 int32_t threads) {
+    const Taps rows = resize_taps(out_height, height, ratio), cols = resize_taps(out_width, width, ratio);
+    const bool exact = ratio == 1.0f;  // one sample per output pixel
+    parallel_ranges(int64_t{batch} * out_height, threads, [&](int64_t begin, int64_t end) {
+        std::vector<float> first(static_cast<size_t>(total) * out_width), second(first.size()), acc(first.size());
+        for (int64_t r = begin; r < end; ++r) {
+            const int32_t b = static_cast<int32_t>(r / out_height), oy = static_cast<int32_t>(r % out_height);
+            void *row = static_cast<char *>(out.data) +
+                        (b * out.stride[0] + oy * out.stride[2]) * (out.dtype == F32 ? 4 : 2);
+            if (exact) {
+                sample_parts(parts, part_count, flow, b, oy, height, width, cols.first.data(), out_width, acc.data());
+                write_row(acc.data(), total, out_width, out, row);
+                continue;
+            }
+            std::fill(acc.begin(), acc.end(), 0.0f);
+            const int32_t sample_rows[2] = {rows.first[oy], rows.second[oy]};
+            const float row_weights[2] = {rows.weight_first[oy], rows.weight_second[oy]};
+            for (int32_t i = 0; i < 2; ++i) {
+                if (row_weights[i] == 0.0f)
+                    continue;
+                sample_parts(parts, part_count, flow, b, sample_rows[i], height, width, cols.first.data(), out_width,
+                             first.data());
+                sample_parts(parts, part_count, flow, b, sample_rows[i], height, width, cols.second.data(),
+                             out_width, second.data());
+                accumulate(acc.data(), first.data(), second.data(), cols.weight_first.data(),
+                           cols.weight_second.data(), row_weights[i], total, out_width);
+            }
+            write_row(acc.data(), total, out_width, out, row);
+        }
+    });
+}
+
+// One channel row of the head resized: out[x] = bilinear from rows r0, r1 (weights wy0, wy1) at columns taps.
+template <typename Src>
+void resize_row(const Src *r0, const Src *r1, float wy0, float wy1, const int64_t *c0, const int64_t *c1,
+                const float *wx0, const float *wx1, int32_t count, float *out) {
+    for (int32_t x = 0; x < count; ++x) {
+        float a, b, c, d;
+        if constexpr (sizeof(Src) == 4) {
+            a = r0[c0[x]], b = r0[c1[x]], c = r1[c0[x]], d = r1[c1[x]];
+        } else {
+            a = bf16_to_float(r0[c0[x]]), b = bf16_to_float(r0[c1[x]]);
+            c = bf16_to_float(r1[c0[x]]), d = bf16_to_float(r1[c1[x]]);
+        }
+        out[x] = wy0 * (wx0[x] * a + wx1[x] * b) + wy1 * (wx0[x] * c + wx1[x] * d);
+    }
+}
+
+VFI_CLONES void resize_row_f32(const float *r0, const float *r1, float wy0, float wy1, const int64_t *c0,
+                               const int64_t *c1, const float *wx0, const float *wx1, int32_t count, float *out) {
+    resize_row(r0, r1, wy0, wy1, c0, c1, wx0, wx1, count, out);
+}
+
+VFI_CLONES void resize_row_bf16(const uint16_t *r0, const uint16_t *r1, float wy0, float wy1, const int64_t *c0,
+                                const int64_t *c1, const float *wx0, const float *wx1, int32_t count, float *out) {
+    resize_row(r0, r1, wy0, wy1, c0, c1, wx0, wx1, count, out);
+}
+
+// state[k] = (state_in ? state_in[k] : 0) + gain * step[k]; returns max |gain * step[k]|.
+VFI_CLONES float add_step(const float *state_in, const float *step, float gain, int32_t count, float *state_out) {
+    float peak = 0.0f;
+    for (int32_t k = 0; k < count; ++k) {
+        const float delta = gain * step[k];
+        peak = std::max(peak, std::fabs(delta));
+        state_out[k] = (state_in ? state_in[k] : 0.0f) + delta;
+    }
+    return peak;
+}
+
+void block_output(int32_t batch, int32_t height, int32_t width, const View &src, int32_t src_height,
+                  int32_t src_width, float ratio, float gain, const float *flow_in, float *flow_out,
+                  const float *mask_in, float *mask_out, int32_t extra_channels, float *extra_out, float *peaks,
+                  int32_t threads) {
+    const Taps rows = resize_taps(height, src_height, ratio), cols = resize_taps(width, src_width, ratio);
+    std::vector<int64_t> c0(cols.first.begin(), cols.first.end()), c1(cols.second.begin(), cols.second.end());
+    for (int32_t x = 0; x < width; ++x)
+        c0[x] *= src.stride[3], c1[x] *= src.stride[3];
+    const int64_t plane = int64_t{height} * width, count = int64_t{batch} * height;
+    // peaks per worker, merged afterwards: no shared writes between threads
+    const int32_t workers = static_cast<int32_t>(std::max<int64_t>(1, std::min<int64_t>(threads, count)));
+    std::vector<float> worker_peaks(static_cast<size_t>(2 * workers), 0.0f);
+    parallel_ranges(workers, workers, [&](int64_t first_worker, int64_t last_worker) {
+        std::vector<float> value(static_cast<size_t>(width));
+        for (int64_t w = first_worker; w < last_worker; ++w) {
+            float peak[2] = {0.0f, 0.0f};
+            for (int64_t r = count * w / workers; r < count * (w + 1) / workers; ++r) {
+                const int32_t b = static_cast<int32_t>(r / height), y = static_cast<int32_t>(r % height);
+                const int64_t top = b * src.stride[0] + rows.first[y] * src.stride[2];
+                const int64_t low = b * src.stride[0] + rows.second[y] * src.stride[2];
+                const int64_t at = int64_t{y} * width;
+                for (int32_t c = 0; c < 5 + extra_channels; ++c) {
+                    const int64_t channel = c * src.stride[1];
+                    if (src.dtype == F32)
+                        resize_row_f32(floats(src) + top + channel, floats(src) + low + channel,
+                                       rows.weight_first[y], rows.weight_second[y], c0.data(), c1.data(),
+                                       cols.weight_first.data(), cols.weight_second.data(), width, value.data());
+                    else
+                        resize_row_bf16(static_cast<const uint16_t *>(src.data) + top + channel,
+                                        static_cast<const uint16_t *>(src.data) + low + channel,
+                                        rows.weight_first[y], rows.weight_second[y], c0.data(), c1.data(),
+                                        cols.weight_first.data(), cols.weight_second.data(), width, value.data());
+                    if (c < 4) {
+                        const int64_t o = (b * 4 + c) * plane + at;
+                        peak[c / 2] = std::max(peak[c / 2], add_step(flow_in ? flow_in + o : nullptr, value.data(),
+                                                                      gain, width, flow_out + o));
+                    } else if (c == 4) {
+                        const int64_t o = b * plane + at;
+                        add_step(mask_in ? mask_in + o : nullptr, value.data(), 1.0f, width, mask_out + o);
+                    } else {
+                        std::copy(value.begin(), value.end(), extra_out + (b * extra_channels + c - 5) * plane + at);
+                    }
+                }
+            }
+            worker_peaks[2 * w] = peak[0];
+            worker_peaks[2 * w + 1] = peak[1];
+        }
+    });
+    if (peaks) {
+        peaks[0] = peaks[1] = 0.0f;
+        for (int32_t w = 0; w < workers; ++w) {
+            peaks[0] = std::max(peaks[0], worker_peaks[2 * w]);
+            peaks[1] = std::max(peaks[1], worker_peaks[2 * w + 1]);
+        }
+    }
+}
+
+// out[k] = a[k] * s + b[k] * (1 - s) with s = sigmoid(mask[k]), over `channels` rows of `count`.
+VFI_CLONES void blend(const float *__restrict__ a, const float *__restrict__ b, const float *__restrict__ mask,
+                      int32_t channels, int32_t count, float *__restrict__ weight, float *__restrict__ out) {
+    for (int32_t k = 0; k < count; ++k)
+        weight[k] = 1.0f / (1.0f + std::exp(-mask[k]));
+    for (int32_t c = 0; c < channels; ++c) {
+        const int64_t row = int64_t{c} * count;
+        for (int32_t k = 0; k < count; ++k)
+            out[row + k] = a[row + k] * weight[k] + b[row + k] * (1.0f - weight[k]);
+    }
+}
+
+void warp_blend(int32_t batch, int32_t height, int32_t width, const View &img0, const View &img1, const View &flow,
+                const View &mask, const View &out, int32_t threads) {
+    const int32_t channels = img0.channels;
+    std::vector<int32_t> columns(static_cast<size_t>(width));
+    for (int32_t x = 0; x < width; ++x)
+        columns[x] = x;
+    parallel_ranges(int64_t{batch} * height, threads, [&](int64_t begin, int64_t end) {
+        std::vector<float> warped0(static_cast<size_t>(channels) * width), warped1(warped0.size()),
+            blended(warped0.size()), weight(static_cast<size_t>(width));
+        for (int64_t r = begin; r < end; ++r) {
+            const int32_t b = static_cast<int32_t>(r / height), y = static_cast<int32_t>(r % height);
+            const float *f = floats(flow) + b * flow.stride[0] + y * flow.stride[2];
+            warp_points(floats(img0) + b * img0.stride[0], img0.stride[1], img0.stride[2], channels, height, width,
+                        columns.data(), width, f, f + flow.stride[1], static_cast<float>(y), warped0.data(), width);
+            warp_points(floats(img1) + b * img1.stride[0], img1.stride[1], img1.stride[2], channels, height, width,
+                        columns.data(), width, f + 2 * flow.stride[1], f + 3 * flow.stride[1],
+                        static_cast<float>(y), warped1.data(), width);
+            blend(warped0.data(), warped1.data(), floats(mask) + b * mask.stride[0] + y * mask.stride[2], channels,
+                  width, weight.data(), blended.data());
+            void *row = static_cast<char *>(out.data) +
+                        (b * out.stride[0] + y * out.stride[2]) * (out.dtype == F32 ? 4 : 2);
+            write_row(blended.data(), channels, width, out, row);
+        }
+    });
+}
+
+}  // namespace
+
+extern "C" {
+
+#define VFI_EXPORT __attribute__((visibility("default")))
+
+// The input of a flow block: the parts concatenated along channels, WARPED ones sampled by `flow` (N x 4 x H x W,
+// full size), all resized from height x width to out's size with ratio (1: no resize), written to out (float32 or
+// bfloat16, any strides). Every view but out is float32 with rows of stride 1. Returns 0, or -1 when the channels
+// do not add up.
+VFI_EXPORT int vfi_block_input(int32_t batch, int32_t height, int32_t width, const Part *parts, int32_t part_count,
+                               const View *flow, View out, int32_t out_height, int32_t out_width, float ratio,
+                               int32_t threads) {
+    int32_t total = 0;
+    for (int32_t p = 0; p < part_count; ++p)
+        total += parts[p].kind == CONSTANT ? 1 : parts[p].view.channels;
+    if (total > MAX_CHANNELS || total != out.channels)
+        return -1;
+    block_input(batch, height, width, parts, part_count, flow, out, out_height, out_width, ratio, total, threads);
+    return 0;
+}
+
+// What a flow block's head (`src`, N x C x src_height x src_width, C >= 5, float32 or bfloat16, any strides) adds
+// to the state at height x width: resized by 1/ratio; flow_out = flow_in + gain * channels 0-3 (flow_in may be
+// null), mask_out = mask_in (null: 0) + channel 4, extra_out = channels 5 .. 5 + extra_channels - 1. All outputs
+// and flow_in/mask_in are contiguous float32. peaks (may be null) receives the largest |gain * channel| of channels
+// 0-1 and of 2-3. Returns 0, or -1 when src has too few channels.
+VFI_EXPORT int vfi_block_output(int32_t batch, int32_t height, int32_t width, View src, int32_t src_height,
+                                int32_t src_width, float ratio, float gain, const float *flow_in, float *flow_out,
+                                const float *mask_in, float *mask_out, int32_t extra_channels, float *extra_out,
+                                float *peaks, int32_t threads) {
+    if (src.channels < 5 + extra_channels)
+        return -1;
+    block_output(batch, height, width, src, src_height, src_width, ratio, gain, flow_in, flow_out, mask_in, mask_out,
+                 extra_channels, extra_out, peaks, threads);
+    return 0;
+}
+
+// The frame at the end of the loop: img0 warped by flow channels 0-1 and img1 by 2-3, blended with sigmoid(mask)
+// as the weight of img0, written to out (float32 or bfloat16, any strides). The inputs are float32 with rows of
+// stride 1.
+VFI_EXPORT int vfi_warp_blend(int32_t batch, int32_t height, int32_t width, View img0, View img1, View flow, View mask,
+                              View out, int32_t threads) {
+    if (img0.channels > MAX_CHANNELS || img1.channels != img0.channels || out.channels != img0.channels)
+        return -1;
+    warp_blend(batch, height, width, img0, img1, flow, mask, out, threads);
+    return 0;
+}
+
+}  // extern "C"

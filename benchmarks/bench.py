@@ -10,6 +10,7 @@ Run through `python3 build.py bench` (or with the project's .venv python).
 - Frame-drop quality on frames 0-39 of bikes.mp4 for every model, with the neighbour average as the floor.
 - The CPU peer (benchmarks/mlrt_peer.py): vs-mlrt's OpenVINO plugin on the same weights and frames, fp32 and bf16,
   alternating with ours; skipped with the install command when the `bench` extra is missing.
+- What each CPU lever buys (benchmarks/cpu_levers.py): precision, memory format and native glue, one by one.
 - Memory over 2000 output frames at 1280x720 with default settings through vspipe (benchmarks/soak.py); the bench
   exits 1 when it grows by 50 MB or more over the second half.
 """
@@ -39,6 +40,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from conftest import clip_from_frames, decode_rgb, frame_drop_psnr, psnr, save_rrin_state  # noqa: E402
 from reference import load_reference  # noqa: E402
 import cli_overhead  # noqa: E402
+import cpu_levers  # noqa: E402
 import mlrt_peer  # noqa: E402
 import precision_cpu  # noqa: E402
 import report  # noqa: E402
@@ -265,6 +267,7 @@ def main() -> int:
         report.update_section(mlrt_peer.SECTION, mlrt_peer.measure(peer_frames, mlrt_peer.ROUNDS), args.output)
     else:
         print(f"skipped the vs-mlrt OpenVINO peer ({mlrt_peer.SECTION[3:]}): {peer_missing}", flush=True)
+    report.update_section(cpu_levers.SECTION, cpu_levers.measure(rounds=3, compile_too=False), args.output)
     memory_section, flat = soak.measure(LONG_RUN_FRAMES, *LONG_RUN_SIZE, section=LONG_RUN_SECTION)
     report.update_section(LONG_RUN_SECTION, memory_section, args.output)
     return 0 if flat else 1

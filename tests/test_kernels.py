@@ -64,14 +64,19 @@ def test_block_input_without_flow_resizes_plain_parts(state: dict[str, Tensor]) 
 @pytest.mark.parametrize("factor", [16.0, 4.0, 2.0, 1.0, 0.5])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("with_state", [False, True])
+@pytest.mark.parametrize("shuffles", [0, 1, 2])
 def test_block_output_matches_the_reference(state: dict[str, Tensor], factor: float, dtype: torch.dtype,
-                                            with_state: bool) -> None:
+                                            with_state: bool, shuffles: int) -> None:
+    """The head is read in place as pixel-shuffled `shuffles` times (RIFE 4.0's head: once; 4.5+: twice)."""
     torch.manual_seed(1)
-    head = torch.randn(2, 9, round(48 / factor), round(80 / factor)).to(dtype)
+    size = 2**shuffles
+    if any((side / factor / size) % 1 for side in (48, 80)):
+        pytest.skip("the head would not cover the frame in whole pixels")
+    head = torch.randn(2, 9 * size**2, round(48 / factor / size), round(80 / factor / size)).to(dtype)
     head = head.contiguous(memory_format=torch.channels_last)
     flow, mask = (state["flow"], state["mask"]) if with_state else (None, None)
-    native = kernels.block_output(head, factor, 2 * factor, flow, mask, 3)
-    expected = reference.block_output(head, factor, 2 * factor, flow, mask, 3)
+    native = kernels.block_output(head, factor, 2 * factor, flow, mask, 3, shuffles)
+    expected = reference.block_output(head, factor, 2 * factor, flow, mask, 3, shuffles)
     for got, want in zip(native, expected, strict=True):
         assert got is not None and want is not None
         assert got.shape == want.shape and got.dtype == torch.float32

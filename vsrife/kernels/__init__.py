@@ -46,8 +46,8 @@ def _library() -> ctypes.CDLL | None:
     view, i32, f32, ptr = _View, ctypes.c_int32, ctypes.c_float, ctypes.c_void_p
     library.vfi_block_input.argtypes = [i32, i32, i32, ctypes.POINTER(_Part), i32, ctypes.POINTER(view), view, i32,
                                         i32, f32, i32]
-    library.vfi_block_output.argtypes = [i32, i32, i32, view, i32, i32, f32, f32, ptr, ptr, ptr, ptr, i32, ptr, ptr,
-                                         i32]
+    library.vfi_block_output.argtypes = [i32, i32, i32, view, i32, i32, i32, f32, f32, ptr, ptr, ptr, ptr, i32, ptr,
+                                         ptr, i32]
     library.vfi_warp_blend.argtypes = [i32, i32, i32, view, view, view, view, view, i32]
     for function in (library.vfi_block_input, library.vfi_block_output, library.vfi_warp_blend):
         function.restype = i32
@@ -136,23 +136,24 @@ def block_input(parts: Sequence[Part], flow: Tensor | None, factor: float, dtype
 
 
 def block_output(head: Tensor, factor: float, gain: float, flow: Tensor | None, mask: Tensor | None,
-                 extra_channels: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+                 extra_channels: int, shuffles: int = 0) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
     """reference.block_output."""
     library = _native(head, flow, mask)
     state_ok = all(t is None or (t.dtype == torch.float32 and t.is_contiguous()) for t in (flow, mask))
     if library is None or not state_ok:
-        return reference.block_output(head, factor, gain, flow, mask, extra_channels)
+        return reference.block_output(head, factor, gain, flow, mask, extra_channels, shuffles)
     batch, _, src_height, src_width = head.shape
+    src_height, src_width = src_height << shuffles, src_width << shuffles  # the shuffled head's size
     height, width = round(src_height * factor), round(src_width * factor)
     new_flow = torch.empty(batch, 4, height, width)
     new_mask = torch.empty(batch, 1, height, width)
     extra = torch.empty(batch, extra_channels, height, width) if extra_channels else None
     peaks = torch.empty(2)
-    _check(library.vfi_block_output(batch, height, width, _view(head), src_height, src_width, 1.0 / factor, gain,
-                                    None if flow is None else flow.data_ptr(), new_flow.data_ptr(),
-                                    None if mask is None else mask.data_ptr(), new_mask.data_ptr(), extra_channels,
-                                    None if extra is None else extra.data_ptr(), peaks.data_ptr(),
-                                    torch.get_num_threads()), "block_output")
+    _check(library.vfi_block_output(batch, height, width, _view(head), shuffles, src_height, src_width,
+                                    1.0 / factor, gain, None if flow is None else flow.data_ptr(),
+                                    new_flow.data_ptr(), None if mask is None else mask.data_ptr(),
+                                    new_mask.data_ptr(), extra_channels, None if extra is None else extra.data_ptr(),
+                                    peaks.data_ptr(), torch.get_num_threads()), "block_output")
     return new_flow, new_mask, extra, peaks
 
 

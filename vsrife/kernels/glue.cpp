@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstring>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -280,14 +281,33 @@ VFI_CLONES float add_step(const float *state_in, const float *step, float gain, 
     return peak;
 }
 
-void block_output(int32_t batch, int32_t height, int32_t width, const View &src, int32_t src_height,
-                  int32_t src_width, float ratio, float gain, const float *flow_in, float *flow_out,
-                  const float *mask_in, float *mask_out, int32_t extra_channels, float *extra_out, float *peaks,
-                  int32_t threads) {
+// Where sample (y or x) of the head lies in src when the head is src pixel-shuffled by 2, `shuffles` times: the
+// src row or column, and what the position adds to the src channel (rows: `row` true). Shuffle j (1 = the last one
+// applied) takes bit j-1 of the position: channel = channel * 4 + 2 * row bit + column bit.
+inline std::pair<int64_t, int64_t> unshuffled(int32_t position, int32_t shuffles, bool row) {
+    int64_t channel = 0;
+    for (int32_t j = 1; j <= shuffles; ++j)
+        channel += ((position >> (j - 1)) & 1) * (row ? 2 : 1) * (int64_t{1} << (2 * (shuffles - j)));
+    return {position >> shuffles, channel};
+}
+
+void block_output(int32_t batch, int32_t height, int32_t width, const View &src, int32_t shuffles,
+                  int32_t src_height, int32_t src_width, float ratio, float gain, const float *flow_in,
+                  float *flow_out, const float *mask_in, float *mask_out, int32_t extra_channels, float *extra_out,
+                  float *peaks, int32_t threads) {
     const Taps rows = resize_taps(height, src_height, ratio), cols = resize_taps(width, src_width, ratio);
-    std::vector<int64_t> c0(cols.first.begin(), cols.first.end()), c1(cols.second.begin(), cols.second.end());
+    // element offsets of each output column's two taps within a src row, and of each output row's two src rows
+    std::vector<int64_t> c0(static_cast<size_t>(width)), c1(c0.size()), r0(static_cast<size_t>(height)),
+        r1(r0.size());
+    auto offset = [&](int32_t position, bool row) {
+        const auto [at, channel] = unshuffled(position, shuffles, row);
+        return at * src.stride[row ? 2 : 3] + channel * src.stride[1];
+    };
     for (int32_t x = 0; x < width; ++x)
-        c0[x] *= src.stride[3], c1[x] *= src.stride[3];
+        c0[x] = offset(cols.first[x], false), c1[x] = offset(cols.second[x], false);
+    for (int32_t y = 0; y < height; ++y)
+        r0[y] = offset(rows.first[y], true), r1[y] = offset(rows.second[y], true);
+    const int64_t channel_step = (int64_t{1} << (2 * shuffles)) * src.stride[1];
     const int64_t plane = int64_t{height} * width, count = int64_t{batch} * height;
     // peaks per worker, merged afterwards: no shared writes between threads
     const int32_t workers = static_cast<int32_t>(std::max<int64_t>(1, std::min<int64_t>(threads, count)));
@@ -298,11 +318,10 @@ void block_output(int32_t batch, int32_t height, int32_t width, const View &src,
             float peak[2] = {0.0f, 0.0f};
             for (int64_t r = count * w / workers; r < count * (w + 1) / workers; ++r) {
                 const int32_t b = static_cast<int32_t>(r / height), y = static_cast<int32_t>(r % height);
-                const int64_t top = b * src.stride[0] + rows.first[y] * src.stride[2];
-                const int64_t low = b * src.stride[0] + rows.second[y] * src.stride[2];
+                const int64_t top = b * src.stride[0] + r0[y], low = b * src.stride[0] + r1[y];
                 const int64_t at = int64_t{y} * width;
                 for (int32_t c = 0; c < 5 + extra_channels; ++c) {
-                    const int64_t channel = c * src.stride[1];
+                    const int64_t channel = c * channel_step;
                     if (src.dtype == F32)
                         resize_row_f32(floats(src) + top + channel, floats(src) + low + channel,
                                        rows.weight_first[y], rows.weight_second[y], c0.data(), c1.data(),
@@ -397,19 +416,20 @@ VFI_EXPORT int vfi_block_input(int32_t batch, int32_t height, int32_t width, con
     return 0;
 }
 
-// What a flow block's head (`src`, N x C x src_height x src_width, C >= 5, float32 or bfloat16, any strides) adds
-// to the state at height x width: resized by 1/ratio; flow_out = flow_in + gain * channels 0-3 (flow_in may be
-// null), mask_out = mask_in (null: 0) + channel 4, extra_out = channels 5 .. 5 + extra_channels - 1. All outputs
-// and flow_in/mask_in are contiguous float32. peaks (may be null) receives the largest |gain * channel| of channels
-// 0-1 and of 2-3. Returns 0, or -1 when src has too few channels.
-VFI_EXPORT int vfi_block_output(int32_t batch, int32_t height, int32_t width, View src, int32_t src_height,
-                                int32_t src_width, float ratio, float gain, const float *flow_in, float *flow_out,
-                                const float *mask_in, float *mask_out, int32_t extra_channels, float *extra_out,
-                                float *peaks, int32_t threads) {
-    if (src.channels < 5 + extra_channels)
+// What a flow block's head adds to the state at height x width. The head (N x C x src_height x src_width, C >= 5)
+// is src (float32 or bfloat16, any strides) pixel-shuffled by 2 `shuffles` times, read in place, resized by 1/ratio:
+// flow_out = flow_in + gain * channels 0-3 (flow_in may be null), mask_out = mask_in (null: 0) + channel 4,
+// extra_out = channels 5 .. 5 + extra_channels - 1. All outputs and flow_in/mask_in are contiguous float32. peaks
+// (may be null) receives the largest |gain * channel| of channels 0-1 and of 2-3. Returns 0, or -1 when src has too
+// few channels.
+VFI_EXPORT int vfi_block_output(int32_t batch, int32_t height, int32_t width, View src, int32_t shuffles,
+                                int32_t src_height, int32_t src_width, float ratio, float gain, const float *flow_in,
+                                float *flow_out, const float *mask_in, float *mask_out, int32_t extra_channels,
+                                float *extra_out, float *peaks, int32_t threads) {
+    if (shuffles < 0 || shuffles > 4 || src.channels < (5 + extra_channels) << (2 * shuffles))
         return -1;
-    block_output(batch, height, width, src, src_height, src_width, ratio, gain, flow_in, flow_out, mask_in, mask_out,
-                 extra_channels, extra_out, peaks, threads);
+    block_output(batch, height, width, src, shuffles, src_height, src_width, ratio, gain, flow_in, flow_out, mask_in,
+                 mask_out, extra_channels, extra_out, peaks, threads);
     return 0;
 }
 

@@ -93,12 +93,15 @@ def block_input(parts: Sequence[Part], flow: Tensor | None, factor: float, dtype
 
 
 def block_output(head: Tensor, factor: float, gain: float, flow: Tensor | None, mask: Tensor | None,
-                 extra_channels: int) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
-    """Add a block's head (flow 4, mask 1, extra channels; 1/factor of the full size) to the float32 state.
+                 extra_channels: int, shuffles: int = 0) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+    """Add a block's head (flow 4, mask 1, extra channels; 1/factor of the full size) to the float32 state; the head
+    is `head` pixel-shuffled by 2 `shuffles` times.
 
     Returns (flow + gain * resized flow channels, mask + resized mask channel (mask None: 0), the resized extra
     channels or None, the largest |flow step| of channels 0-1 and of 2-3 as a 2-element tensor).
     """
+    for _ in range(shuffles):
+        head = F.pixel_shuffle(head, 2)
     up = resize(head[:, : 5 + extra_channels].float(), factor)
     step = up[:, :4] * gain
     new_flow = step if flow is None else flow + step

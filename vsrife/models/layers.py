@@ -108,9 +108,13 @@ class Upsample2x(nn.ConvTranspose2d):
             self._conv = (key, conv.reshape(out_ch * 4, in_ch, 3, 3), bias)
         return self._conv[1], self._conv[2]
 
-    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+    def unshuffled(self, x: Tensor) -> Tensor:
+        """The output before its pixel shuffle: 4 * out_ch channels at the size of x (channel 4o + 2a + b)."""
         weight, bias = self._as_conv3x3()
-        return F.pixel_shuffle(F.conv2d(x, weight, bias, padding=1), 2)
+        return F.conv2d(x, weight, bias, padding=1)
+
+    def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
+        return F.pixel_shuffle(self.unshuffled(x), 2)
 
 
 def deconv_prelu(in_ch: int, out_ch: int) -> nn.Sequential:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import kernels
@@ -22,6 +23,8 @@ _LARGE_MOTION_PX = 32.0
 
 # flow, mask and what else a block returns: (flow residual or flow, mask logits, channels after the mask)
 BlockOutput = tuple[Tensor, Tensor, Tensor]
+# a block's head: flow, mask and further channels as a tensor still to be pixel-shuffled by 2 this many times
+Head = tuple[Tensor, int]
 
 
 class RIFE4(InterpolationNet):
@@ -130,7 +133,7 @@ class RIFE4(InterpolationNet):
                 swapped = self._head(block, scales[i], img1, img0, None if features is None else features[::-1],
                                      1 - t, None if mask is None else -mask, None,
                                      None if flow is None else swap_flow(flow))
-                head = (head[:, :5].float() + _swap_head(swapped[:, :5].float())) / 2
+                head = _average_heads(head, swapped)
                 step = None
             if step is None:
                 step = self._step(block, head, scales[i], flow, mask)
@@ -141,7 +144,7 @@ class RIFE4(InterpolationNet):
 
     def _head(self, block: nn.Module, scale: float, img0: Tensor, img1: Tensor,
               features: tuple[Tensor, Tensor] | None, t: Tensor, mask: Tensor | None, carried: Tensor | None,
-              flow: Tensor | None) -> Tensor:
+              flow: Tensor | None) -> Head:
         """The block's head at 1/(scale * head_scale): its input is both frames and features (warped by the flow
         so far), the timestep, the mask and carried channels, then the flow, resized by 1/scale."""
         state = [x for x in (mask, carried) if x is not None]
@@ -154,15 +157,17 @@ class RIFE4(InterpolationNet):
                 warped += [kernels.Warped(features[0], 0), kernels.Warped(features[1], 2)]
             parts = [*warped, kernels.Constant(t), *state, kernels.Scaled(flow, 1.0 / scale)]
         x = kernels.block_input(parts, flow, scale, self.compute_dtype, channels_last=self.channels_last)
-        head: Tensor = block.head(x)
+        head: Head = block.head(x)
         return head
 
-    def _step(self, block: nn.Module, head: Tensor, scale: float, flow: Tensor | None,
+    def _step(self, block: nn.Module, head: Head, scale: float, flow: Tensor | None,
               mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
         """The state after the block: (flow, mask, carried channels, peaks of the flow step) at full size."""
         factor = block.head_scale * scale
-        extra = head.shape[1] - 5 if self.carries_features else 0
-        return kernels.block_output(head, factor, factor, flow, mask if self.mask_residual else None, extra)
+        tensor, shuffles = head
+        extra = tensor.shape[1] // 4**shuffles - 5 if self.carries_features else 0
+        mask = mask if self.mask_residual else None
+        return kernels.block_output(tensor, factor, factor, flow, mask, extra, shuffles)
 
 
 def _state(image: Tensor) -> Tensor:
@@ -170,9 +175,13 @@ def _state(image: Tensor) -> Tensor:
     return image.float().clamp(0.0, 1.0)
 
 
-def _swap_head(head: Tensor) -> Tensor:
-    """A head of the swapped pair expressed for the unswapped one: flow halves exchanged, mask negated."""
-    return torch.cat((head[:, 2:4], head[:, 0:2], -head[:, 4:5]), 1)
+def _average_heads(head: Head, swapped: Head) -> Head:
+    """The mean of a head and the swapped pair's head expressed for the unswapped one (its flow halves exchanged,
+    its mask negated), in float32; flow and mask channels only. A channel is 4**shuffles tensor channels."""
+    (a, shuffles), (b, _) = head, swapped
+    g = 4**shuffles
+    b = torch.cat((b[:, 2 * g : 4 * g], b[:, 0 : 2 * g], -b[:, 4 * g : 5 * g]), 1)
+    return (a[:, : 5 * g].float() + b.float()) / 2, shuffles
 
 
 class FlowBlock(nn.Module):
@@ -188,19 +197,22 @@ class FlowBlock(nn.Module):
         self.lastconv = Upsample2x(width, 5)
         self.residual = residual
 
-    def head(self, x: Tensor) -> Tensor:
-        """Flow, mask (and further) channels at half the size of x (x: the input already resized by 1/scale)."""
+    def head(self, x: Tensor) -> tuple[Tensor, int]:
+        """Flow, mask (and further) channels at half the size of x (x: the input already resized by 1/scale), as
+        a tensor and the pixel shuffles by 2 still to apply to it (the glue reads them in place)."""
         feat = self.conv0(x)
         feat = self.convblock(feat) + feat if self.residual else self.convblock(feat)
-        out: Tensor = self.lastconv(feat)
-        return out
+        return self.lastconv.unshuffled(feat), 1
 
     def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> BlockOutput:
         """The published interface (full-size input and output), for graph export; RIFE4 uses head()."""
         x = resize(x, 1.0 / scale)
         if flow is not None:
             x = torch.cat((x, resize_flow(flow, 1.0 / scale)), 1)
-        out = resize(self.head(x), 2.0 * scale)
+        head, shuffles = self.head(x)
+        for _ in range(shuffles):
+            head = F.pixel_shuffle(head, 2)
+        out = resize(head, 2.0 * scale)
         return out[:, :4] * (2.0 * scale), out[:, 4:5], out[:, 5:]
 
 

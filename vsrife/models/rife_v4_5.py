@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .layers import Upsample2x, conv_leaky, resize, resize_flow
-from .rife_v4_0 import RIFE4, BlockOutput
+from .rife_v4_0 import RIFE4, BlockOutput, Head
 
 _LEAKY_SLOPE = 0.2
 
@@ -43,17 +43,20 @@ class ResidualFlowBlock(nn.Module):
         # 4x: the transposed conv and the shuffle each double the size, undoing conv0's two strides
         self.lastconv = nn.Sequential(Upsample2x(width, 4 * out_channels), nn.PixelShuffle(2))
 
-    def head(self, x: Tensor) -> Tensor:
-        """Flow, mask and further channels at the size of x (x: the input already resized by 1/scale)."""
-        out: Tensor = self.lastconv(self.convblock(self.conv0(x)))
-        return out
+    def head(self, x: Tensor) -> Head:
+        """Flow, mask and further channels at the size of x (x: the input already resized by 1/scale), as a
+        tensor and the pixel shuffles by 2 still to apply to it (the glue reads them in place)."""
+        return self.lastconv[0].unshuffled(self.convblock(self.conv0(x))), 2
 
     def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> BlockOutput:
         """The published interface (full-size input and output), for graph export; RIFE4 uses head()."""
         x = resize(x, 1.0 / scale)
         if flow is not None:
             x = torch.cat((x, resize_flow(flow, 1.0 / scale)), 1)
-        out = resize(self.head(x), scale)
+        head, shuffles = self.head(x)
+        for _ in range(shuffles):
+            head = F.pixel_shuffle(head, 2)
+        out = resize(head, scale)
         return out[:, :4] * scale, out[:, 4:5], out[:, 5:]
 
 

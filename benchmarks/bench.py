@@ -10,6 +10,8 @@ Run through `python3 build.py bench` (or with the project's .venv python).
 - Frame-drop quality on frames 0-39 of bikes.mp4 for every model, with the neighbour average as the floor.
 - The CPU peer (benchmarks/mlrt_peer.py): vs-mlrt's OpenVINO plugin on the same weights and frames, fp32 and bf16,
   alternating with ours; skipped with the install command when the `bench` extra is missing.
+- With --scale-rule, the frame-drop study behind `scale=0` (benchmarks/scale_rule.py, about 17 minutes on 2 cores);
+  without it, its section keeps its latest run.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import cli_overhead  # noqa: E402
 import mlrt_peer  # noqa: E402
 import precision_cpu  # noqa: E402
 import report  # noqa: E402
+import scale_rule  # noqa: E402
 from vsrife import registry  # noqa: E402
 from vsrife.engine import scene_change_metric  # noqa: E402
 from sample_media import fetch_sample  # noqa: E402
@@ -157,6 +160,8 @@ def main() -> int:
     parser.add_argument("--rrin-weights", type=Path, default=None,
                         help="RRIN weights to measure instead of the shipped ones (e.g. a training run's)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    parser.add_argument("--scale-rule", action="store_true",
+                        help="also rerun the scale=0 study (benchmarks/scale_rule.py; quality only, about 17 min)")
     args = parser.parse_args()
     scratch = tempfile.TemporaryDirectory()
     rrin_weights: Path | None = args.rrin_weights
@@ -246,8 +251,8 @@ def main() -> int:
         "| frames | metric | |\n| --- | --- | --- |\n" + "\n".join(scene_rows) + "\n\n"
         + cli_section + "\n" + precision_section
     )
-    # Sections other commands write (build.py soak, model_zoo.py, cluster.py, weights_hash.py; the peer's when this
-    # run skips it) keep their latest run.
+    # Sections other commands write (build.py soak, model_zoo.py, cluster.py, weights_hash.py; the peer's and
+    # scale_rule.py's when this run skips them) keep their latest run.
     kept = [report.section_of(previous, heading) for heading in report.headings(previous)
             if heading not in report.headings(written)]
     args.output.write_text(written + "".join("\n" + section for section in kept if section is not None))
@@ -258,6 +263,13 @@ def main() -> int:
         report.update_section(mlrt_peer.SECTION, mlrt_peer.measure(peer_frames, mlrt_peer.ROUNDS), args.output)
     else:
         print(f"skipped the vs-mlrt OpenVINO peer ({mlrt_peer.SECTION[3:]}): {peer_missing}", flush=True)
+    if args.scale_rule:
+        study = scale_rule.measure()
+        report.update_section(scale_rule.SECTION, scale_rule.section(study, "python3 build.py bench --scale-rule"),
+                              args.output)
+    else:
+        print(f"kept the latest {scale_rule.SECTION[3:]!r} study; `python3 build.py bench --scale-rule` reruns it",
+              flush=True)
     return 0
 
 

@@ -13,6 +13,8 @@ Run through `python3 build.py bench` (or with the project's .venv python).
 - What each CPU lever buys (benchmarks/cpu_levers.py): precision, memory format and native glue, one by one.
 - Memory over 2000 output frames at 1280x720 with default settings through vspipe (benchmarks/soak.py); the bench
   exits 1 when it grows by 50 MB or more over the second half.
+- With --scale-rule, the frame-drop study behind `scale=0` (benchmarks/scale_rule.py, about 17 minutes on 2 cores);
+  without it, its section keeps its latest run.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import cpu_levers  # noqa: E402
 import mlrt_peer  # noqa: E402
 import precision_cpu  # noqa: E402
 import report  # noqa: E402
+import scale_rule  # noqa: E402
 import soak  # noqa: E402
 from vsrife import registry  # noqa: E402
 from vsrife.engine import scene_change_metric  # noqa: E402
@@ -166,6 +169,8 @@ def main() -> int:
     parser.add_argument("--rrin-weights", type=Path, default=None,
                         help="RRIN weights to measure instead of the shipped ones (e.g. a training run's)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    parser.add_argument("--scale-rule", action="store_true",
+                        help="also rerun the scale=0 study (benchmarks/scale_rule.py; quality only, about 17 min)")
     args = parser.parse_args()
     scratch = tempfile.TemporaryDirectory()
     rrin_weights: Path | None = args.rrin_weights
@@ -255,8 +260,8 @@ def main() -> int:
         "| frames | metric | |\n| --- | --- | --- |\n" + "\n".join(scene_rows) + "\n\n"
         + cli_section + "\n" + precision_section
     )
-    # Sections other commands write (build.py soak, model_zoo.py, cluster.py, weights_hash.py; the peer's when this
-    # run skips it) keep their latest run.
+    # Sections other commands write (build.py soak, model_zoo.py, cluster.py, weights_hash.py; the peer's and
+    # scale_rule.py's when this run skips them) keep their latest run.
     kept = [report.section_of(previous, heading) for heading in report.headings(previous)
             if heading not in report.headings(written)]
     args.output.write_text(written + "".join("\n" + section for section in kept if section is not None))
@@ -270,6 +275,13 @@ def main() -> int:
     report.update_section(cpu_levers.SECTION, cpu_levers.measure(rounds=3, compile_too=False), args.output)
     memory_section, flat = soak.measure(LONG_RUN_FRAMES, *LONG_RUN_SIZE, section=LONG_RUN_SECTION)
     report.update_section(LONG_RUN_SECTION, memory_section, args.output)
+    if args.scale_rule:
+        study = scale_rule.measure()
+        report.update_section(scale_rule.SECTION, scale_rule.section(study, "python3 build.py bench --scale-rule"),
+                              args.output)
+    else:
+        print(f"kept the latest {scale_rule.SECTION[3:]!r} study; `python3 build.py bench --scale-rule` reruns it",
+              flush=True)
     return 0 if flat else 1
 
 

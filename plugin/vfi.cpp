@@ -1,7 +1,7 @@
 // vfi: VapourSynth API4 plugin for video frame interpolation.
 //
 //   core.vfi.RIFE(clip clip[, int multi=2, int factor_num, int factor_den, int fps_num, int fps_den,
-//                 data model="4.0", data model_path, float scale=1.0, int ensemble=0, int sc=0,
+//                 data model="4.0", data model_path, float scale=1.0 (0: automatic), int ensemble=0, int sc=0,
 //                 float sc_threshold=0.12, data device="auto", data precision="auto", int tile=0,
 //                 int tile_overlap=64])
 //   core.vfi.RRIN(clip clip[, int multi=2, int factor_num, int factor_den, int fps_num, int fps_den,
@@ -67,6 +67,10 @@ const FilterKind kKinds[] = {
 // Mean absolute RGB difference above which frames count as a cut: bikes.mp4's fastest motion measures 0.082,
 // its cuts 0.20 to 0.33.
 constexpr double kDefaultSceneChangeThreshold = 0.12;
+
+// scale=0: the engine picks the flow resolution from the frame size (vsrife.engine.auto_scale).
+constexpr double kAutoScale = 0.0;
+constexpr double kDefaultScale = 1.0;
 
 // Smallest tile: below this, overlap and padding would be most of every pass.
 constexpr int64_t kMinTile = 64;
@@ -218,9 +222,10 @@ Settings parseSettings(const VSMap *in, const VSVideoInfo *vi, const FilterKind 
     int err = 0;
     double scale = vsapi->mapGetFloat(in, "scale", 0, &err);
     if (err)
-        scale = 1.0;
-    if (!(scale == 0.25 || scale == 0.5 || scale == 1.0 || scale == 2.0 || scale == 4.0))
-        throw ArgError("scale must be one of 0.25, 0.5, 1, 2, 4 (got " + fmtDouble(scale) + ")");
+        scale = kDefaultScale;
+    if (!(scale == kAutoScale || scale == 0.25 || scale == 0.5 || scale == 1.0 || scale == 2.0 || scale == 4.0))
+        throw ArgError("scale must be 0 (automatic, from the frame size) or one of 0.25, 0.5, 1, 2, 4 (got " +
+                       fmtDouble(scale) + ")");
 
     int64_t ensemble = 0, sc = 0;
     getInt(in, "ensemble", &ensemble, vsapi);

@@ -165,6 +165,29 @@ def test_script_under_vspipe_matches_interpolate(tone_clip: Path, tmp_path: Path
     assert all(np.array_equal(a, b) for a, b in zip(piped, encoded))
 
 
+def test_scale_auto_is_the_plugin_scale_0(tone_clip: Path) -> None:
+    script = vsrife("script", tone_clip, "--scale", "auto", "--end", "1")
+    assert script.returncode == 0, script.stderr
+    assert "core.vfi.RIFE(source, multi=2, scale=0.0)" in script.stdout
+    assert vsrife("script", tone_clip, "--scale", "0", "--end", "1").stdout == script.stdout
+    refused = vsrife("script", tone_clip, "--scale", "fast")
+    assert refused.returncode == 2 and "'fast' is not a number or auto" in refused.stderr
+
+
+def test_images_scale_auto_renders_the_automatic_scale(bikes_path: Path, tmp_path: Path) -> None:
+    """Needs the plugin of this version (scale=0). 64x32 stills: auto picks scale 2 (vsrife.engine.auto_scale)."""
+    stills = [tmp_path / "a.png", tmp_path / "b.png"]
+    for still, frame in zip(stills, (100, 102)):
+        ffmpeg("-i", bikes_path, "-vf", f"select=eq(n\\,{frame}),scale=64:32", "-frames:v", "1", still)
+    middles = []
+    for scale in ("auto", "2", "1"):
+        result = vsrife("images", *stills, "--exp", "1", "-o", tmp_path / scale, "--scale", scale, "--device", "cpu",
+                        "-q")
+        assert result.returncode == 0, result.stderr
+        middles.append(frames_of(tmp_path / scale / "frame_001.png")[0])
+    assert np.array_equal(middles[0], middles[1]) and not np.array_equal(middles[0], middles[2])
+
+
 def test_variable_rate_source_is_converted_with_a_message(bikes_path: Path, tmp_path: Path) -> None:
     source = tmp_path / "vfr.mkv"
     # 10 frames of 40 ms, then 10 of 20 ms

@@ -69,7 +69,7 @@ def arguments(draw: st.DrawFn) -> dict[str, Any]:
         args["factor_num"] = 3
     optional = {
         "model": st.sampled_from(["4.0", "3.5", "3.8", "3.1", "4.0", "9.9", "", "rrin"]),
-        "scale": st.sampled_from([0.25, 0.5, 1.0, 2.0, 4.0, 0.3, -1.0]),
+        "scale": st.sampled_from([0.25, 0.5, 1.0, 2.0, 4.0, 0.0, 0.3, -1.0]),
         "ensemble": st.sampled_from([0, 1, 0, -1, 2]),
         "sc": st.sampled_from([0, 1, 1, -1, 2]),
         "sc_threshold": st.sampled_from([0.05, 0.12, 1.0, 0.0, 1.5]),

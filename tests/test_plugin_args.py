@@ -105,10 +105,10 @@ BAD_CALLS: list[BadCall] = [
 
 # Bad calls of RIFE only: RRIN has no scale or ensemble argument.
 RIFE_BAD_CALLS: list[BadCall] = [
-    ("scale-3", blank, {"scale": 3.0}, ["scale must be one of 0.25, 0.5, 1, 2, 4", "got 3"]),
-    ("scale-0", blank, {"scale": 0.0}, ["scale must be one of 0.25, 0.5, 1, 2, 4", "got 0"]),
-    ("scale-0.3", blank, {"scale": 0.3}, ["scale must be one of", "got 0.3"]),
-    ("scale-negative", blank, {"scale": -1.0}, ["scale must be one of", "got -1"]),
+    ("scale-3", blank, {"scale": 3.0}, ["scale must be 0 (automatic, from the frame size) or one of 0.25, 0.5, 1, "
+                                        "2, 4", "got 3"]),
+    ("scale-0.3", blank, {"scale": 0.3}, ["scale must be 0 (automatic", "got 0.3"]),
+    ("scale-negative", blank, {"scale": -1.0}, ["scale must be 0 (automatic", "got -1"]),
     ("ensemble-2", blank, {"ensemble": 2}, ["ensemble must be 0 or 1", "got 2"]),
     ("ensemble-negative", blank, {"ensemble": -1}, ["ensemble must be 0 or 1", "got -1"]),
 ]

@@ -38,8 +38,9 @@ def RIFE(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
 
     None leaves a parameter to the plugin, whose defaults are:
     multi=2 (or factor_num/factor_den, or fps_num/fps_den: the target rate), model="4.0",
-    model_path=None (the registry's verified weights), scale=1.0, ensemble=0, sc=0, sc_threshold=0.12,
-    device="auto", precision="auto", tile=0 (automatic), tile_overlap=64 (tile/4 below tile=256).
+    model_path=None (the registry's verified weights), scale=1.0 (0: chosen from the frame size), ensemble=0,
+    sc=0, sc_threshold=0.12, device="auto", precision="auto", tile=0 (automatic),
+    tile_overlap=64 (tile/4 below tile=256).
     Bad arguments raise ``vapoursynth.Error`` with a message that starts with ``vfi.RIFE:``.
     """
     # Captured first, so it holds exactly the parameters above and nothing else.

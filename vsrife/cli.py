@@ -313,12 +313,23 @@ def _rate_argument(text: str) -> object:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _scale_argument(text: str) -> float:
+    """--scale: `auto` is the plugin's scale=0; numbers go to the plugin, which checks them."""
+    if text.strip().lower() == "auto":
+        return 0.0
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number or auto") from None
+
+
 def _add_filter_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", default="rife", choices=("rife", "rrin"),
                         help="vfi.RIFE or vfi.RRIN (default rife)")
     parser.add_argument("--model", help="model name (python -m vsrife models list); default: the filter's")
     parser.add_argument("--model-path", help="your own weight file for that model's architecture")
-    parser.add_argument("--scale", type=float, help="RIFE's flow resolution: 0.25, 0.5, 1, 2 or 4 (0.5 for 4K)")
+    parser.add_argument("--scale", type=_scale_argument,
+                        help="RIFE's flow resolution: auto (or 0: from the frame size), 0.25, 0.5, 1, 2 or 4")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
     parser.add_argument("--precision", help="auto, fp32, fp16 or bf16 (default auto)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary on stderr")

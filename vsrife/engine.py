@@ -8,6 +8,7 @@ memoryviews.
 from __future__ import annotations
 
 import itertools
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -36,6 +37,16 @@ SCENE_METRIC_DOWNSCALE = 4
 # Source frames an engine keeps (tensors, features): the pair in hand and one more, so that pairs arriving slightly
 # out of order (VapourSynth's threads) still find theirs; in order, each frame is converted and encoded once.
 SOURCE_CACHE_FRAMES = 3
+
+# scale=0 asks the engine to choose the flow resolution from the frame size (AUTO_SCALE_RULE).
+AUTO_SCALE = 0.0
+
+# (largest pixel count, scale) rows, first match wins, else AUTO_SCALE_LARGEST: chosen by benchmarks/scale_rule.py.
+AUTO_SCALE_RULE: tuple[tuple[int, float], ...] = (
+    (320 * 144, 2.0),  # 256x144 and 320x136 measured; fast motion at 320x180 is worse at 2
+    (2560 * 1600, 1.0),  # 2560x1440 measured; small motion there is worse at 0.5
+)
+AUTO_SCALE_LARGEST = 0.5  # 3840x1632 and 3840x2160 measured
 
 
 class EngineError(ValueError):
@@ -152,6 +163,22 @@ def select_precision(name: str, device: torch.device, mixed: bool = False) -> to
     return PRECISIONS[requested]
 
 
+def auto_scale(width: int, height: int) -> float:
+    """The flow resolution scale=0 stands for, for frames of width x height."""
+    pixels = width * height
+    return next((scale for limit, scale in AUTO_SCALE_RULE if pixels <= limit), AUTO_SCALE_LARGEST)
+
+
+def resolve_scale(scale: float, width: int, height: int) -> float:
+    """`scale` itself, or the automatic choice for this frame size when it is AUTO_SCALE (0)."""
+    if scale == AUTO_SCALE:
+        return auto_scale(width, height)
+    if not (scale > 0 and math.isfinite(scale) and math.frexp(scale)[0] == 0.5):
+        # only powers of two keep the nets' internal resizes exact
+        raise EngineError(f"scale must be 0 (automatic) or a power of two such as 0.25, 0.5, 1, 2, 4 (got {scale:g})")
+    return scale
+
+
 def select_model(name: str, method: str) -> registry.ModelEntry:
     """The registry entry `name`, which must belong to `method` (the filter that asked for it)."""
     if method not in registry.METHODS:
@@ -185,13 +212,15 @@ def create_engine(
     """Build the engine for one filter instance: resolve weights (fetching them if needed) and load the net.
 
     tile: 0 picks a tile size from the device's free memory (0 again when the whole frame fits), > 0 is the tile
-    size in pixels; tile_overlap: pixels shared by neighbouring tiles.
+    size in pixels; tile_overlap: pixels shared by neighbouring tiles. scale: the flow resolution, or AUTO_SCALE (0)
+    for the one auto_scale picks for width x height; Engine.scale is the resolved value.
     """
     if sample_type not in SAMPLE_TYPES:
         raise EngineError(f"sample type '{sample_type}' is not supported; RGBS or RGBH frames are required")
     if tile < 0 or tile_overlap < 0:
         raise EngineError(f"tile and tile_overlap must be >= 0 (got {tile} and {tile_overlap})")
     entry = select_model(model, method)
+    scale = resolve_scale(scale, width, height)
     torch_device = select_device(device)
     select_precision(precision, torch_device)  # a bad precision fails before any weights are fetched
     paths = weights.resolve_weight_files(entry, model_path)

@@ -171,11 +171,12 @@ def vfi(request: pytest.FixtureRequest) -> VfiFilter:
     return rrin_filter(request.getfixturevalue("rrin_weights"))
 
 
-def frame_drop_psnr(frames: np.ndarray, filter_name: str = "RIFE", **filter_args: object) -> float:
+def frame_drop_psnr(frames: np.ndarray, filter_name: str = "RIFE", precision: str = "fp32",
+                    **filter_args: object) -> float:
     """Frame-drop protocol: keep the even frames, interpolate the odd ones, mean PSNR against the real odd frames."""
     kept = clip_from_frames(np.ascontiguousarray(frames[0::2]))
     interpolate = getattr(vs.core.vfi, filter_name)
-    doubled = interpolate(kept, multi=2, device="cpu", precision="fp32", **filter_args)
+    doubled = interpolate(kept, multi=2, device="cpu", precision=precision, **filter_args)
     scores = [psnr(frame_array(doubled.get_frame(2 * k + 1)), frames[2 * k + 1].transpose(2, 0, 1))
               for k in range(kept.num_frames - 1)]
     return float(np.mean(scores))

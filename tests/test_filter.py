@@ -102,6 +102,14 @@ def test_frame_drop_quality_matches_published_code(bikes_rgb40: np.ndarray, mode
     assert score >= QUALITY_FLOOR_DB[model]
 
 
+def test_default_precision_keeps_the_quality_of_fp32(bikes_rgb40: np.ndarray) -> None:
+    """precision="auto" is bf16 for RIFE 4.x on CPUs with native bf16 (fp32 elsewhere): within 0.1 dB of fp32."""
+    fp32 = frame_drop_psnr(bikes_rgb40, model="4.0")
+    default = frame_drop_psnr(bikes_rgb40, precision="auto", model="4.0")
+    print(f"RIFE 4.0: fp32 {fp32:.3f} dB, default {default:.3f} dB")
+    assert default >= fp32 - 0.1
+
+
 def test_midpoint_only_model_reaches_other_positions(bikes_rgb40: np.ndarray) -> None:
     """3.x nets only make midpoints; multi=4 is reached by bisection and lands between its neighbours."""
     clip = small_rgbs(bikes_rgb40, 3)

@@ -244,30 +244,30 @@ void block_input(int32_t batch, int32_t height, int32_t width, const Part *parts
     });
 }
 
-// One channel row of the head resized: out[x] = bilinear from rows r0, r1 (weights wy0, wy1) at columns taps.
+// One source row of one channel as float32: out[i] = row[offsets[i]] for i < count.
 template <typename Src>
-void resize_row(const Src *r0, const Src *r1, float wy0, float wy1, const int64_t *c0, const int64_t *c1,
-                const float *wx0, const float *wx1, int32_t count, float *out) {
-    for (int32_t x = 0; x < count; ++x) {
-        float a, b, c, d;
-        if constexpr (sizeof(Src) == 4) {
-            a = r0[c0[x]], b = r0[c1[x]], c = r1[c0[x]], d = r1[c1[x]];
-        } else {
-            a = bf16_to_float(r0[c0[x]]), b = bf16_to_float(r0[c1[x]]);
-            c = bf16_to_float(r1[c0[x]]), d = bf16_to_float(r1[c1[x]]);
-        }
-        out[x] = wy0 * (wx0[x] * a + wx1[x] * b) + wy1 * (wx0[x] * c + wx1[x] * d);
+void read_row(const Src *row, const int64_t *offsets, int32_t count, float *out) {
+    for (int32_t i = 0; i < count; ++i) {
+        if constexpr (sizeof(Src) == 4)
+            out[i] = row[offsets[i]];
+        else
+            out[i] = bf16_to_float(row[offsets[i]]);
     }
 }
 
-VFI_CLONES void resize_row_f32(const float *r0, const float *r1, float wy0, float wy1, const int64_t *c0,
-                               const int64_t *c1, const float *wx0, const float *wx1, int32_t count, float *out) {
-    resize_row(r0, r1, wy0, wy1, c0, c1, wx0, wx1, count, out);
+// Horizontal linear interpolation: out[x] = w_first[x] * in[first[x]] + w_second[x] * in[second[x]].
+VFI_CLONES void interpolate_row(const float *__restrict__ in, const int32_t *__restrict__ first,
+                                const int32_t *__restrict__ second, const float *__restrict__ w_first,
+                                const float *__restrict__ w_second, int32_t count, float *__restrict__ out) {
+    for (int32_t x = 0; x < count; ++x)
+        out[x] = w_first[x] * in[first[x]] + w_second[x] * in[second[x]];
 }
 
-VFI_CLONES void resize_row_bf16(const uint16_t *r0, const uint16_t *r1, float wy0, float wy1, const int64_t *c0,
-                                const int64_t *c1, const float *wx0, const float *wx1, int32_t count, float *out) {
-    resize_row(r0, r1, wy0, wy1, c0, c1, wx0, wx1, count, out);
+// Vertical linear interpolation of two rows: out[x] = w0 * a[x] + w1 * b[x].
+VFI_CLONES void blend_rows(const float *__restrict__ a, const float *__restrict__ b, float w0, float w1,
+                           int32_t count, float *__restrict__ out) {
+    for (int32_t x = 0; x < count; ++x)
+        out[x] = w0 * a[x] + w1 * b[x];
 }
 
 // state[k] = (state_in ? state_in[k] : 0) + gain * step[k]; returns max |gain * step[k]|.
@@ -295,42 +295,62 @@ void block_output(int32_t batch, int32_t height, int32_t width, const View &src,
                   int32_t src_height, int32_t src_width, float ratio, float gain, const float *flow_in,
                   float *flow_out, const float *mask_in, float *mask_out, int32_t extra_channels, float *extra_out,
                   float *peaks, int32_t threads) {
+    // separable: each source row is read and interpolated horizontally once (kept while output rows use it), then
+    // output rows blend two of those
     const Taps rows = resize_taps(height, src_height, ratio), cols = resize_taps(width, src_width, ratio);
-    // element offsets of each output column's two taps within a src row, and of each output row's two src rows
-    std::vector<int64_t> c0(static_cast<size_t>(width)), c1(c0.size()), r0(static_cast<size_t>(height)),
-        r1(r0.size());
-    auto offset = [&](int32_t position, bool row) {
-        const auto [at, channel] = unshuffled(position, shuffles, row);
-        return at * src.stride[row ? 2 : 3] + channel * src.stride[1];
-    };
-    for (int32_t x = 0; x < width; ++x)
-        c0[x] = offset(cols.first[x], false), c1[x] = offset(cols.second[x], false);
-    for (int32_t y = 0; y < height; ++y)
-        r0[y] = offset(rows.first[y], true), r1[y] = offset(rows.second[y], true);
+    const int32_t used = 5 + extra_channels;
+    // element offset of each head column within a src row, and of each head row within a batch item
+    std::vector<int64_t> column_at(static_cast<size_t>(src_width)), row_at(static_cast<size_t>(src_height));
+    for (int32_t x = 0; x < src_width; ++x) {
+        const auto [at, channel] = unshuffled(x, shuffles, false);
+        column_at[x] = at * src.stride[3] + channel * src.stride[1];
+    }
+    for (int32_t y = 0; y < src_height; ++y) {
+        const auto [at, channel] = unshuffled(y, shuffles, true);
+        row_at[y] = at * src.stride[2] + channel * src.stride[1];
+    }
     const int64_t channel_step = (int64_t{1} << (2 * shuffles)) * src.stride[1];
     const int64_t plane = int64_t{height} * width, count = int64_t{batch} * height;
     // peaks per worker, merged afterwards: no shared writes between threads
     const int32_t workers = static_cast<int32_t>(std::max<int64_t>(1, std::min<int64_t>(threads, count)));
     std::vector<float> worker_peaks(static_cast<size_t>(2 * workers), 0.0f);
     parallel_ranges(workers, workers, [&](int64_t first_worker, int64_t last_worker) {
-        std::vector<float> value(static_cast<size_t>(width));
+        std::vector<float> source(static_cast<size_t>(src_width)), value(static_cast<size_t>(width));
+        // two slots of horizontally interpolated source rows: used channels x width each, and whose row they hold
+        std::vector<float> slots[2] = {std::vector<float>(static_cast<size_t>(used) * width),
+                                       std::vector<float>(static_cast<size_t>(used) * width)};
+        int64_t held[2] = {-1, -1};
+        auto horizontal = [&](int32_t b, int32_t row) -> const float * {
+            const int64_t key = int64_t{b} * src_height + row;
+            for (int32_t i = 0; i < 2; ++i)
+                if (held[i] == key)
+                    return slots[i].data();
+            // replace the slot the current output row does not need: the one holding the lower row
+            const int32_t i = held[0] < held[1] ? 0 : 1;
+            for (int32_t c = 0; c < used; ++c) {
+                const int64_t at = b * src.stride[0] + row_at[row] + c * channel_step;
+                if (src.dtype == F32)
+                    read_row(floats(src) + at, column_at.data(), src_width, source.data());
+                else
+                    read_row(static_cast<const uint16_t *>(src.data) + at, column_at.data(), src_width,
+                             source.data());
+                interpolate_row(source.data(), cols.first.data(), cols.second.data(), cols.weight_first.data(),
+                                cols.weight_second.data(), width, slots[i].data() + int64_t{c} * width);
+            }
+            held[i] = key;
+            return slots[i].data();
+        };
         for (int64_t w = first_worker; w < last_worker; ++w) {
             float peak[2] = {0.0f, 0.0f};
             for (int64_t r = count * w / workers; r < count * (w + 1) / workers; ++r) {
                 const int32_t b = static_cast<int32_t>(r / height), y = static_cast<int32_t>(r % height);
-                const int64_t top = b * src.stride[0] + r0[y], low = b * src.stride[0] + r1[y];
+                const float *top = horizontal(b, rows.first[y]);
+                const float *low = horizontal(b, rows.second[y]);
+                top = horizontal(b, rows.first[y]);  // the second call may have replaced the first row's slot
                 const int64_t at = int64_t{y} * width;
-                for (int32_t c = 0; c < 5 + extra_channels; ++c) {
-                    const int64_t channel = c * channel_step;
-                    if (src.dtype == F32)
-                        resize_row_f32(floats(src) + top + channel, floats(src) + low + channel,
-                                       rows.weight_first[y], rows.weight_second[y], c0.data(), c1.data(),
-                                       cols.weight_first.data(), cols.weight_second.data(), width, value.data());
-                    else
-                        resize_row_bf16(static_cast<const uint16_t *>(src.data) + top + channel,
-                                        static_cast<const uint16_t *>(src.data) + low + channel,
-                                        rows.weight_first[y], rows.weight_second[y], c0.data(), c1.data(),
-                                        cols.weight_first.data(), cols.weight_second.data(), width, value.data());
+                for (int32_t c = 0; c < used; ++c) {
+                    blend_rows(top + int64_t{c} * width, low + int64_t{c} * width, rows.weight_first[y],
+                               rows.weight_second[y], width, value.data());
                     if (c < 4) {
                         const int64_t o = (b * 4 + c) * plane + at;
                         peak[c / 2] = std::max(peak[c / 2], add_step(flow_in ? flow_in + o : nullptr, value.data(),

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import kernels
@@ -197,22 +196,22 @@ class FlowBlock(nn.Module):
         self.lastconv = Upsample2x(width, 5)
         self.residual = residual
 
-    def head(self, x: Tensor) -> tuple[Tensor, int]:
-        """Flow, mask (and further) channels at half the size of x (x: the input already resized by 1/scale), as
-        a tensor and the pixel shuffles by 2 still to apply to it (the glue reads them in place)."""
+    def features(self, x: Tensor) -> Tensor:
+        """What the head sees, at a quarter of the size of x (x: the input already resized by 1/scale)."""
         feat = self.conv0(x)
-        feat = self.convblock(feat) + feat if self.residual else self.convblock(feat)
-        return self.lastconv.unshuffled(feat), 1
+        return self.convblock(feat) + feat if self.residual else self.convblock(feat)
+
+    def head(self, x: Tensor) -> tuple[Tensor, int]:
+        """Flow, mask (and further) channels at half the size of x, as a tensor and the pixel shuffles by 2 still
+        to apply to it (the glue reads them in place)."""
+        return self.lastconv.unshuffled(self.features(x)), 1
 
     def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> BlockOutput:
         """The published interface (full-size input and output), for graph export; RIFE4 uses head()."""
         x = resize(x, 1.0 / scale)
         if flow is not None:
             x = torch.cat((x, resize_flow(flow, 1.0 / scale)), 1)
-        head, shuffles = self.head(x)
-        for _ in range(shuffles):
-            head = F.pixel_shuffle(head, 2)
-        out = resize(head, 2.0 * scale)
+        out = resize(self.lastconv(self.features(x)), 2.0 * scale)  # any 2x upsampling layer (graph export)
         return out[:, :4] * (2.0 * scale), out[:, 4:5], out[:, 5:]
 
 

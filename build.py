@@ -90,7 +90,9 @@ def setup() -> None:
     """Virtual environment, project install (compiles the plugin), vspipe config, weights and sample clip."""
     ensure_venv()
     run([VENV_PYTHON, "-m", "pip", "install", "--upgrade", "pip"], stdout=subprocess.DEVNULL)
-    run([VENV_PYTHON, "-m", "pip", "install", f"{ROOT}[test]"])
+    # editable: the tests import vsrife from this tree, so its compiled kernels must be built here (pip puts them
+    # into the tree for an editable install, into site-packages otherwise)
+    run([VENV_PYTHON, "-m", "pip", "install", "-e", f"{ROOT}[test]"])
     # vspipe from the VapourSynth wheel needs to know which Python it embeds.
     run([VENV / "bin" / "vapoursynth", "config"])
     run([VENV_PYTHON, "-m", "vsrife", "models", "download", "--pinned"])

@@ -47,6 +47,9 @@ source = core.bs.VideoSource({source!r}).resize.Bicubic({width}, {height})
 source = (source * ({source_frames} // source.num_frames + 1))[:{source_frames}]
 core.vfi.RIFE(source, multi=2, device="cpu").set_output()
 """
+# VapourSynth's own frame cache may grow to half the RAM (core.max_cache_size) and shrink again as it likes; a run
+# that bounds it sees what the filter itself holds
+CACHE_LINE = "core.max_cache_size = {cache_mb}\n"
 
 
 def real_vspipe() -> Path:
@@ -66,12 +69,17 @@ def resident_mb(pid: int) -> float | None:
     return None
 
 
-def soak(frames: int, width: int, height: int, env: dict[str, str]) -> list[tuple[int, float]]:
-    """(output frames done, resident MB) samples of one vspipe run rendering `frames` output frames to nowhere."""
+def soak(frames: int, width: int, height: int, env: dict[str, str],
+         cache_mb: int | None = None) -> list[tuple[int, float]]:
+    """(output frames done, resident MB) samples of one vspipe run rendering `frames` output frames to nowhere;
+    cache_mb: VapourSynth's frame cache limit (None: its default)."""
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "soak.vpy"
-        script.write_text(SCRIPT.format(source=str(fetch_sample("bikes.mp4")), width=width, height=height,
-                                        source_frames=frames // 2))
+        text = SCRIPT.format(source=str(fetch_sample("bikes.mp4")), width=width, height=height,
+                             source_frames=frames // 2)
+        if cache_mb is not None:
+            text = text.replace("core = vs.core\n", "core = vs.core\n" + CACHE_LINE.format(cache_mb=cache_mb))
+        script.write_text(text)
         process = subprocess.Popen([str(real_vspipe()), "--progress", str(script), "--"], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, env=env)
         done = [0]
@@ -106,7 +114,7 @@ def at_frames(samples: list[tuple[int, float]], frames: int) -> float:
 
 
 def measure(frames: int, width: int, height: int, arena_max: int | None = None,
-            section: str = SECTION) -> tuple[str, bool]:
+            section: str = SECTION, cache_mb: int | None = None) -> tuple[str, bool]:
     """Run the soak; returns the BENCHMARKS.md section under `section` and whether the growth is under the limit."""
     import vapoursynth as vs
 
@@ -116,7 +124,7 @@ def measure(frames: int, width: int, height: int, arena_max: int | None = None,
     if arena_max is not None:
         env["MALLOC_ARENA_MAX"] = str(arena_max)
     started = time.perf_counter()
-    samples = soak(frames, width, height, env)
+    samples = soak(frames, width, height, env, cache_mb)
     seconds = time.perf_counter() - started
     checkpoints = [frames * i // 10 for i in range(1, 10)] + [samples[-1][0]]
     curve = [(done, at_frames(samples, done)) for done in checkpoints]
@@ -129,12 +137,16 @@ def measure(frames: int, width: int, height: int, arena_max: int | None = None,
     print(f"growth over the second half (peak minus the value at half-way): {growth:+.1f} MB "
           f"(limit {GROWTH_LIMIT_MB:.0f} MB): {verdict}")
     rows = "\n".join(f"| {done} | {value:.1f} MB |" for done, value in curve)
+    options = f"--frames {frames} --size {width}x{height}" + (f" --cache-mb {cache_mb}" if cache_mb else "")
     command = ("`python3 build.py soak`" if section == SECTION else "`python3 build.py bench`") + \
-        f" (`benchmarks/soak.py --frames {frames} --size {width}x{height}`)"
+        f" (`benchmarks/soak.py {options}`)"
+    cache = ("VapourSynth's default frame cache" if cache_mb is None else
+             f"VapourSynth's frame cache bounded to {cache_mb} MB (`core.max_cache_size`; its default, half the RAM, "
+             "lets the cache alone swing the process by a gigabyte at this size)")
     text = (
         f"{section}\n\n"
         f"{command}: {frames} output frames of RIFE 4.0 `multi=2` at {width}x{height} on the CPU with default "
-        f"settings through the real vspipe binary (bikes.mp4 scaled and looped), resident memory of the vspipe "
+        f"settings through the real vspipe binary (bikes.mp4 scaled and looped), {cache}, resident memory of the vspipe "
         f"process sampled every {SAMPLE_SECONDS} s against vspipe's own frame count, `MALLOC_ARENA_MAX` "
         f"{'unset' if arena_max is None else f'={arena_max}'}; {datetime.date.today().isoformat()} on "
         f"{cpu_name()}, VapourSynth R{vs.core.core_version.release_major}, {seconds:.0f} s.\n\n"
@@ -151,10 +163,11 @@ def main() -> int:
     parser.add_argument("--size", default="320x180", help="frame size (default 320x180)")
     parser.add_argument("--arena-max", type=int, default=None,
                         help="run with MALLOC_ARENA_MAX set (for comparisons; users have it unset)")
+    parser.add_argument("--cache-mb", type=int, default=None, help="bound VapourSynth's frame cache (MB)")
     parser.add_argument("--no-report", action="store_true", help="do not update docs/BENCHMARKS.md")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
-    text, passed = measure(args.frames, width, height, args.arena_max)
+    text, passed = measure(args.frames, width, height, args.arena_max, cache_mb=args.cache_mb)
     if not args.no_report:
         update_section(SECTION, text)
     return 0 if passed else 1

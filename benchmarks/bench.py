@@ -68,7 +68,7 @@ MEMORY_PROBE = ROOT / "tests" / "memory_probe.py"
 LONG_RUN_FRAMES = 2000
 LONG_RUN_SIZE = (1280, 720)
 LONG_RUN_SECTION = "## Memory over 2000 frames at 1280x720"
-LONG_RUN_CACHE_MB = 1024  # VapourSynth's frame cache, bounded: the filter's own memory is what is measured
+LONG_RUN_CACHE_MB = 1024  # VapourSynth's frame cache, bounded (its default is half the RAM)
 
 
 def time_ours(frames: np.ndarray, count: int, filter_name: str = "RIFE", **filter_args: object) -> list[float]:

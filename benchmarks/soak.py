@@ -47,8 +47,8 @@ source = core.bs.VideoSource({source!r}).resize.Bicubic({width}, {height})
 source = (source * ({source_frames} // source.num_frames + 1))[:{source_frames}]
 core.vfi.RIFE(source, multi=2, device="cpu").set_output()
 """
-# VapourSynth's own frame cache may grow to half the RAM (core.max_cache_size) and shrink again as it likes; a run
-# that bounds it sees what the filter itself holds
+# VapourSynth's own frame cache may grow to half the RAM (core.max_cache_size) and shrink again as it likes; the long
+# run bounds it, so that the filter's own memory weighs more in what it sees
 CACHE_LINE = "core.max_cache_size = {cache_mb}\n"
 
 
@@ -141,8 +141,8 @@ def measure(frames: int, width: int, height: int, arena_max: int | None = None,
     command = ("`python3 build.py soak`" if section == SECTION else "`python3 build.py bench`") + \
         f" (`benchmarks/soak.py {options}`)"
     cache = ("VapourSynth's default frame cache" if cache_mb is None else
-             f"VapourSynth's frame cache bounded to {cache_mb} MB (`core.max_cache_size`; its default, half the RAM, "
-             "lets the cache alone swing the process by a gigabyte at this size)")
+             f"VapourSynth's frame cache bounded to {cache_mb} MB (`core.max_cache_size`; its default is half "
+             "the RAM)")
     text = (
         f"{section}\n\n"
         f"{command}: {frames} output frames of RIFE 4.0 `multi=2` at {width}x{height} on the CPU with default "

@@ -38,6 +38,7 @@ class RIFE4(InterpolationNet):
     """
 
     midpoint_only: ClassVar[bool] = False
+    float32_frames: ClassVar[bool] = True  # only the convolutions run in the net's dtype
     weight_roles: ClassVar[tuple[str, ...]] = ("flownet",)
     role_prefixes: ClassVar[dict[str, str]] = {"flownet": ""}
     # training-time parts the published files may carry (teacher block, refinement nets, timing head)
@@ -63,8 +64,6 @@ class RIFE4(InterpolationNet):
         base = [s / scale for s in self.flow_scales]
         # the large-motion retry doubles every flow scale, so its coarsest level sets the multiple
         return flow_alignment(base + [2 * s for s in base] if self.large_motion_retry else base)
-
-    float32_frames: ClassVar[bool] = True
 
     def use_channels_last(self) -> None:
         self.channels_last = True

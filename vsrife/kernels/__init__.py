@@ -35,7 +35,7 @@ class _View(ctypes.Structure):
 
 class _Part(ctypes.Structure):
     _fields_ = [("kind", ctypes.c_int32), ("flow_channel", ctypes.c_int32), ("gain", ctypes.c_float),
-                ("channels", ctypes.c_int32), ("values", ctypes.c_void_p), ("view", _View)]
+                ("values", ctypes.c_void_p), ("view", _View)]
 
 
 @functools.cache
@@ -105,8 +105,7 @@ def _check(status: int, name: str) -> None:
 def block_input(parts: Sequence[Part], flow: Tensor | None, factor: float, dtype: torch.dtype,
                 channels_last: bool) -> Tensor:
     """reference.block_input."""
-    images = [p.image if isinstance(p, Warped) else p.tensor if isinstance(p, Scaled) else p
-              for p in parts if not isinstance(p, Constant)]
+    images = [t for t in map(reference.part_tensor, parts) if t is not None]
     library = _native(flow, *images)
     if (library is None or dtype not in _DTYPES or any(t.dtype != torch.float32 for t in images)
             or flow is not None and flow.dtype != torch.float32 or not _rows(flow, *images)):
@@ -118,14 +117,13 @@ def block_input(parts: Sequence[Part], flow: Tensor | None, factor: float, dtype
         if isinstance(part, Constant):
             values = part.values.to(torch.float32).reshape(-1).expand(batch).contiguous()
             keep.append(values)
-            slot.kind, slot.channels, slot.values = _PART_KINDS["constant"], 1, values.data_ptr()
+            slot.kind, slot.values = _PART_KINDS["constant"], values.data_ptr()
         elif isinstance(part, Warped):
             slot.kind, slot.flow_channel, slot.view = _PART_KINDS["warped"], part.flow_channel, _view(part.image)
         else:
             tensor, gain = (part.tensor, part.gain) if isinstance(part, Scaled) else (part, 1.0)
             slot.kind, slot.gain, slot.view = _PART_KINDS["plain"], gain, _view(tensor)
-    channels = sum(1 if isinstance(p, Constant) else p.shape[1] if isinstance(p, Tensor)
-                   else (p.image if isinstance(p, Warped) else p.tensor).shape[1] for p in parts)
+    channels = sum(1 if t is None else t.shape[1] for t in map(reference.part_tensor, parts))
     out_height, out_width = round(height / factor), round(width / factor)
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     out = torch.empty(batch, channels, out_height, out_width, dtype=dtype, memory_format=memory_format)

@@ -41,8 +41,7 @@ struct Part {
     int32_t kind;          // PLAIN: view's channels times gain; WARPED: view warped by the flow; CONSTANT: values
     int32_t flow_channel;  // WARPED: first of the two flow channels (x, y) that move this view
     float gain;            // PLAIN: factor applied after resampling (the flow's 1/scale)
-    int32_t channels;      // CONSTANT: 1
-    const float *values;   // CONSTANT: one value per batch item
+    const float *values;   // CONSTANT: one value per batch item (a CONSTANT is one channel)
     View view;
 };
 

@@ -68,6 +68,15 @@ def warp(image: Tensor, flow: Tensor) -> Tensor:
     return out.to(out_dtype)
 
 
+def part_tensor(part: Part) -> Tensor | None:
+    """The full-size tensor a part carries (None for a Constant)."""
+    if isinstance(part, Warped):
+        return part.image
+    if isinstance(part, Scaled):
+        return part.tensor
+    return None if isinstance(part, Constant) else part
+
+
 def _full_size(part: Part, flow: Tensor | None, like: Tensor) -> Tensor:
     if isinstance(part, Warped):
         assert flow is not None, "Warped parts need a flow"
@@ -82,8 +91,7 @@ def _full_size(part: Part, flow: Tensor | None, like: Tensor) -> Tensor:
 def block_input(parts: Sequence[Part], flow: Tensor | None, factor: float, dtype: torch.dtype,
                 channels_last: bool) -> Tensor:
     """The parts concatenated along channels (Warped ones warped by `flow`), resized by 1 / factor, as `dtype`."""
-    like = next(p.image if isinstance(p, Warped) else p.tensor if isinstance(p, Scaled) else p
-                for p in parts if not isinstance(p, Constant))
+    like = next(t for t in map(part_tensor, parts) if t is not None)
     planes = []
     for part in parts:
         plane = resize(_full_size(part, flow, like), 1.0 / factor)

@@ -196,6 +196,7 @@ def _cmd_models_verify(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from vsrife.training.data import DataError, open_source
+    from vsrife.training.synthetic import SyntheticMotion
     from vsrife.training.trainer import TrainConfig, Trainer, TrainingError
     from vsrife.weights import WeightsError
 
@@ -203,12 +204,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         out=Path(args.out), steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, device=args.device,
         precision=args.precision, seed=args.seed, teacher=args.teacher, flow_weight=args.flow_weight,
         flow_loss=args.flow_loss, validate_every=args.validate_every,
-        checkpoint_every=args.checkpoint_every, data=list(args.data), val=list(args.val or []),
+        checkpoint_every=args.checkpoint_every, stage=args.stage, init=args.init or "",
+        clip_grad_norm=args.clip_grad_norm, data=list(args.data), val=list(args.val or []),
     )
     try:
+        if not (args.max_motion is None or 0 < args.max_motion <= 256):
+            raise TrainingError(f"--max-motion must be between 0 and 256 pixels (got {args.max_motion})")
+        motion = SyntheticMotion() if args.max_motion is None else SyntheticMotion.up_to(args.max_motion)
         validation_fraction = 0.0 if args.val else args.validation_fraction
-        sources = [open_source(spec, args.max_span, validation_fraction) for spec in args.data]
-        val_sources = [open_source(spec, 2, 1.0) for spec in args.val] if args.val else sources
+        sources = [open_source(spec, args.max_span, validation_fraction, motion) for spec in args.data]
+        val_sources = [open_source(spec, 2, 1.0, motion) for spec in args.val] if args.val else sources
         trainer = Trainer(config, sources, val_sources)
         if args.resume:
             trainer.resume()
@@ -217,8 +222,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     except OSError as exc:  # an unwritable --out, a full disk, a file that vanished mid-run
         raise CliError(f"{exc.strerror or exc}: {exc.filename or args.out}") from None
-    print(f"weights: {config.out / 'rrin_fp16.pth'}"
-          + ("" if final is None else f" (validation PSNR {final:.2f} dB)"))
+    score = "" if final is None else (f" (validation end-point error {final:.3f} px)" if args.stage == "flow"
+                                      else f" (validation PSNR {final:.2f} dB)")
+    print(f"weights: {config.out / 'rrin_fp16.pth'}{score}")
     return 0
 
 
@@ -384,6 +390,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "START..END-1), synthetic[:DIR] (moving layers cut from the images in DIR; default "
                     "scikit-image's sample images). See docs/TRAINING.md.")
     rrin.add_argument("--data", nargs="+", required=True, metavar="SPEC", help="training data specs")
+    rrin.add_argument("--stage", default="joint", choices=("flow", "fuse", "joint"),
+                      help="flow: the flow net alone on bidirectional flows; fuse: the other three nets on the "
+                           "image with the flow net frozen; joint: everything (default joint)")
+    rrin.add_argument("--init", metavar="WEIGHTS",
+                      help="start from these weights (a run's checkpoint.pt or rrin_fp16.pth) instead of a fresh init")
+    rrin.add_argument("--max-motion", type=float, metavar="PX",
+                      help="synthetic scenes: foreground layers move up to PX pixels per axis, the background half "
+                           "(default 24)")
+    rrin.add_argument("--clip-grad-norm", type=float, default=0.0, metavar="X",
+                      help="clip the gradient's norm to X (default 0: no clipping)")
     rrin.add_argument("--out", required=True, help="run folder: checkpoint.pt, rrin_fp16.pth, train.log")
     rrin.add_argument("--steps", type=int, default=3000, help="optimizer steps in all (default 3000)")
     rrin.add_argument("--batch", type=int, default=4, help="triplets per step (default 4)")

@@ -22,13 +22,16 @@ from torch import Tensor
 from ..engine import scene_change_metric
 from ..ffmpeg_binary import find_ffmpeg
 from ..registry import WeightFile, WheelSource
-from .synthetic import synthetic_triplet
+from .synthetic import SyntheticMotion, synthetic_pair, synthetic_triplet
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 # A triplet is skipped when two neighbouring frames inside it differ by more than this (scene cut or wild motion),
 # measured like the filter's scene-change detector.
 MAX_NEIGHBOUR_DIFFERENCE = 0.12
+
+# The flow stage validates on held-back pairs this many frames apart (half the frame-drop protocol's span, and it).
+VALIDATION_PAIR_SPANS = (1, 2)
 
 # Natural images inside the scikit-image wheel (read out of it like a weight file, never installed).
 _SKIMAGE = "scikit-image==0.26.0"
@@ -69,12 +72,34 @@ class Triplet:
     t: float
 
 
+@dataclass
+class FlowPair:
+    """Two frames and the flows between them, the flow stage's sample."""
+
+    img0: Tensor   # 3 x H x W float32 in [0, 1]
+    img1: Tensor
+    flow: Tensor   # 4 x H x W: F0->1 (x, y) then F1->0 (x, y), pixels
+    valid: Tensor  # 2 x H x W bool: where F0->1 and F1->0 are known (not occluded, not a soft edge)
+
+
+class PairFlows(Protocol):
+    """Flows between two frames of a real video (a teacher's, computed on the whole frames)."""
+
+    def flows(self, source: FrameSequence, first: int, last: int) -> tuple[Tensor, Tensor]:
+        """(flow 4 x H x W, valid 2 x H x W) between frames first and last of the source."""
+        ...
+
+
 class TripletSource(Protocol):
     name: str
 
     def sample(self, rng: np.random.Generator, crop: int) -> Triplet: ...
 
     def validation(self) -> list[Triplet]: ...
+
+    def sample_pair(self, rng: np.random.Generator, crop: int, flows: PairFlows | None) -> FlowPair: ...
+
+    def validation_pairs(self, flows: PairFlows | None) -> list[FlowPair]: ...
 
 
 def ffmpeg_executable() -> str:
@@ -139,6 +164,13 @@ class FrameSequence:
                     self.starts.append((first, span))
                 elif first >= held_back and span == 2:
                     self.validation_starts.append(first)
+        # a flow pair (a, a + k) needs frames a - k .. a + 2k (flows.py: the teacher sees the triplets around it)
+        self.pair_starts = [(first, span) for span in range(1, max_span + 1)  # training pairs (first frame, span)
+                            for first in range(span, held_back - 2 * span)
+                            if not any(bad[first - span:first + 2 * span])]
+        self.validation_pair_starts = [(first, span) for span in VALIDATION_PAIR_SPANS
+                                       for first in range(held_back + span, count - 2 * span)
+                                       if not any(bad[first - span:first + 2 * span])]
         # a validation-only sequence (fraction 1, as for --val) needs validation triplets, a training one training ones
         usable = self.validation_starts if validation_fraction >= 1 else self.starts
         if not usable:
@@ -162,6 +194,33 @@ class FrameSequence:
             out.append(Triplet(picked[0], picked[1], picked[2], 0.5))
         return out
 
+    def sample_pair(self, rng: np.random.Generator, crop: int, flows: PairFlows | None) -> FlowPair:
+        if flows is None:
+            raise DataError(f"{self.name}: the flow stage needs a teacher for the flows of real frames")
+        if not self.pair_starts:
+            raise DataError(f"{self.name}: no usable pairs for the flow stage (a pair k frames apart needs k more "
+                            "uncut frames on each side)")
+        first, span = self.pair_starts[int(rng.integers(len(self.pair_starts)))]
+        _, _, height, width = self.frames.shape
+        if height < crop or width < crop:
+            raise DataError(f"{self.name}: frames of {width}x{height} are smaller than the crop {crop}")
+        y = int(rng.integers(0, height - crop + 1))
+        x = int(rng.integers(0, width - crop + 1))
+        flow, valid = flows.flows(self, first, first + span)
+        window = (..., slice(y, y + crop), slice(x, x + crop))
+        pair = _to_float(self.frames[[first, first + span]][window])
+        return FlowPair(pair[0], pair[1], flow[window], valid[window])
+
+    def validation_pairs(self, flows: PairFlows | None) -> list[FlowPair]:
+        if flows is None:
+            return []
+        out = []
+        for first, span in self.validation_pair_starts:
+            flow, valid = flows.flows(self, first, first + span)
+            pair = _to_float(self.frames[[first, first + span]])
+            out.append(FlowPair(pair[0], pair[1], flow, valid))
+        return out
+
 
 class SyntheticScenes:
     """Random layered scenes over natural images (see synthetic.py); ground truth is exact."""
@@ -170,21 +229,31 @@ class SyntheticScenes:
     VALIDATION_COUNT = 8
     VALIDATION_SIZE = (192, 256)
 
-    def __init__(self, name: str, images: list[Tensor]) -> None:
+    def __init__(self, name: str, images: list[Tensor], motion: SyntheticMotion = SyntheticMotion()) -> None:
         self.name = name
         self.images = images
+        self.motion = motion
 
     def sample(self, rng: np.random.Generator, crop: int) -> Triplet:
         t = float(rng.uniform(0.1, 0.9))
-        img0, gt, img1 = synthetic_triplet(rng, self.images, crop, crop, t)
+        img0, gt, img1 = synthetic_triplet(rng, self.images, crop, crop, t, self.motion)
         return Triplet(img0, gt, img1, t)
+
+    def sample_pair(self, rng: np.random.Generator, crop: int, flows: PairFlows | None) -> FlowPair:
+        return FlowPair(*synthetic_pair(rng, self.images, crop, crop, self.motion))
+
+    def validation_pairs(self, flows: PairFlows | None) -> list[FlowPair]:
+        rng = np.random.default_rng(self.VALIDATION_SEED)
+        height, width = self.VALIDATION_SIZE
+        return [FlowPair(*synthetic_pair(rng, self.images, height, width, self.motion))
+                for _ in range(self.VALIDATION_COUNT)]
 
     def validation(self) -> list[Triplet]:
         rng = np.random.default_rng(self.VALIDATION_SEED)
         height, width = self.VALIDATION_SIZE
         out = []
         for _ in range(self.VALIDATION_COUNT):
-            img0, gt, img1 = synthetic_triplet(rng, self.images, height, width, 0.5)
+            img0, gt, img1 = synthetic_triplet(rng, self.images, height, width, 0.5, self.motion)
             out.append(Triplet(img0, gt, img1, 0.5))
         return out
 
@@ -238,8 +307,9 @@ def _split_range(spec: str) -> tuple[str, int, int | None]:
     return path, start, end
 
 
-def open_source(spec: str, max_span: int, validation_fraction: float) -> TripletSource:
-    """A triplet source for one data spec (see the module docstring)."""
+def open_source(spec: str, max_span: int, validation_fraction: float,
+                motion: SyntheticMotion = SyntheticMotion()) -> TripletSource:
+    """A triplet source for one data spec (see the module docstring); motion: the synthetic scenes' ranges."""
     if max_span < 2:
         raise DataError(f"the widest triplet span must be at least 2 frames (got {max_span})")
     if not 0 <= validation_fraction <= 1:
@@ -250,7 +320,7 @@ def open_source(spec: str, max_span: int, validation_fraction: float) -> Triplet
             paths = _image_files(Path(folder).expanduser())
         else:
             paths = _skimage_image_paths()
-        return SyntheticScenes(spec, _load_images(paths))
+        return SyntheticScenes(spec, _load_images(paths), motion)
     path_text, start, end = _split_range(spec)
     path = Path(path_text).expanduser()
     if path.is_dir():
@@ -274,6 +344,27 @@ def augment(triplet: Triplet, rng: np.random.Generator) -> Triplet:
     if rng.random() < 0.5:
         img0, img1, t = img1, img0, 1.0 - t
     return Triplet(img0, gt, img1, t)
+
+
+def augment_pair(pair: FlowPair, rng: np.random.Generator) -> FlowPair:
+    """augment's flips and temporal reversal for a pair: flows flip and change sign with the frames."""
+    img0, img1, flow, valid = pair.img0, pair.img1, pair.flow, pair.valid
+    for axis, components in ((2, [0, 2]), (1, [1, 3])):  # width flips negate x, height flips negate y
+        if rng.random() < 0.5:
+            img0, img1, flow, valid = img0.flip(axis), img1.flip(axis), flow.flip(axis).clone(), valid.flip(axis)
+            flow[components] = -flow[components]
+    if rng.random() < 0.5:
+        img0, img1, flow, valid = img1, img0, flow[[2, 3, 0, 1]], valid[[1, 0]]
+    return FlowPair(img0, img1, flow, valid)
+
+
+def sample_pairs(sources: Sequence[TripletSource], rng: np.random.Generator, batch: int, crop: int,
+                 flows: PairFlows | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(img0, img1, flow, valid) stacked: N x 3, N x 3, N x 4 and N x 2 (bool) x crop x crop."""
+    pairs = [augment_pair(sources[int(rng.integers(len(sources)))].sample_pair(rng, crop, flows), rng)
+             for _ in range(batch)]
+    return tuple(torch.stack([getattr(p, name) for p in pairs])  # type: ignore[return-value]
+                 for name in ("img0", "img1", "flow", "valid"))
 
 
 def sample_batch(sources: Sequence[TripletSource], rng: np.random.Generator, batch: int,

@@ -38,31 +38,103 @@ class Layer:
     motion: LayerMotion
 
 
+def _screen_centre(motion: LayerMotion, height: int, width: int, tau: float) -> tuple[float, float]:
+    """Where the layer's texture centre c is on screen at time tau."""
+    return ((width - 1) / 2 + motion.offset_x + motion.shift_x * tau,
+            (height - 1) / 2 + motion.offset_y + motion.shift_y * tau)
+
+
+def _sample_layer(layer: Layer, height: int, width: int, tau: float) -> Tensor:
+    """The layer's premultiplied RGB and its alpha on screen at time tau (4 x height x width)."""
+    m = layer.motion
+    _, th, tw = layer.texture.shape
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
+                            indexing="ij")
+    cx, cy = (tw - 1) / 2, (th - 1) / 2
+    px, py = _screen_centre(m, height, width, tau)
+    angle, factor = m.angle * tau, 1.0 + m.zoom * tau
+    cos, sin = math.cos(angle) / factor, math.sin(angle) / factor
+    dx, dy = xs - px, ys - py
+    # inverse rotation and scale: texture offset from its centre
+    qx = cx + cos * dx + sin * dy
+    qy = cy - sin * dx + cos * dy
+    grid = torch.stack((qx * (2.0 / max(tw - 1, 1)) - 1.0, qy * (2.0 / max(th - 1, 1)) - 1.0), dim=-1)
+    grid = grid.to(torch.float32).unsqueeze(0)
+    rgba = torch.cat((layer.texture, layer.alpha), 0).unsqueeze(0)
+    return F.grid_sample(rgba, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
+
+
 def render(layers: list[Layer], height: int, width: int, tau: float) -> Tensor:
     """The 3 x height x width frame at time tau, layers composited back to front (first = background)."""
     frame = torch.zeros(3, height, width)
+    for layer in layers:
+        sampled = _sample_layer(layer, height, width, tau)
+        frame = frame * (1 - sampled[3:4]) + sampled[:3]  # texture is premultiplied below (rgb * alpha)
+    return frame.clamp(0, 1)
+
+
+# A pixel belongs to one layer alone when that layer covers it at least this much and every layer in front of it
+# at most 1 - this: soft edges mix two motions and have no single true flow.
+PURE_COVERAGE = 0.99
+
+
+def visible_layers(layers: list[Layer], height: int, width: int, tau: float) -> tuple[Tensor, Tensor]:
+    """(index of the front-most layer covering each pixel at least half, True where that layer alone is seen)."""
+    index = torch.zeros(height, width, dtype=torch.long)
+    pure = torch.ones(height, width, dtype=torch.bool)
+    for number, layer in enumerate(layers):
+        alpha = _sample_layer(layer, height, width, tau)[3]
+        covers = alpha >= 0.5
+        index = torch.where(covers, number, index)
+        # a layer in front that covers: purity is its own; one that only grazes the pixel spoils it
+        pure = torch.where(covers, alpha >= PURE_COVERAGE, pure & (alpha <= 1 - PURE_COVERAGE))
+    return index, pure
+
+
+def _layer_flow(motion: LayerMotion, height: int, width: int, forward: bool) -> Tensor:
+    """2 x height x width: where each screen pixel's surface point of this layer moves between tau = 0 and 1
+    (forward: from 0 to 1; else from 1 to 0), in pixels, from the affine motion itself (float64)."""
     ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64),
                             indexing="ij")
-    for layer in layers:
-        m = layer.motion
-        _, th, tw = layer.texture.shape
-        cx, cy = (tw - 1) / 2, (th - 1) / 2
-        # screen position of the texture centre at tau
-        px = (width - 1) / 2 + m.offset_x + m.shift_x * tau
-        py = (height - 1) / 2 + m.offset_y + m.shift_y * tau
-        angle, factor = m.angle * tau, 1.0 + m.zoom * tau
-        cos, sin = math.cos(angle) / factor, math.sin(angle) / factor
-        dx, dy = xs - px, ys - py
-        # inverse rotation and scale: texture offset from its centre
-        qx = cx + cos * dx + sin * dy
-        qy = cy - sin * dx + cos * dy
-        grid = torch.stack((qx * (2.0 / max(tw - 1, 1)) - 1.0, qy * (2.0 / max(th - 1, 1)) - 1.0), dim=-1)
-        grid = grid.to(torch.float32).unsqueeze(0)
-        rgba = torch.cat((layer.texture, layer.alpha), 0).unsqueeze(0)
-        sampled = F.grid_sample(rgba, grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
-        alpha = sampled[3:4]
-        frame = frame * (1 - alpha) + sampled[:3]  # texture is premultiplied below (rgb * alpha)
-    return frame.clamp(0, 1)
+    x0, y0 = _screen_centre(motion, height, width, 0.0)
+    x1, y1 = _screen_centre(motion, height, width, 1.0)
+    factor = 1.0 + motion.zoom
+    cos, sin = math.cos(motion.angle), math.sin(motion.angle)
+    if forward:  # p1 = c(1) + factor R(angle) (p - c(0))
+        dx, dy = xs - x0, ys - y0
+        tx = x1 + factor * (cos * dx - sin * dy)
+        ty = y1 + factor * (sin * dx + cos * dy)
+    else:  # p0 = c(0) + R(-angle) (p - c(1)) / factor
+        dx, dy = xs - x1, ys - y1
+        tx = x0 + (cos * dx + sin * dy) / factor
+        ty = y0 + (-sin * dx + cos * dy) / factor
+    return torch.stack((tx - xs, ty - ys))
+
+
+def scene_flows(layers: list[Layer], height: int, width: int) -> tuple[Tensor, Tensor]:
+    """The exact flows of the visible surface and where they are valid.
+
+    Returns (flow, valid): flow is 4 x H x W (F0->1 x, y, then F1->0 x, y, in pixels) and valid 2 x H x W (bool,
+    for F0->1 and F1->0): False where the pixel is a soft edge, or its surface point is hidden, soft-edged or out
+    of the frame at the other time (occlusion). Under valid pixels, flows are exact to float64 rounding.
+    """
+    index0, pure0 = visible_layers(layers, height, width, 0.0)
+    index1, pure1 = visible_layers(layers, height, width, 1.0)
+    flows, valids = [], []
+    for index_here, pure_here, index_there, pure_there, forward in (
+            (index0, pure0, index1, pure1, True), (index1, pure1, index0, pure0, False)):
+        per_layer = torch.stack([_layer_flow(layer.motion, height, width, forward) for layer in layers])
+        flow = per_layer.gather(0, index_here.view(1, 1, height, width).expand(1, 2, height, width))[0]
+        ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float64),
+                                torch.arange(width, dtype=torch.float64), indexing="ij")
+        tx, ty = torch.round(xs + flow[0]), torch.round(ys + flow[1])
+        inside = (tx >= 0) & (tx <= width - 1) & (ty >= 0) & (ty <= height - 1)
+        tx_i = tx.clamp(0, width - 1).long()
+        ty_i = ty.clamp(0, height - 1).long()
+        seen = (index_there[ty_i, tx_i] == index_here) & pure_there[ty_i, tx_i]
+        flows.append(flow.to(torch.float32))
+        valids.append(pure_here & inside & seen)
+    return torch.cat(flows), torch.stack(valids)
 
 
 def _random_patch(rng: np.random.Generator, image: Tensor, height: int, width: int) -> Tensor:
@@ -110,6 +182,11 @@ class SyntheticMotion:
     max_zoom: float = 0.08
     max_foreground_layers: int = 3
 
+    @classmethod
+    def up_to(cls, max_shift: float) -> SyntheticMotion:
+        """Foreground layers move up to max_shift pixels per axis over the unit interval, the background half that."""
+        return cls(background_shift=max_shift / 2, foreground_shift=max_shift)
+
 
 def random_scene(rng: np.random.Generator, images: list[Tensor], height: int, width: int,
                  motion: SyntheticMotion = SyntheticMotion()) -> list[Layer]:
@@ -130,7 +207,15 @@ def random_scene(rng: np.random.Generator, images: list[Tensor], height: int, wi
 
 
 def synthetic_triplet(rng: np.random.Generator, images: list[Tensor], height: int, width: int,
-                      t: float) -> tuple[Tensor, Tensor, Tensor]:
+                      t: float, motion: SyntheticMotion = SyntheticMotion()) -> tuple[Tensor, Tensor, Tensor]:
     """(frame at 0, frame at t, frame at 1) of a random scene."""
-    layers = random_scene(rng, images, height, width)
+    layers = random_scene(rng, images, height, width, motion)
     return render(layers, height, width, 0.0), render(layers, height, width, t), render(layers, height, width, 1.0)
+
+
+def synthetic_pair(rng: np.random.Generator, images: list[Tensor], height: int, width: int,
+                   motion: SyntheticMotion = SyntheticMotion()) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(frame at 0, frame at 1, their exact flows, where those are valid) of a random scene (see scene_flows)."""
+    layers = random_scene(rng, images, height, width, motion)
+    return (render(layers, height, width, 0.0), render(layers, height, width, 1.0),
+            *scene_flows(layers, height, width))

@@ -1,7 +1,11 @@
-"""The RRIN trainer: sampling, losses, mixed precision, checkpoints that resume bit for bit, validation, logs.
+"""The RRIN trainer: stages, sampling, losses, mixed precision, checkpoints that resume bit for bit, validation, logs.
 
-Loss (docs/TRAINING.md): Charbonnier on the final frame and on the blend before the image residue, plus, with a
-teacher, an L1 distillation of the intermediate flows towards RIFE 4.0's flows for the same triplet and t.
+Stages (docs/TRAINING.md), each a run folder of its own that starts from the previous one's weights (--init):
+- flow: `Flow_L` alone regresses the bidirectional flows F0->1, F1->0 (exact ones of synthetic scenes, a teacher's
+  on real frames), masked where they are unknown (occlusions, soft edges, inconsistent teacher flows);
+- fuse: `refine_flow`, `Mask` and `final` on the image losses with the flow net frozen;
+- joint: everything: Charbonnier on the final frame and on the blend before the image residue, plus, with a
+  teacher, an L1 distillation of the intermediate flows towards RIFE 4.0's flows for the same triplet and t.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from torch import Tensor, nn
 
 from ..engine import cpu_has_native_bf16, select_device
 from ..models.rrin import RRIN, RRINOutputs
-from .data import TripletSource, sample_batch
+from .data import FlowPair, PairFlows, TripletSource, sample_batch, sample_pairs
 
 CHARBONNIER_EPS = 1e-3
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -29,6 +33,17 @@ WEIGHTS_NAME = "rrin_fp16.pth"
 LOG_NAME = "train.log"
 WARMUP_STEPS = 50
 FINAL_LR_FRACTION = 0.05
+TEACHER_FLOWS_FOLDER = "teacher_flows"  # under the model cache's _training folder, per teacher
+
+# What each stage trains (the others stay frozen at their --init weights).
+STAGE_NETS = {
+    "flow": ("Flow_L",),
+    "fuse": ("refine_flow", "Mask", "final"),
+    "joint": ("Flow_L", "refine_flow", "Mask", "final"),
+}
+
+# End-point error is reported per range of true motion (pixels): small, medium and the large motion of the gate.
+MOTION_RANGES = ((0.0, 4.0), (4.0, 16.0), (16.0, 48.0), (48.0, math.inf))
 
 
 class TrainingError(ValueError):
@@ -51,6 +66,9 @@ class TrainConfig:
     blend_weight: float = 0.5
     validate_every: int = 250
     checkpoint_every: int = 50
+    stage: str = "joint"  # flow, fuse or joint (STAGE_NETS)
+    init: str = ""  # weights to start from (a weight file or a run's checkpoint.pt); "" = fresh init
+    clip_grad_norm: float = 0.0  # 0: no clipping
     data: list[str] = field(default_factory=list)
     val: list[str] = field(default_factory=list)
 
@@ -137,6 +155,65 @@ def teacher_flows(teacher: nn.Module, img0: Tensor, img1: Tensor, t: Tensor) -> 
     return flow[:, :, :height, :width]
 
 
+def load_init(model: RRIN, path: str) -> None:
+    """Start from the weights in `path`: a state dict (fp16 or fp32, the authors' names) or a run's checkpoint."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainingError(f"--init: cannot read {path}: {type(exc).__name__}: {exc}") from None
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]
+    own = model.state_dict()
+    if not isinstance(state, dict) or set(state) != set(own):
+        raise TrainingError(f"--init: {path} is not an RRIN weight file (its keys differ from the network's)")
+    model.load_state_dict({name: value.to(own[name].dtype) for name, value in state.items()})
+
+
+def masked_l1(prediction: Tensor, target: Tensor, valid: Tensor) -> Tensor:
+    """Mean absolute flow error (pixels, per component) over the valid pixels of each flow (valid: N x 2 x H x W)."""
+    weight = valid.repeat_interleave(2, dim=1).to(prediction.dtype)
+    return ((prediction - target).abs() * weight).sum() / weight.sum().clamp(min=1)
+
+
+@dataclass
+class FlowScores:
+    """End-point errors (pixels) of the flow net and of zero flow on the validation pairs, per motion range."""
+
+    epe: float
+    zero_epe: float
+    ranges: list[tuple[float, float, float, int]]  # (model EPE, zero-flow EPE, share of pixels, pixels) per range
+
+    def describe(self) -> str:
+        parts = [f"epe {self.epe:.3f} (zero flow {self.zero_epe:.3f})"]
+        for (low, high), (model, zero, _, pixels) in zip(MOTION_RANGES, self.ranges, strict=True):
+            if pixels:
+                name = f"{low:g}-{high:g}" if math.isfinite(high) else f"{low:g}+"
+                parts.append(f"{name}px {model:.3f} ({zero:.3f}, {pixels} px)")
+        return " ".join(parts)
+
+
+def flow_scores(net: nn.Module, pairs: Sequence[FlowPair]) -> FlowScores:
+    """End-point errors of `net` (RRIN's Flow_L) on whole validation pairs padded like the filter pads frames."""
+    errors, norms = [], []
+    with torch.no_grad():
+        for pair in pairs:
+            height, width = pair.img0.shape[1:]
+            pad = (0, -width % 32, 0, -height % 32)
+            frames = F.pad(torch.cat((pair.img0, pair.img1)).unsqueeze(0), pad, mode="replicate")
+            predicted = net(frames)[0, :, :height, :width].float()
+            for channels, valid in ((slice(0, 2), pair.valid[0]), (slice(2, 4), pair.valid[1])):
+                errors.append((predicted[channels] - pair.flow[channels]).norm(dim=0)[valid])
+                norms.append(pair.flow[channels].norm(dim=0)[valid])
+    error, norm = torch.cat(errors).double(), torch.cat(norms).double()
+    ranges = []
+    for low, high in MOTION_RANGES:
+        inside = (norm >= low) & (norm < high)
+        count = int(inside.sum())
+        ranges.append((float(error[inside].mean()) if count else math.nan,
+                       float(norm[inside].mean()) if count else math.nan, count / max(1, norm.numel()), count))
+    return FlowScores(float(error.mean()), float(norm.mean()), ranges)
+
+
 def psnr(x: Tensor, y: Tensor) -> float:
     mse = float(((x.clamp(0, 1) - y) ** 2).mean())
     return 10 * math.log10(1.0 / max(mse, 1e-12))
@@ -161,6 +238,13 @@ class Trainer:
             raise TrainingError("the loss weights must not be negative")
         if config.flow_loss not in FLOW_DISTANCES:
             raise TrainingError(f"--flow-loss must be one of {', '.join(FLOW_DISTANCES)} (got {config.flow_loss!r})")
+        if config.stage not in STAGE_NETS:
+            raise TrainingError(f"--stage must be one of {', '.join(STAGE_NETS)} (got {config.stage!r})")
+        if not (config.clip_grad_norm >= 0 and math.isfinite(config.clip_grad_norm)):
+            raise TrainingError(f"--clip-grad-norm must be 0 (off) or positive (got {config.clip_grad_norm})")
+        if config.stage == "flow" and config.teacher == "none" and any(
+                isinstance(getattr(source, "frames", None), Tensor) for source in sources):
+            raise TrainingError("the flow stage needs --teacher for the flows of real frames (or synthetic data only)")
         for source in sources:  # found now rather than at the first batch that draws from it
             frames = getattr(source, "frames", None)
             if isinstance(frames, Tensor) and min(frames.shape[-2:]) < config.crop:
@@ -174,17 +258,40 @@ class Trainer:
             raise TrainingError(f"--device: {exc}") from None
         self.amp_dtype = autocast_dtype(config.precision, self.device)
         torch.manual_seed(config.seed)
-        self.model = RRIN().to(self.device)
+        self.model = RRIN()
         init_for_training(self.model)
+        if config.init:
+            load_init(self.model, config.init)
+        self.model = self.model.to(self.device)
         self.model.train()
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=1e-4)
+        trained = [getattr(self.model, name) for name in STAGE_NETS[config.stage]]
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        for net in trained:
+            net.requires_grad_(True)
+        parameters = [p for net in trained for p in net.parameters()]
+        self.optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=1e-4)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.rng = np.random.default_rng(config.seed)
         random.seed(config.seed)
         self.step = 0
-        self.teacher = load_teacher(config.teacher, self.device)
-        self.validation = [triplet for source in val_sources for triplet in source.validation()]
+        # fuse trains on the image alone; flow needs the teacher on real frames only; joint distils at every step
+        self.teacher = None if config.stage == "fuse" else load_teacher(config.teacher, self.device)
         config.out.mkdir(parents=True, exist_ok=True)
+        self.pair_flows: PairFlows | None = None
+        if config.stage == "flow":
+            from .flows import TeacherFlows
+
+            if self.teacher is not None:
+                # shared by every run: a pair's flows depend only on its frames and the teacher
+                from .. import weights
+
+                folder = weights.cache_dir() / "_training" / TEACHER_FLOWS_FOLDER / config.teacher
+                self.pair_flows = TeacherFlows(self.teacher, folder)
+            self.validation_pairs = {source.name: source.validation_pairs(self.pair_flows)
+                                     for source in val_sources}
+        else:
+            self.validation = [triplet for source in val_sources for triplet in source.validation()]
 
     # ------------------------------------------------------------------------------------------ checkpoints
 
@@ -213,6 +320,10 @@ class Trainer:
             state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise TrainingError(f"--resume: cannot read {path}: {type(exc).__name__}: {exc}") from None
+        stage = state.get("config", {}).get("stage", "joint")
+        if stage != self.config.stage:
+            raise TrainingError(f"--resume: {path} is a {stage} stage run; resume it with --stage {stage}, or "
+                                f"start the {self.config.stage} stage in a new --out with --init {path}")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -242,22 +353,51 @@ class Trainer:
             terms["flow"] = self.config.flow_weight * FLOW_DISTANCES[self.config.flow_loss](flows - target)
         return terms
 
+    def flow_losses(self, img0: Tensor, img1: Tensor, flow: Tensor, valid: Tensor) -> dict[str, Tensor]:
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            predicted = self.model.Flow_L(torch.cat((img0, img1), 1))
+        return {"flow": masked_l1(predicted.float(), flow, valid)}
+
+    def batch_terms(self) -> dict[str, Tensor]:
+        """The loss terms of one freshly drawn batch for this stage."""
+        config = self.config
+        if config.stage == "flow":
+            batch = sample_pairs(self.sources, self.rng, config.batch, config.crop, self.pair_flows)
+            img0, img1, flow, valid = (x.to(self.device) for x in batch)
+            return self.flow_losses(img0, img1, flow, valid)
+        img0, gt, img1, t = (x.to(self.device) for x in sample_batch(self.sources, self.rng, config.batch,
+                                                                      config.crop))
+        return self.losses(img0, gt, img1, t)
+
     def train_step(self) -> dict[str, float]:
-        img0, gt, img1, t = (x.to(self.device) for x in sample_batch(self.sources, self.rng, self.config.batch,
-                                                                      self.config.crop))
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config, self.step)
-        terms = self.losses(img0, gt, img1, t)
+        terms = self.batch_terms()
         loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        if self.config.clip_grad_norm > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(
+                [p for group in self.optimizer.param_groups for p in group["params"]], self.config.clip_grad_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
         return {"loss": loss.item(), **{k: v.item() for k, v in terms.items()}}
 
     def validate(self) -> float | None:
-        """Mean PSNR (dB) on the held-back triplets, on whole frames padded like the filter pads them."""
+        """Mean PSNR (dB) on the held-back triplets, on whole frames padded like the filter pads them; for the flow
+        stage the end-point error (pixels) on the held-back pairs, with its ranges written to the log."""
+        if self.config.stage == "flow":
+            pairs = [pair for source_pairs in self.validation_pairs.values() for pair in source_pairs]
+            if not pairs:
+                return None
+            self.model.eval()
+            self.flow_scores = {name: flow_scores(self.model.Flow_L, source_pairs)
+                                for name, source_pairs in self.validation_pairs.items() if source_pairs}
+            self.model.train()
+            return float(np.mean([scores.epe for scores in self.flow_scores.values()]))
         if not self.validation:
             return None
         self.model.eval()
@@ -296,7 +436,11 @@ class Trainer:
                               + " ".join(f"{k} {v:.5f}" for k, v in terms.items()) + f" steps/s {rate:.3f}")
                 if self.step % config.validate_every == 0 or self.step == config.steps:
                     last_val = self.validate()
-                    if last_val is not None:
+                    if last_val is not None and config.stage == "flow":
+                        for name, scores in self.flow_scores.items():
+                            _log(log, f"step {self.step} validation {name} {scores.describe()}")
+                        bar.write(f"step {self.step}: validation end-point error {last_val:.3f} px")
+                    elif last_val is not None:
                         _log(log, f"step {self.step} validation_psnr {last_val:.3f}")
                         bar.write(f"step {self.step}: validation PSNR {last_val:.2f} dB")
                 if self.step % config.checkpoint_every == 0 or self.step == config.steps:

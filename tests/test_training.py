@@ -21,11 +21,17 @@ from vsrife import cli, registry, weights
 from vsrife.models import build_model
 from vsrife.models.rrin import RRIN
 from vsrife.training import data as tdata
-from vsrife.training.data import DataError, FrameSequence, SyntheticScenes, open_source, sample_batch
-from vsrife.training.synthetic import Layer, LayerMotion, SyntheticMotion, random_scene, render, synthetic_triplet
+from vsrife.models.rrin import warp_zeros
+from vsrife.training.data import (
+    DataError, FlowPair, FrameSequence, SyntheticScenes, augment_pair, open_source, sample_batch, sample_pairs,
+)
+from vsrife.training.flows import TeacherFlows, consistent
+from vsrife.training.synthetic import (
+    Layer, LayerMotion, SyntheticMotion, random_scene, render, scene_flows, synthetic_pair, synthetic_triplet,
+)
 from vsrife.training.trainer import (
     CHECKPOINT_NAME, HEAD_INIT_SCALE, LOG_NAME, WEIGHTS_NAME, TrainConfig, Trainer, TrainingError, autocast_dtype,
-    charbonnier, init_for_training, teacher_flows,
+    charbonnier, init_for_training, load_teacher, masked_l1, teacher_flows,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,6 +261,60 @@ def test_synthetic_translation_matches_analytic_frames() -> None:
     assert np.abs(bg_mid[:, occluded] - colour[:, None]).max() > 0.3  # the background there looks different
 
 
+def test_synthetic_flows_are_exact_and_mark_occlusions() -> None:
+    """Background moves (6, -4), a 12-pixel square (9, 5): F0->1 and F1->0 are those motions where the surface
+    stays in view and unhidden, and invalid exactly where it leaves the frame or goes behind the square."""
+    height, width, margin, side = 48, 64, 8, 12
+    layers, _ = _translation_scene(height, width, margin, side, (0.9, 0.15, 0.3))
+    flow, valid = scene_flows(layers, height, width)
+    ys, xs = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
+
+    def in_square(x: np.ndarray, y: np.ndarray, tau: float) -> np.ndarray:
+        cx, cy = (width - 1) / 2 - 12 + 9 * tau, (height - 1) / 2 - 5 + 5 * tau
+        return (np.abs(x - cx) <= (side - 1) / 2) & (np.abs(y - cy) <= (side - 1) / 2)
+
+    for channels, tau, sign in ((slice(0, 2), 0.0, 1), (slice(2, 4), 1.0, -1)):
+        square = in_square(xs, ys, tau)
+        dx = np.where(square, 9, 6) * sign
+        dy = np.where(square, 5, -4) * sign
+        tx, ty = xs + dx, ys + dy
+        inside = (tx >= 0) & (tx < width) & (ty >= 0) & (ty < height)
+        expected_valid = inside & (square | ~in_square(tx, ty, 1.0 - tau))
+        got_valid = valid[0 if tau == 0.0 else 1].numpy()
+        assert (got_valid == expected_valid).all()
+        assert 0.05 < 1 - expected_valid.mean() < 0.5  # some pixels leave the frame or are hidden
+        np.testing.assert_allclose(flow[channels][0].numpy()[got_valid], dx[got_valid], atol=1e-5)
+        np.testing.assert_allclose(flow[channels][1].numpy()[got_valid], dy[got_valid], atol=1e-5)
+
+
+def test_synthetic_pair_flows_warp_one_frame_onto_the_other(synthetic: SyntheticScenes) -> None:
+    """On random scenes (rotation, zoom, several layers): backward-warping by the exact flows reproduces the other
+    frame at valid pixels up to resampling blur, far better than where the flows are marked invalid, and the
+    forward-backward check that vets the teacher's flows accepts the exact ones."""
+    rng = np.random.default_rng(11)
+    for _ in range(3):
+        img0, img1, flow, valid = synthetic_pair(rng, synthetic.images, 96, 128, SyntheticMotion.up_to(40))
+        for source, target, channels, mask in ((img1, img0, slice(0, 2), valid[0]), (img0, img1, slice(2, 4), valid[1])):
+            error = (warp_zeros(source[None], flow[None, channels], False)[0] - target).abs().mean(0)
+            assert float(error[mask].mean()) < 0.03
+            assert float(error[~mask].mean()) > 3 * float(error[mask].mean())
+        assert float(consistent(flow[None])[0][valid].float().mean()) > 0.95
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_augmented_pairs_keep_exact_flows(seed: int) -> None:
+    """Flips and temporal reversal move the flows with the frames: warping stays exact on an integer-motion scene."""
+    height, width = 48, 64
+    layers, _ = _translation_scene(height, width, 8, 12, (0.9, 0.15, 0.3))
+    pair = FlowPair(render(layers, height, width, 0.0), render(layers, height, width, 1.0),
+                    *scene_flows(layers, height, width))
+    augmented = augment_pair(pair, np.random.default_rng(seed))
+    for source, target, channels, mask in ((augmented.img1, augmented.img0, slice(0, 2), augmented.valid[0]),
+                                           (augmented.img0, augmented.img1, slice(2, 4), augmented.valid[1])):
+        warped = warp_zeros(source[None], augmented.flow[None, channels], False)[0]
+        assert float((warped - target).abs()[:, mask].max()) < 1e-4
+
+
 @pytest.mark.parametrize(("height", "width"), [(32, 32), (128, 128), (192, 256)])
 def test_synthetic_background_covers_the_frame_under_extreme_motion(height: int, width: int) -> None:
     """The background patch's margin is wide enough for the largest shift, rotation and zoom in the ranges."""
@@ -452,6 +512,89 @@ def test_resume_is_bit_for_bit(tmp_path: Path, bikes: Path, synthetic: Synthetic
         assert torch.equal(p, q), name
     # and the two steps after the checkpoint did change the weights
     assert not all(torch.equal(v, middle[k]) for k, v in second.model.state_dict().items())
+
+
+# ------------------------------------------------------------------------------------------------- stages
+
+
+def test_teacher_flows_of_real_frames(tmp_path: Path, frames_dir: Path) -> None:
+    """RIFE 4.0's midpoint flows between real frames: they bring one frame onto the other better than no flow,
+    are checked for consistency and cached (a second call reads the file and gives the same tensors)."""
+    source = open_source(str(frames_dir), 2, 0.0)
+    assert isinstance(source, FrameSequence)
+    count = source.frames.shape[0]
+    # the teacher sees frames a - k .. a + 2k of a pair (a, a + k)
+    assert source.pair_starts and all(span <= first < count - 2 * span for first, span in source.pair_starts)
+    first = next(first for first, span in source.pair_starts if span == 1)
+    flows = TeacherFlows(load_teacher("rife-4.0", torch.device("cpu")), tmp_path / "flows")
+    flow, valid = flows.flows(source, first, first + 1)
+    assert flow.shape == (4, 64, 64) and valid.shape == (2, 64, 64) and valid.dtype == torch.bool
+    assert len(list((tmp_path / "flows").rglob(f"{first}-{first + 1}.pt"))) == 1
+    again, valid_again = flows.flows(source, first, first + 1)
+    assert torch.equal(flow, again) and torch.equal(valid, valid_again)
+    img0, img1 = (source.frames[i : i + 1].float() / 255 for i in (first, first + 1))
+    warped = warp_zeros(img1, flow[None, :2], False)
+    assert float((warped - img0).abs().mean()) < 0.8 * float((img1 - img0).abs().mean())
+    assert 0.3 < float(valid.float().mean()) <= 1.0
+
+
+def _stage_config(out: Path, stage: str, **overrides: object) -> TrainConfig:
+    return _config(out, stage=stage, clip_grad_norm=1.0, **overrides)
+
+
+def _unet_states(trainer: Trainer) -> dict[str, dict[str, Tensor]]:
+    return {name: {k: v.clone() for k, v in getattr(trainer.model, name).state_dict().items()}
+            for name in ("Flow_L", "refine_flow", "Mask", "final")}
+
+
+def _changed(before: dict[str, dict[str, Tensor]], after: dict[str, dict[str, Tensor]]) -> set[str]:
+    return {name for name in before if not all(torch.equal(v, after[name][k]) for k, v in before[name].items())}
+
+
+def test_stages_train_their_nets_and_chain_through_init(tmp_path: Path, synthetic: SyntheticScenes,
+                                                        tiny_triplet: FrameSequence) -> None:
+    """flow lowers the flow error of the flow net alone; fuse starts from it (--init) and leaves it as it was."""
+    small = SyntheticScenes("synthetic-small", synthetic.images, SyntheticMotion.up_to(4))
+    flow_run = Trainer(_stage_config(tmp_path / "flow", "flow", steps=4, batch=4), [small], [small])
+    start = _unet_states(flow_run)
+    assert flow_run.run(progress=False) is not None
+    assert _changed(start, _unet_states(flow_run)) == {"Flow_L"}
+    log = (tmp_path / "flow" / LOG_NAME).read_text()
+    assert f" validation {small.name} epe " in log and "(zero flow " in log
+    # the flow loss teaches the flow net: 30 steps on one batch bring its error below that of zero flow
+    learner = Trainer(_stage_config(tmp_path / "learn", "flow", batch=4), [small], [])
+    pairs = sample_pairs([small], np.random.default_rng(3), 4, 32, None)
+    zero = float(masked_l1(torch.zeros_like(pairs[2]), pairs[2], pairs[3]))
+    for group in learner.optimizer.param_groups:
+        group["lr"] = 1e-3
+    for _ in range(30):
+        loss = learner.flow_losses(*pairs)["flow"]
+        learner.optimizer.zero_grad()
+        loss.backward()
+        learner.optimizer.step()
+    assert float(learner.flow_losses(*pairs)["flow"]) < 0.9 * zero
+
+    fuse = Trainer(_stage_config(tmp_path / "fuse", "fuse", init=str(tmp_path / "flow" / CHECKPOINT_NAME)),
+                   [tiny_triplet], [])
+    assert fuse.teacher is None
+    initial = _unet_states(fuse)
+    assert not _changed(_unet_states(flow_run), initial)  # --init took the flow run's weights
+    fuse.run(progress=False)
+    assert _changed(initial, _unet_states(fuse)) == {"refine_flow", "Mask", "final"}
+
+
+def test_stage_errors(tmp_path: Path, synthetic: SyntheticScenes, tiny_triplet: FrameSequence) -> None:
+    Trainer(_stage_config(tmp_path / "flow", "flow", steps=1), [synthetic], []).run(progress=False)
+    joint = Trainer(_stage_config(tmp_path / "flow", "joint"), [tiny_triplet], [])
+    with pytest.raises(TrainingError, match="is a flow stage run; resume it with --stage flow"):
+        joint.resume()
+    with pytest.raises(TrainingError, match="--stage must be one of flow, fuse, joint"):
+        Trainer(_stage_config(tmp_path / "x", "warp"), [tiny_triplet], [])
+    with pytest.raises(TrainingError, match="the flow stage needs --teacher"):
+        Trainer(_stage_config(tmp_path / "y", "flow"), [tiny_triplet], [])
+    torch.save({"weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(TrainingError, match="is not an RRIN weight file"):
+        Trainer(_stage_config(tmp_path / "z", "joint", init=str(tmp_path / "other.pth")), [tiny_triplet], [])
 
 
 # ------------------------------------------------------------------------------------------------- CLI

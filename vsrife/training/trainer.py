@@ -69,6 +69,7 @@ class TrainConfig:
     stage: str = "joint"  # flow, fuse or joint (STAGE_NETS)
     init: str = ""  # weights to start from (a weight file or a run's checkpoint.pt); "" = fresh init
     clip_grad_norm: float = 0.0  # 0: no clipping
+    head_lr_scale: float = 1.0  # learning-rate factor of each trained U-Net's last convolution
     data: list[str] = field(default_factory=list)
     val: list[str] = field(default_factory=list)
 
@@ -240,6 +241,8 @@ class Trainer:
             raise TrainingError(f"--flow-loss must be one of {', '.join(FLOW_DISTANCES)} (got {config.flow_loss!r})")
         if config.stage not in STAGE_NETS:
             raise TrainingError(f"--stage must be one of {', '.join(STAGE_NETS)} (got {config.stage!r})")
+        if not (config.head_lr_scale > 0 and math.isfinite(config.head_lr_scale)):
+            raise TrainingError(f"--head-lr-scale must be positive (got {config.head_lr_scale})")
         if not (config.clip_grad_norm >= 0 and math.isfinite(config.clip_grad_norm)):
             raise TrainingError(f"--clip-grad-norm must be 0 (off) or positive (got {config.clip_grad_norm})")
         if config.stage == "flow" and config.teacher == "none" and any(
@@ -269,8 +272,11 @@ class Trainer:
             parameter.requires_grad_(False)
         for net in trained:
             net.requires_grad_(True)
-        parameters = [p for net in trained for p in net.parameters()]
-        self.optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=1e-4)
+        heads = [p for net in trained for p in net.last.parameters()]
+        bodies = [p for net in trained for p in net.parameters() if all(p is not head for head in heads)]
+        # For Adam a larger rate on the head is an output scale: flows of tens of pixels need large head weights.
+        groups = [{"params": bodies, "lr_scale": 1.0}, {"params": heads, "lr_scale": config.head_lr_scale}]
+        self.optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=1e-4)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.rng = np.random.default_rng(config.seed)
         random.seed(config.seed)
@@ -372,7 +378,7 @@ class Trainer:
 
     def train_step(self) -> dict[str, float]:
         for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate(self.config, self.step)
+            group["lr"] = learning_rate(self.config, self.step) * group["lr_scale"]
         terms = self.batch_terms()
         loss = sum(terms.values())
         self.optimizer.zero_grad(set_to_none=True)

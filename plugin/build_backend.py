@@ -110,7 +110,24 @@ def compile_kernels(output: Path) -> Path:
     sources = sorted(str(p) for p in KERNELS_DIR.glob("*.cpp"))
     if not sources:
         raise CompileError(f"no C++ sources found in {KERNELS_DIR}")
-    return _compile("native kernels", sources, ["-O3", "-pthread"], output)
+    # no contraction into FMA: each build of the hot loops (loops.h) then rounds every operation alike
+    return _compile("native kernels", sources, ["-O3", "-pthread", "-ffp-contract=off"], output)
+
+
+def replace_library(built: Path, destination: Path) -> Path:
+    """Puts the library `built` at `destination` by renaming a copy over it: a process that has the old library
+    loaded keeps its mapping of the old file (writing into that file in place would crash it)."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, built.open("rb") as source:
+            shutil.copyfileobj(source, out)
+        os.chmod(temporary, 0o755)
+        os.replace(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return destination
 
 
 def _record_hash(data: bytes) -> str:
@@ -206,7 +223,7 @@ def _build(builder, wheel_directory, config_settings, metadata_directory, editab
         kernels = compile_kernels(tmp_path / "libvfi_kernels.so")
         if editable:
             # an editable install imports vsrife from the source tree, so the kernels go there (git ignores *.so)
-            shutil.copyfile(kernels, KERNELS_DIR / kernels.name)
+            replace_library(kernels, KERNELS_DIR / kernels.name)
         else:
             libraries[KERNELS_ARCNAME] = kernels
         built = tmp_path / "wheel"
@@ -242,8 +259,8 @@ def build_editable(wheel_directory, config_settings=None, metadata_directory=Non
 
 
 def build_sdist(sdist_directory, config_settings=None):
-    """setuptools' sdist plus plugin/ (the C++ sources and this backend) and the kernels' C++ sources, which it
-    would not include by itself."""
+    """setuptools' sdist plus plugin/ (the C++ sources and this backend) and the kernels' C++ sources and header,
+    which it would not include by itself."""
     with _no_new_build_artefacts():
         name = _setuptools.build_sdist(sdist_directory, config_settings)
     path = Path(sdist_directory) / name
@@ -253,7 +270,7 @@ def build_sdist(sdist_directory, config_settings=None):
     present = {m.name for m, _ in members}
     extra = sorted(
         p for p in PLUGIN_DIR.iterdir() if p.is_file() and p.suffix in (".cpp", ".h", ".hpp", ".py")
-    ) + sorted(KERNELS_DIR.glob("*.cpp"))
+    ) + sorted(p for p in KERNELS_DIR.iterdir() if p.suffix in (".cpp", ".h"))
     with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tout:
         for member, data in members:
             tout.addfile(member, io.BytesIO(data) if data is not None else None)

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from sample_media import fetch_sample
 from vsrife import cli, registry, weights
+from vsrife.engine import cpu_has_native_bf16
 from vsrife.models import build_model
 from vsrife.models.rrin import RRIN
 from vsrife.training import data as tdata
@@ -319,11 +320,9 @@ def test_flow_loss_distances(tmp_path: Path, tiny_triplet: FrameSequence) -> Non
 
 
 def test_autocast_choice() -> None:
-    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-        flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
-    native = "avx512_bf16" in flags or "amx_bf16" in flags
     cpu = torch.device("cpu")
-    assert autocast_dtype("auto", cpu) == (torch.bfloat16 if native else None)
+    # tests/test_cpu_kinds.py proves cpu_has_native_bf16 on the flags and under oneDNN caps
+    assert autocast_dtype("auto", cpu) == (torch.bfloat16 if cpu_has_native_bf16() else None)
     assert autocast_dtype("fp32", cpu) is None
     assert autocast_dtype("BF16", cpu) == torch.bfloat16
     assert autocast_dtype("auto", torch.device("cuda")) == torch.float16

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -131,14 +132,37 @@ def _device_is_available(device: torch.device) -> bool:
     return backend is not None and hasattr(backend, "is_available") and bool(backend.is_available())
 
 
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 arithmetic (AVX512-BF16 or AMX), where bf16 convolutions beat fp32."""
+# oneDNN's ISA caps (ONEDNN_MAX_CPU_ISA) that leave it no AVX512-BF16, and those that leave it no AMX either.
+_CAPS_WITHOUT_AVX512_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                                       "AVX512_CORE_VNNI"})
+_CAPS_WITHOUT_AMX = _CAPS_WITHOUT_AVX512_BF16 | {"AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16"}
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
+            return frozenset(next((line for line in cpuinfo if line.startswith("flags")), "").split()[2:])
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return frozenset()
+
+
+def onednn_isa_cap() -> str:
+    """The instruction set oneDNN is capped at (ONEDNN_MAX_CPU_ISA, or its old name DNNL_MAX_CPU_ISA); "" if none."""
+    return (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+
+
+def native_bf16(flags: Collection[str], isa_cap: str) -> bool:
+    """Whether oneDNN computes bf16 convolutions in bf16 arithmetic: the CPU has AVX512-BF16 or AMX-BF16 (`flags`,
+    as /proc/cpuinfo names them) and the cap (`isa_cap`, an ONEDNN_MAX_CPU_ISA value; "" for none) lets it use it."""
+    cap = isa_cap.strip().upper()
+    return (("avx512_bf16" in flags and cap not in _CAPS_WITHOUT_AVX512_BF16)
+            or ("amx_bf16" in flags and cap not in _CAPS_WITHOUT_AMX))
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where bf16 convolutions beat fp32: this CPU has bf16 arithmetic and oneDNN may use it."""
+    return native_bf16(cpu_flags(), onednn_isa_cap())
 
 
 def select_precision(name: str, device: torch.device, mixed: bool = False) -> torch.dtype:

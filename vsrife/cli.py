@@ -265,18 +265,19 @@ def _plan(args: argparse.Namespace) -> Plan:
 def _cmd_interpolate(args: argparse.Namespace) -> int:
     from vsrife import cluster, render
 
-    if args.cluster is None and (args.chunk_frames is not None or args.cpus_per_chunk is not None):
-        raise CliError("--chunk-frames and --cpus-per-chunk need --cluster")
+    if args.cluster is None and args.chunk_frames is not None:
+        raise CliError("--chunk-frames needs --cluster")
     encoding = {"codec": args.codec, "crf": args.crf, "lossless": args.lossless, "overwrite": args.overwrite,
                 "progress": not args.quiet, "warn": _warn}
     with _media_errors():
         if args.cluster is None:
-            summary = f"{render.interpolate(_plan(args), Path(args.output), **encoding)} frames"
+            frames = render.interpolate(_plan(args), Path(args.output), threads=args.threads, **encoding)
+            summary = f"{frames} frames"
         else:
             report = cluster.interpolate(
                 _plan(args), Path(args.output), address=args.cluster,
                 chunk_frames=args.chunk_frames or cluster.DEFAULT_CHUNK_FRAMES,
-                cpus_per_chunk=args.cpus_per_chunk or 1, **encoding)
+                threads=1 if args.threads is None else args.threads, **encoding)
             summary = f"{report.frames} frames from {len(report.chunks)} chunks"
         if not args.quiet:
             print(f"{args.output}: {summary}", file=sys.stderr)
@@ -422,6 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--crf", type=int, help="constant-quality level of the encoder (libx264 default 16)")
     quality.add_argument("--lossless", action="store_true", help="lossless video (libx264, libx265, vp9, ffv1)")
     interpolate.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    interpolate.add_argument("--threads", "--cpus-per-chunk", type=int, metavar="N",
+                             help="torch threads that render (default: one per core; with --cluster: 1 per chunk, "
+                                  "and Ray gives each chunk N cores); the same N on the same kind of CPU gives the "
+                                  "same frames, with or without --cluster")
     cluster = interpolate.add_argument_group(
         "cluster", "render chunks of the output as Ray tasks (the `cluster` extra); INPUT and OUTPUT must be on "
                    "storage every node reads and writes at the same path")
@@ -430,8 +435,6 @@ def build_parser() -> argparse.ArgumentParser:
                               "--head` there (host:port)")
     cluster.add_argument("--chunk-frames", type=int, metavar="N",
                          help="output frames per chunk (default 1000); chunks start on source frames")
-    cluster.add_argument("--cpus-per-chunk", type=int, metavar="N",
-                         help="CPU cores per chunk when it runs on the CPU (default 1); on CUDA a chunk takes a GPU")
     interpolate.set_defaults(run=_cmd_interpolate)
 
     script = commands.add_parser("script", help="print the .vpy that `interpolate` runs, for vspipe or an editor",

@@ -5,6 +5,8 @@ interpolated frames still requests exactly its two source frames and the joined 
 would make. Chunks start where t = 0 (an output frame that is a source frame), on a scene cut where one is near.
 Every task encodes its range into its own file (which starts with a keyframe) and counts the frames it wrote; the
 driver copies the files, in order, into OUTPUT with the source's audio and subtitles, as `interpolate` does.
+Every chunk renders with the same torch thread count (`--threads`, default 1) in a worker process started for that
+count, so the joined file equals a single run given the same `--threads` on the same kind of CPU, frame for frame.
 Ray (the `cluster` extra) is imported only here and only when a cluster is asked for.
 """
 
@@ -152,9 +154,11 @@ class ProgressBoard:
 
 
 def render_chunk(spec: GraphSpec, chunk: Chunk, total: int, path: str, video_options: dict[str, Any],
-                 colour: dict[str, int | str], board: Any) -> ChunkTimes:
-    """A Ray task: encode the chunk's frames of the spec's graph into `path`, and check that all of them are there."""
+                 colour: dict[str, int | str], board: Any, threads: int) -> ChunkTimes:
+    """A Ray task: encode the chunk's frames of the spec's graph into `path` with `threads` torch threads, and check
+    that all of them are there."""
     started_at, started = time.time(), time.monotonic()
+    render.pin_threads(threads)
     clip = render.build(spec)
     if clip.num_frames != total:
         raise MediaError(f"the graph has {clip.num_frames} output frames on {socket.gethostname()}, "
@@ -230,8 +234,11 @@ def _check_reachable(address: str) -> None:
                          "pass the address that `ray start --head` printed") from None
 
 
-def task_resources(ray: ModuleType, device: str, cpus_per_chunk: int) -> dict[str, float]:
-    """Ray resources for one chunk: a GPU when the filter runs on CUDA, else `cpus_per_chunk` cores."""
+def task_options(ray: ModuleType, device: str, threads: int) -> dict[str, Any]:
+    """Ray options for one chunk: a GPU when the filter runs on CUDA, else `threads` cores; and a worker process
+    started with OMP_NUM_THREADS=`threads`, which only ever runs chunks of that thread count (a worker that torch
+    was imported into keeps the thread count it started with in VapourSynth's threads)."""
+    environment = {"runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(threads)}}}
     requested = device.strip().lower()
     if requested.startswith("cuda:"):
         raise MediaError(f"--device {device}: on a cluster Ray gives each chunk one GPU; use --device cuda")
@@ -240,14 +247,12 @@ def task_resources(ray: ModuleType, device: str, cpus_per_chunk: int) -> dict[st
     if requested == "cuda" or (requested == "auto" and gpus >= 1):
         if gpus < 1:
             raise MediaError("--device cuda: no node of the Ray cluster has a GPU")
-        return {"num_gpus": 1, "num_cpus": 1}
-    if cpus_per_chunk < 1:
-        raise MediaError(f"--cpus-per-chunk {cpus_per_chunk}: it must be at least 1")
+        return {"num_gpus": 1, "num_cpus": 1, **environment}
     cores = max((node.get("CPU", 0.0) for node in nodes), default=0.0)
-    if cpus_per_chunk > cores:
-        raise MediaError(f"--cpus-per-chunk {cpus_per_chunk}: no node of the Ray cluster has that many CPUs "
-                         f"(the largest has {cores:g})")
-    return {"num_cpus": cpus_per_chunk}
+    if threads > cores:
+        raise MediaError(f"--threads {threads}: no node of the Ray cluster has that many CPUs (the largest has "
+                         f"{cores:g})")
+    return {"num_cpus": threads, **environment}
 
 
 @dataclass
@@ -265,11 +270,13 @@ class ClusterReport:
 
 
 def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
-                chunk_frames: int = DEFAULT_CHUNK_FRAMES, cpus_per_chunk: int = 1, codec: str | None = None,
+                chunk_frames: int = DEFAULT_CHUNK_FRAMES, threads: int = 1, codec: str | None = None,
                 crf: int | None = None, lossless: bool = False, overwrite: bool = False, progress: bool = True,
                 warn: Callable[[str], None] = print) -> ClusterReport:
-    """`render.interpolate`, with the frames made by Ray tasks on the cluster at `address` (or `local`)."""
+    """`render.interpolate`, with the frames made by Ray tasks on the cluster at `address` (or `local`), each
+    with `threads` torch threads."""
     import_ray(address == "local")  # before any work: a missing extra is the first thing to say
+    render.check_threads(threads)
     planning = time.monotonic()
     settings = render.output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
                                       warn=warn)
@@ -282,14 +289,14 @@ def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
         began = time.monotonic()
         # Signals after connecting: ray.init installs its own SIGTERM handler
         with connected(address) as ray, media.stop_on_signals():
-            resources = task_resources(ray, str(plan_.spec.filter_args.get("device", "auto")), cpus_per_chunk)
+            options = task_options(ray, str(plan_.spec.filter_args.get("device", "auto")), threads)
             report.connect_s = time.monotonic() - began
             board = ray.remote(ProgressBoard).options(num_cpus=0).remote(len(chunks))
-            task = ray.remote(render_chunk).options(max_retries=CHUNK_RETRIES, retry_exceptions=False, **resources)
+            task = ray.remote(render_chunk).options(max_retries=CHUNK_RETRIES, retry_exceptions=False, **options)
             report.submitted_at = time.time()
             rendering = time.monotonic()
             refs = {task.remote(plan_.spec, chunk, total, str(scratch / chunk.filename()), settings.video_options,
-                                settings.colour, board): chunk for chunk in chunks}
+                                settings.colour, board, threads): chunk for chunk in chunks}
             report.times = _collect(ray, refs, board, total, progress)
             report.render_s = time.monotonic() - rendering
             joining = time.monotonic()

@@ -145,12 +145,30 @@ def output_settings(plan_: Plan, output: Path, *, codec: str | None = None, crf:
     return OutputSettings(options, colour, streams, stream_options)
 
 
-def interpolate(plan_: Plan, output: Path, *, codec: str | None = None, crf: int | None = None,
-                lossless: bool = False, overwrite: bool = False, progress: bool = True,
+def check_threads(threads: int | None) -> None:
+    """A MediaError for a thread count below 1."""
+    if threads is not None and threads < 1:
+        raise MediaError(f"--threads {threads}: it must be at least 1")
+
+
+def pin_threads(threads: int | None) -> None:
+    """Make this process render with `threads` torch threads (None: torch's default, one per core). Call it before
+    the first frame: VapourSynth's threads take the count when they first run torch."""
+    check_threads(threads)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def interpolate(plan_: Plan, output: Path, *, threads: int | None = None, codec: str | None = None,
+                crf: int | None = None, lossless: bool = False, overwrite: bool = False, progress: bool = True,
                 warn: Callable[[str], None] = print) -> int:
-    """Render the plan into `output` with the source's audio and subtitles; returns the number of frames written."""
+    """Render the plan into `output` with the source's audio and subtitles, with `threads` torch threads (None:
+    torch's default); returns the number of frames written."""
     settings = output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
                                warn=warn)
+    pin_threads(threads)
     clip = build(plan_.spec)
     with progress_bar(clip.num_frames, progress) as update:
         media.encode(clip, output, streams=settings.streams,

@@ -83,9 +83,10 @@ _UPSAMPLE_TAPS = {0: ((0, 3), (1, 1)), 1: ((1, 2), (2, 0))}
 class Upsample2x(nn.ConvTranspose2d):
     """ConvTranspose2d(in_ch, out_ch, 4, stride 2, padding 1), computed as a 3x3 convolution and a pixel shuffle.
 
-    Same parameters and state dict as the transposed convolution, but PyTorch's CPU transposed convolution sums in
-    an order that depends on the thread count and its convolution does not: frames stay bit-identical between a
-    machine's single run and chunks rendered with other thread counts (`interpolate --cluster`).
+    Same parameters and state dict as the transposed convolution, in the convolution that oneDNN runs fastest (the
+    native block_output reads its output before the shuffle, in place). Neither promises the same bits for another
+    thread count: PyTorch's transposed convolution differs between 1 and 2 threads on an AMD EPYC, oneDNN's 3x3
+    convolution on an Intel Xeon with AMX (tests/test_models.py bounds both against float64).
     """
 
     def __init__(self, in_ch: int, out_ch: int) -> None:

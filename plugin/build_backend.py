@@ -5,7 +5,8 @@ plugin (``plugin/*.cpp``) and adds it to the wheel as ``vapoursynth/plugins/libv
 VapourSynth autoloads plugins, and the engine's native CPU kernels (``vsrife/kernels/*.cpp``) as
 ``vsrife/kernels/libvfi_kernels.so`` (for an editable install: into the source tree, where vsrife is imported from). The wheel becomes a platform wheel (``Root-Is-Purelib: false``, tag
 ``cp312-abi3-<platform>``) with a rewritten RECORD. Editable wheels get the real library too, because VapourSynth only
-autoloads from ``site-packages/vapoursynth/plugins`` (re-run ``pip install -e`` after changing the C++ sources).
+autoloads from ``site-packages/vapoursynth/plugins`` (re-run ``pip install -e`` after changing the C++ sources; the
+kernels are renamed over the old library, so running processes keep theirs).
 
 The plugin is compiled against the running Python's headers with ``Py_LIMITED_API`` = 3.12 and is not linked to
 libpython or libtorch: the host process (python or vspipe) provides the Python symbols.

@@ -174,7 +174,9 @@ def test_formats_round_trip(bikes_yuv: vs.VideoNode, fmt: int) -> None:
         assert score > 28.0, (k, score)
 
 
-def test_output_is_identical_across_thread_counts(bikes_path: Path, tmp_path: Path) -> None:
+def test_output_is_identical_across_vapoursynth_thread_counts(bikes_path: Path, tmp_path: Path) -> None:
+    """vspipe -r sets VapourSynth's threads; the engine runs one pass at a time with torch's own (here: the default
+    count in both processes), so the frames are the same bits."""
     script = bikes_vpy(bikes_path, 6, "multi=3, device='cpu', precision='fp32'")
     digests = []
     for threads in ("1", "8"):

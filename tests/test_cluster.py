@@ -114,9 +114,8 @@ def test_local_cluster_joins_frame_identical_with_the_same_audio(
 
 def test_chunks_and_a_single_run_with_the_same_thread_count_give_the_same_frames(
         ray_address: str, sound_clip: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """--threads 2 pins every chunk and the single run to two torch threads; two single runs agree too."""
+    """--threads 2 pins every chunk and the single run to two torch threads."""
     single = single_run(sound_clip, tmp_path / "single.mp4", 2)
-    assert single_run(sound_clip, tmp_path / "again.mp4", 2) == single
     output = tmp_path / "out.mp4"
     code = cli.main(["interpolate", str(sound_clip), "-o", str(output), "--cluster", "local", "--chunk-frames",
                      str(2 * CHUNK_FRAMES), "--threads", "2", "--lossless", "-q"])

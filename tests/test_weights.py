@@ -438,7 +438,7 @@ def test_cli_download_all_goes_on_past_failures_and_pinned_selects_the_pinned(mo
 
 @pytest.fixture(scope="session")
 def cached_flownet_40() -> Path:
-    """The real RIFE 4.0 file in the user's cache (the path weights.py resolves; fetched there if missing)."""
+    """The real RIFE 4.0 file in the user's cache (the path vsrife.weights resolves; fetched there if missing)."""
     return weights.ensure_cached(ENTRY_40, progress=False)["flownet"]
 
 

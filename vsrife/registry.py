@@ -70,7 +70,7 @@ class WeightFile:
     role: str
     filename: str
     # None: not pinned here; with sources, the first verified download records it in the cache (trust on first
-    # use, weights.py), without sources the user brings the file with model_path
+    # use, vsrife/weights/records.py), without sources the user brings the file with model_path
     sha256: str | None
     size: int | None
     sources: tuple[Source, ...]  # empty: there is no download we can reach; model_path only

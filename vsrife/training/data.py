@@ -19,16 +19,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..engine import scene_change_metric
+from ..parameters import SC_THRESHOLD
+from ..scene import scene_change_metric
 from ..ffmpeg_binary import find_ffmpeg
 from ..registry import WeightFile, WheelSource
 from .synthetic import synthetic_triplet
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
-# A triplet is skipped when two neighbouring frames inside it differ by more than this (scene cut or wild motion),
-# measured like the filter's scene-change detector.
-MAX_NEIGHBOUR_DIFFERENCE = 0.12
+# A triplet is skipped when two neighbouring frames inside it differ by more than the filter's default cut threshold
+# (scene cut or wild motion), measured by the filter's scene-change metric.
+MAX_NEIGHBOUR_DIFFERENCE = SC_THRESHOLD
 
 # Natural images inside the scikit-image wheel (read out of it like a weight file, never installed).
 _SKIMAGE = "scikit-image==0.26.0"

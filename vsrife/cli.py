@@ -198,9 +198,8 @@ def _cmd_models_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from vsrife.training.data import DataError, open_source
-    from vsrife.training.trainer import TrainConfig, Trainer, TrainingError
-    from vsrife.weights import WeightsError
+    from vsrife.training.data import open_source
+    from vsrife.training.trainer import TrainConfig, Trainer
 
     config = TrainConfig(
         out=Path(args.out), steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, device=args.device,
@@ -216,8 +215,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.resume:
             trainer.resume()
         final = trainer.run(progress=not args.quiet)
-    except (DataError, TrainingError, WeightsError) as exc:
-        raise CliError(str(exc)) from None
     except OSError as exc:  # an unwritable --out, a full disk, a file that vanished mid-run
         raise CliError(f"{exc.strerror or exc}: {exc.filename or args.out}") from None
     print(f"weights: {config.out / 'rrin_fp16.pth'}"

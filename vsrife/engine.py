@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from . import parameters, registry, tiling, weights
+from .errors import VfiError
 from .models import InterpolationNet, build_model
 from .scene import scene_change_metric
 
@@ -46,7 +47,7 @@ AUTO_SCALE_RULE: tuple[tuple[int, float], ...] = (
 AUTO_SCALE_LARGEST = 0.5  # 3840x1632 and 3840x2160 measured
 
 
-class EngineError(ValueError):
+class EngineError(VfiError, ValueError):
     """A user-facing configuration error; the plugin prefixes the filter name."""
 
 

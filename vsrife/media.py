@@ -23,6 +23,7 @@ from typing import IO, Any
 import ffmpeg
 import vapoursynth as vs
 
+from .errors import VfiError
 from .ffmpeg_binary import find_ffmpeg
 
 # Frame-time jitter up to this much (containers round timestamps to 1 ms) still counts as a constant rate.
@@ -34,7 +35,7 @@ COMMON_RATES = tuple(Fraction(n, d) for n, d in ((24000, 1001), (24, 1), (25, 1)
 FFMPEG_STOP_SECONDS = 5.0
 
 
-class MediaError(ValueError):
+class MediaError(VfiError, ValueError):
     """A source, codec or output that cannot be used; the message is meant for the user."""
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import VfiError
 from ..parameters import SC_THRESHOLD
 from ..scene import scene_change_metric
 from ..ffmpeg_binary import find_ffmpeg
@@ -58,7 +59,7 @@ SKIMAGE_IMAGES = tuple(
 )
 
 
-class DataError(ValueError):
+class DataError(VfiError, ValueError):
     """A data spec or file that cannot be used; the message is meant for the user."""
 
 

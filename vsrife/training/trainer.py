@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..engine import cpu_has_native_bf16, select_device
+from ..errors import VfiError
 from ..models.rrin import RRIN, RRINOutputs
 from .data import TripletSource, sample_batch
 
@@ -31,7 +32,7 @@ WARMUP_STEPS = 50
 FINAL_LR_FRACTION = 0.05
 
 
-class TrainingError(ValueError):
+class TrainingError(VfiError, ValueError):
     """A training setting or checkpoint that cannot be used; the message is meant for the user."""
 
 

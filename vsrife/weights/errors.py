@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from vsrife.errors import VfiError
 
-class WeightsError(RuntimeError):
+
+class WeightsError(VfiError, RuntimeError):
     """A weight file cannot be found, fetched, verified or loaded; the message is meant for the user."""
 
 

@@ -96,11 +96,12 @@ def setup() -> None:
     # vspipe from the VapourSynth wheel needs to know which Python it embeds.
     run([VENV / "bin" / "vapoursynth", "config"])
     run([VENV_PYTHON, "-m", "vsrife", "models", "download", "--pinned"])
-    run([VENV_PYTHON, ROOT / "tests" / "sample_media.py", "bikes.mp4"])
+    run([VENV_PYTHON, "-m", "testkit.samples", "bikes.mp4"], cwd=ROOT)
 
 
 def venv_output(command: list[str | os.PathLike[str]]) -> str:
-    return subprocess.run([str(part) for part in command], check=True, capture_output=True, text=True).stdout
+    return subprocess.run([str(part) for part in command], check=True, capture_output=True, text=True,
+                          cwd=ROOT).stdout
 
 
 def command_test(pytest_args: list[str]) -> int:
@@ -143,7 +144,7 @@ def probe_video(ffmpeg: str, path: Path) -> tuple[int, str]:
 
 def command_demo() -> int:
     setup()
-    source = Path(venv_output([VENV_PYTHON, ROOT / "tests" / "sample_media.py", "bikes.mp4"]).strip().splitlines()[-1])
+    source = Path(venv_output([VENV_PYTHON, "-m", "testkit.samples", "bikes.mp4"]).strip().splitlines()[-1])
     DEMO_DIR.mkdir(exist_ok=True)
     script = DEMO_DIR / "bikes_2x.vpy"
     script.write_text(DEMO_SCRIPT.format(source=str(source)))
@@ -172,9 +173,9 @@ def command_demo() -> int:
     return 0
 
 
-def command_benchmark(script: str, extra: list[str]) -> int:
+def command_benchmark(module: str, extra: list[str]) -> int:
     setup()
-    return subprocess.run([str(VENV_PYTHON), str(ROOT / "benchmarks" / script), *extra], cwd=ROOT).returncode
+    return subprocess.run([str(VENV_PYTHON), "-m", f"benchmarks.{module}", *extra], cwd=ROOT).returncode
 
 
 def main() -> int:
@@ -188,7 +189,7 @@ def main() -> int:
             return command_test(args.extra)
         if args.command == "demo":
             return command_demo()
-        return command_benchmark("soak.py" if args.command == "soak" else "bench.py", args.extra)
+        return command_benchmark("soak" if args.command == "soak" else "bench", args.extra)
     except subprocess.CalledProcessError as error:
         log(f"step failed with exit code {error.returncode}: {' '.join(map(str, error.cmd))}")
         return 1

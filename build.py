@@ -2,7 +2,8 @@
 """The one entry point: `python3 build.py test | demo | bench | soak` (any python3; finds a Python >= 3.12 itself).
 
 Each command prepares `.venv` at the repo root with a Python >= 3.12, installs the project with its test
-extras, fetches what it needs (weights, the sample clip) into the cache, then does its job.
+extras, fetches what it needs (weights, the sample clip) into the cache, then does its job. `test` also checks the
+code with ruff and mypy and fails on their findings.
 """
 
 from __future__ import annotations
@@ -104,14 +105,28 @@ def venv_output(command: list[str | os.PathLike[str]]) -> str:
                           cwd=ROOT).stdout
 
 
+def check_code() -> bool:
+    """ruff and mypy (configured in pyproject.toml, installed by the test extra) and the benchmark document's
+    renderer; True when none finds anything."""
+    clean = True
+    # the linter, the type checker, and docs/BENCHMARKS.md against what its results give
+    for tool in (["ruff", "check", "."], ["mypy"], ["benchmarks.render", "--check"]):
+        log(f"checking the code: {' '.join(tool)}")
+        if subprocess.run([str(VENV_PYTHON), "-m", *tool], cwd=ROOT).returncode != 0:
+            log(f"{tool[0]} reported findings; that is a failure")
+            clean = False
+    return clean
+
+
 def command_test(pytest_args: list[str]) -> int:
     setup()
+    clean = check_code()  # the tests still run, so one run reports both
     log("running the test suite")
     result = subprocess.run([str(VENV_PYTHON), "-m", "pytest", "tests", *pytest_args], cwd=ROOT)
     if result.returncode == 5:
         log("pytest collected no tests; that is a failure")
         return 1
-    return result.returncode
+    return result.returncode or (0 if clean else 1)
 
 
 DEMO_SCRIPT = """\

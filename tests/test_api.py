@@ -146,7 +146,7 @@ def test_typed_rife_forwards_zero(flownet_40: Path) -> None:
 def test_typed_rife_with_every_argument_none_keeps_the_plugin_defaults() -> None:
     clip = _moving_clip()
     names = [a.name for a in stubgen.parse_signature(vs.core.vfi.RIFE.signature)[1:] if a.name != "device"]
-    typed = api.RIFE(clip, device="cpu", **dict.fromkeys(names))  # type: ignore[arg-type]
+    typed = api.RIFE(clip, device="cpu", **dict.fromkeys(names))
     direct = vs.core.vfi.RIFE(clip, device="cpu")
     assert typed.num_frames == 2 * clip.num_frames and typed.fps == 2 * clip.fps
     _assert_same_clip(typed, direct)

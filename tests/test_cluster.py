@@ -6,11 +6,11 @@ One runtime serves the whole module: it is started here on the loopback interfac
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from fractions import Fraction
@@ -29,7 +29,7 @@ CHUNK_FRAMES = 20
 OUTPUT_FRAMES = 2 * SOURCE_FRAMES
 
 
-def ffmpeg(*args: str | Path) -> None:
+def ffmpeg(*args: str | Path | int) -> None:
     subprocess.run([ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)], check=True)
 
 
@@ -41,7 +41,7 @@ def stream_hashes(path: Path) -> list[str]:
     return result.stdout.split()
 
 
-def vsrife_process(*args: str | Path) -> subprocess.Popen[str]:
+def vsrife_process(*args: str | Path | int) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "vsrife", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -171,7 +171,7 @@ def test_chunks_start_on_source_frames_and_cover_everything() -> None:
     for factor, total in ((Fraction(2), 200), (Fraction(5, 2), 247), (Fraction(60000, 24000), 1001)):
         chunks = cluster.plan_chunks(total, factor, 48)
         assert chunks[0].start == 0 and chunks[-1].stop == total
-        assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
+        assert all(a.stop == b.start for a, b in itertools.pairwise(chunks))
         # Output frame n is a source frame when n * den / num is whole
         assert all((chunk.start * factor.denominator) % factor.numerator == 0 for chunk in chunks)
         assert all(chunk.frames > 0 for chunk in chunks)

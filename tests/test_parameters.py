@@ -6,6 +6,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -208,7 +209,7 @@ def test_one_row_reaches_every_generated_place() -> None:
     args = cli.build_parser().parse_args(["script", "in.mkv", "--strength", "0.25", "--guide", "mask.png"])
     given = cli._filter_args(args)
     assert given["strength"] == 0.25 and given["guide"] == "mask.png"
-    spec = GraphSpec(input=Path("in.mkv"), method="rife", rate={"multi": 2}, factor=2, filter_args=given)
+    spec = GraphSpec(input=Path("in.mkv"), method="rife", rate={"multi": 2}, factor=Fraction(2), filter_args=given)
     lines = script_text(spec).splitlines()
     call = next(line for line in lines if line.startswith("clip = core.vfi.RIFE("))
     assert "guide = core.bs.VideoSource('mask.png')" in lines[: lines.index(call)]

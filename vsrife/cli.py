@@ -11,9 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vsrife import __version__
+from vsrife import __version__, parameters
 from vsrife.errors import VfiError
-from vsrife import parameters
 from vsrife.parameters import parse_fraction
 from vsrife.registry import FAMILIES, METHODS, MODELS, ModelEntry, get_model
 
@@ -90,7 +89,7 @@ def _model_row(entry: ModelEntry) -> list[str]:
 def _print_table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def _cmd_models_list(args: argparse.Namespace) -> int:

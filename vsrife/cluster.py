@@ -10,6 +10,7 @@ Ray (the `cluster` extra) is imported only here and only when a cluster is asked
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -99,7 +100,7 @@ def plan_chunks(total: int, factor: Fraction, chunk_frames: int, score_cuts: Sco
             cut = scores.get(best * factor.denominator // period, 0.0) > threshold
             boundaries.append(best if cut else b)
     edges = [0, *sorted(set(boundaries)), total]
-    return [Chunk(index, start, stop) for index, (start, stop) in enumerate(zip(edges, edges[1:]))]
+    return [Chunk(index, start, stop) for index, (start, stop) in enumerate(itertools.pairwise(edges))]
 
 
 def scene_cut_scores(spec: GraphSpec, frames: Sequence[int]) -> dict[int, float]:
@@ -269,7 +270,6 @@ class ClusterReport:
     submitted_at: float = 0.0  # time.time() when the tasks were submitted
     plan_s: float = 0.0  # output checked, companion streams probed, chunk boundaries placed
     connect_s: float = 0.0  # Ray started or joined
-    render_s: float = 0.0  # first submission to last chunk done
     join_s: float = 0.0  # the chunks copied into OUTPUT with the audio
 
 
@@ -298,11 +298,9 @@ def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
             board = ray.remote(ProgressBoard).options(num_cpus=0).remote(len(chunks))
             task = ray.remote(render_chunk).options(max_retries=CHUNK_RETRIES, retry_exceptions=False, **resources)
             report.submitted_at = time.time()
-            rendering = time.monotonic()
             refs = {task.remote(plan_.spec, chunk, total, str(scratch / chunk.filename()), settings.video_options,
                                 settings.colour, board): chunk for chunk in chunks}
             report.times = _collect(ray, refs, board, total, progress)
-            report.render_s = time.monotonic() - rendering
             joining = time.monotonic()
             media.concat([scratch / chunk.filename() for chunk in chunks], output, streams=settings.streams,
                          output_options=settings.stream_options)

@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ Plane = tuple[memoryview, int]
 Frame = Sequence[Plane]
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-SAMPLE_TYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
+SAMPLE_TYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
 
 # Midpoint-only (3.x) nets reach other positions by bisection; t is rounded to a multiple of 1/2**depth.
 MIDPOINT_BISECTION_DEPTH = 4

@@ -7,6 +7,7 @@ only when ffmpeg has finished it, so an interrupted or failed run leaves nothing
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -101,7 +102,7 @@ def probe(path: Path) -> SourceInfo:
         timecodes = Path(scratch) / "timecodes.txt"
         clip = open_video(path, timecodes=str(timecodes))
         stamps = [float(line) for line in timecodes.read_text().splitlines()[1:] if line.strip()]
-    steps = [b - a for a, b in zip(stamps, stamps[1:])] or [1000.0 * clip.fps_den / max(clip.fps_num, 1)]
+    steps = [b - a for a, b in itertools.pairwise(stamps)] or [1000.0 * clip.fps_den / max(clip.fps_num, 1)]
     average = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else steps[0]
     variable = clip.fps_num == 0 or max(abs(step - average) for step in steps) > TIMESTAMP_TOLERANCE_MS
     return SourceInfo(path=path, fps=Fraction(clip.fps_num, clip.fps_den) if clip.fps_num else Fraction(0),

@@ -207,7 +207,8 @@ _TABLE: tuple[Parameter, ...] = (
               details="Any constant-format, constant-size clip of at least 2 frames (see Formats)."),
     Parameter("multi", "int", "integer rate factor", functions=(*FILTERS, RATE), default=2, group="rate",
               allowed=(Range(2, says="an integer >= {low:g}"),), cli=Cli(metavar="N"),
-              details="Integer rate factor (>= 2). Use one of `multi`, `factor_num`/`factor_den`, `fps_num`/`fps_den`."),
+              details="Integer rate factor (>= 2). Use one of `multi`, `factor_num`/`factor_den`, "
+                      "`fps_num`/`fps_den`."),
     Parameter("factor_num", "int", "rational rate factor, e.g. 5/2 (greater than 1)", functions=(*FILTERS, RATE),
               group="rate", cli=Cli(flag="--factor", metavar="A/B", parse=parse_fraction),
               details="Rational rate factor, e.g. 5/2; must be greater than 1."),
@@ -268,7 +269,8 @@ _TABLE: tuple[Parameter, ...] = (
               details="`auto`, `fp32`, `fp16` or `bf16`. `auto`: fp16 on CUDA; on the CPU bf16 for the RIFE 4.x models "
                       "when the CPU has native bf16 (AVX512-BF16 or AMX), fp32 otherwise and for the other models. For "
                       "RIFE 4.x only the convolutions run in the chosen precision; the flow, the warps and the blend "
-                      "stay fp32 (see Speed on the CPU). `fp16` is refused on the CPU, where PyTorch runs it about 140x "
+                      "stay fp32 (see Speed on the CPU). `fp16` is refused on the CPU, where PyTorch runs it about "
+                      "140x "
                       "slower than fp32 (docs/BENCHMARKS.md)."),
     # below 64 pixels, overlap and padding would be most of every pass
     Parameter("tile", "int", "0: automatic; else the tile size in pixels (at least 64)", default=0, engine=True,

@@ -248,10 +248,7 @@ def open_source(spec: str, max_span: int, validation_fraction: float) -> Triplet
         raise DataError(f"the validation fraction must be between 0 and 1 (got {validation_fraction})")
     if spec == "synthetic" or spec.startswith("synthetic:"):
         folder = spec.partition(":")[2]
-        if folder:
-            paths = _image_files(Path(folder).expanduser())
-        else:
-            paths = _skimage_image_paths()
+        paths = _image_files(Path(folder).expanduser()) if folder else _skimage_image_paths()
         return SyntheticScenes(spec, _load_images(paths))
     path_text, start, end = _split_range(spec)
     path = Path(path_text).expanduser()

@@ -1,8 +1,8 @@
 """Peak resident memory of one interpolation pass, measured in a fresh process (its own VmHWM).
 
 Run as a module from the repository root; prints one JSON object. Used by tests/test_tiling.py (tiled 4K through
-RRIN) and benchmarks/rrin_memory.py, benchmarks/memory_rrin.py (untiled passes at several sizes, for the
-bytes-per-pixel model):
+RRIN) and benchmarks/rrin.py, benchmarks/memory_rrin.py (untiled passes at several sizes, for the bytes-per-pixel
+model):
 
     python -m testkit.memory_probe --model rrin --width 3840 --height 2160 --tile 512 --overlap 64
 

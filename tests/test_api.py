@@ -174,7 +174,7 @@ def _shipped_stub() -> str:
 
 
 def test_shipped_stub_is_what_the_installed_plugin_generates() -> None:
-    assert _shipped_stub() == stubgen.stub_text(), "stale stub: run python -m vsrife.stubgen"
+    assert _shipped_stub() == stubgen.stub_text(), "stale stub: run python -m vsrife.codegen (and pip install -e .)"
 
 
 def _class(body: list[ast.stmt], name: str) -> ast.ClassDef:

@@ -342,6 +342,9 @@ def cli_table() -> list[str]:
 def readme_blocks() -> dict[str, list[str]]:
     """Marker name -> the lines between the markers."""
     blocks = {name: parameter_table(table.FUNCTIONS[name]) for name in table.FILTERS}
+    rate = table.FUNCTIONS[table.RATE]
+    returns = ", ".join(f"{_DOC_TYPES.get(kind, kind)} {key}" for key, kind in rate.returns)
+    blocks[table.RATE] = ["```", *signature_block(rate), f"  -> dict: {returns}", "```"]
     blocks["command line"] = cli_table()
     return blocks
 

@@ -38,21 +38,21 @@ def RIFE(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
     """Raise the frame rate of ``clip`` with RIFE: ``core.vfi.RIFE`` (README.md, section ``core.vfi.RIFE``).
 
     None leaves a parameter to the plugin, which then uses its default:
-        multi: integer rate factor (default 2)
+        multi: rate factor: an integer >= 2 (default 2)
         factor_num: rational rate factor, e.g. 5/2 (greater than 1)
         factor_den: denominator of the rate factor
         fps_num: target frame rate, e.g. 60000/1001 (higher than the source's)
         fps_den: denominator of the target frame rate
         model: model name (python -m vsrife models list) (default '4.0')
         model_path: your own weight file for the model's architecture
-        scale: flow resolution: 0.25, 0.5, 1, 2 or 4; 0 (auto): chosen from the frame size (default 1.0)
-        ensemble: 1: also run the swapped pair and average (default 0)
-        sc: 1: never synthesize across a scene change (default 0)
-        sc_threshold: cut threshold of the scene-change detector (0 < x <= 1) (default 0.12)
+        scale: RIFE's flow resolution: 0 (automatic, from the frame size) or one of 0.25, 0.5, 1, 2, 4 (default 1.0)
+        ensemble: 1: also run the swapped pair and average: 0 or 1 (default 0)
+        sc: 1: never synthesize across a scene change: 0 or 1 (default 0)
+        sc_threshold: cut threshold of the scene-change detector: > 0 and <= 1 (default 0.12)
         device: auto, cpu, cuda, cuda:N or another available torch device (default 'auto')
         precision: auto, fp32, fp16 or bf16 (default 'auto')
-        tile: 0: automatic; else the tile size in pixels (at least 64) (default 0)
-        tile_overlap: pixels that neighbouring tiles share (>= 0, less than tile/2) (default 64)
+        tile: the tiles each frame is cut into: 0 (automatic) or a tile size of at least 64 pixels (default 0)
+        tile_overlap: pixels that neighbouring tiles share (less than tile/2): >= 0 (default 64)
     Bad arguments raise ``vapoursynth.Error`` with a message that starts with ``vfi.RIFE:``.
     """
     # Captured first, so it holds exactly the parameters above and nothing else.
@@ -69,19 +69,19 @@ def RRIN(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
     """Raise the frame rate of ``clip`` with RRIN: ``core.vfi.RRIN`` (README.md, section ``core.vfi.RRIN``).
 
     None leaves a parameter to the plugin, which then uses its default:
-        multi: integer rate factor (default 2)
+        multi: rate factor: an integer >= 2 (default 2)
         factor_num: rational rate factor, e.g. 5/2 (greater than 1)
         factor_den: denominator of the rate factor
         fps_num: target frame rate, e.g. 60000/1001 (higher than the source's)
         fps_den: denominator of the target frame rate
         model: model name (python -m vsrife models list) (default 'rrin')
         model_path: your own weight file for the model's architecture
-        sc: 1: never synthesize across a scene change (default 0)
-        sc_threshold: cut threshold of the scene-change detector (0 < x <= 1) (default 0.12)
+        sc: 1: never synthesize across a scene change: 0 or 1 (default 0)
+        sc_threshold: cut threshold of the scene-change detector: > 0 and <= 1 (default 0.12)
         device: auto, cpu, cuda, cuda:N or another available torch device (default 'auto')
         precision: auto, fp32, fp16 or bf16 (default 'auto')
-        tile: 0: automatic; else the tile size in pixels (at least 64) (default 0)
-        tile_overlap: pixels that neighbouring tiles share (>= 0, less than tile/2) (default 64)
+        tile: the tiles each frame is cut into: 0 (automatic) or a tile size of at least 64 pixels (default 0)
+        tile_overlap: pixels that neighbouring tiles share (less than tile/2): >= 0 (default 64)
     Bad arguments raise ``vapoursynth.Error`` with a message that starts with ``vfi.RRIN:``.
     """
     # Captured first, so it holds exactly the parameters above and nothing else.

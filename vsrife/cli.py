@@ -339,7 +339,7 @@ def _add_filter_options(parser: argparse.ArgumentParser, *, rate: bool) -> None:
         shown = (f" ({parameter.name}=1)" if parameter.cli.switch else "" if default is None else
                  " (default: the filter's)" if isinstance(default, Mapping) else f" (default {default})")
         options: dict[str, Any] = {"dest": parameter.name,
-                                   "help": (parameter.cli.help or parameter.doc) + shown + scope}
+                                   "help": parameter.cli_help() + shown + scope}
         if parameter.cli.switch:
             options |= {"action": "store_const", "const": 1}
         else:

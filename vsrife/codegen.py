@@ -228,7 +228,7 @@ def _api_function(function: Function) -> list[str]:
            "",
            "    None leaves a parameter to the plugin, which then uses its default:"]
     for parameter in rest:
-        entry = f"{parameter.name}: {parameter.doc}{_default_text(parameter.default_for(function.name))}"
+        entry = f"{parameter.name}: {parameter.described()}{_default_text(parameter.default_for(function.name))}"
         doc += textwrap.wrap(entry, _WIDTH, initial_indent=" " * 8, subsequent_indent=" " * 12)
     doc += [f"    Bad arguments raise ``vapoursynth.Error`` with a message that starts with ``vfi.{function.name}:``.",
             '    """']
@@ -335,7 +335,7 @@ def cli_table() -> list[str]:
         names = ", ".join(f"`{p.name}{'=1' if parameter.cli.switch else ''}`" for p in [parameter, *together])
         only = [f for f in table.FILTERS if f in parameter.functions]
         scope = "" if len(only) == len(table.FILTERS) else f" ({', '.join(only)} only)"
-        lines.append(_table_row([f"`{option}`", names + scope, parameter.cli.help or parameter.doc]))
+        lines.append(_table_row([f"`{option}`", names + scope, parameter.cli_help()]))
     return lines
 
 

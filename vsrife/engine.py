@@ -40,7 +40,8 @@ SOURCE_CACHE_FRAMES = 3
 # scale=0 asks the engine to choose the flow resolution from the frame size (AUTO_SCALE_RULE).
 AUTO_SCALE = 0.0
 
-# (largest pixel count, scale) rows, first match wins, else AUTO_SCALE_LARGEST: chosen by benchmarks/studies/scale_rule.py.
+# (largest pixel count, scale) rows, first match wins, else AUTO_SCALE_LARGEST: chosen by
+# benchmarks/studies/scale_rule.py.
 AUTO_SCALE_RULE: tuple[tuple[int, float], ...] = (
     (320 * 144, 2.0),  # 256x144 and 320x136 measured; fast motion at 320x180 is worse at 2
     (2560 * 1600, 1.0),  # 2560x1440 measured; small motion there is worse at 0.5

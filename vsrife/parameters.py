@@ -126,7 +126,7 @@ class Cli:
 
     flag: str = ""  # default: "--" and the name with dashes
     metavar: str | None = None
-    help: str = ""  # default: the parameter's doc
+    help: str = ""  # a switch's whole help (default: the doc); for other options said after the allowed values
     parse: Callable[[str], object] | None = None  # text -> value; default: the parameter's type
     switch: bool = False  # no value: the flag sets 1
     to_script: Callable[[str, object], ScriptArgument] = literal
@@ -161,6 +161,17 @@ class Parameter:
         if isinstance(self.details, Mapping):
             return self.details[function]
         return self.details or self.doc
+
+    def described(self) -> str:
+        """The one-line doc with what the table allows: "1: never synthesize across a scene change: 0 or 1"."""
+        return f"{self.doc}: {self.rule().removeprefix('must be ')}" if self.allowed else self.doc
+
+    def cli_help(self) -> str:
+        """The command-line option's help, before its default and scope."""
+        assert self.cli is not None
+        if self.cli.switch:
+            return self.cli.help or self.doc
+        return self.described() + (f"; {self.cli.help}" if self.cli.help else "")
 
     def rule(self) -> str:
         """What messages say the value must be: "must be 0 or 1"."""
@@ -205,7 +216,7 @@ SC_THRESHOLD = 0.12
 _TABLE: tuple[Parameter, ...] = (
     Parameter("clip", "clip", "the clip to interpolate", functions=(*FILTERS, RATE), cli=None,
               details="Any constant-format, constant-size clip of at least 2 frames (see Formats)."),
-    Parameter("multi", "int", "integer rate factor", functions=(*FILTERS, RATE), default=2, group="rate",
+    Parameter("multi", "int", "rate factor", functions=(*FILTERS, RATE), default=2, group="rate",
               allowed=(Range(2, says="an integer >= {low:g}"),), cli=Cli(metavar="N"),
               details="Integer rate factor (>= 2). Use one of `multi`, `factor_num`/`factor_den`, "
                       "`fps_num`/`fps_den`."),
@@ -239,12 +250,11 @@ _TABLE: tuple[Parameter, ...] = (
                           "checkpoint holding one under `\"model\"`. Not hash-checked; always loaded with "
                           "`weights_only`.",
               }),
-    Parameter("scale", "float", "flow resolution: 0.25, 0.5, 1, 2 or 4; 0 (auto): chosen from the frame size",
+    Parameter("scale", "float", "RIFE's flow resolution",
               functions=("RIFE",), default=1.0, engine=True,
               allowed=(Value(0.0, "automatic, from the frame size"), Value(0.25), Value(0.5), Value(1.0), Value(2.0),
                        Value(4.0)),
-              cli=Cli(metavar="X", parse=parse_auto_or_number,
-                      help="RIFE's flow resolution: auto (or 0: from the frame size), 0.25, 0.5, 1, 2 or 4"),
+              cli=Cli(metavar="X", parse=parse_auto_or_number, help="auto is 0"),
               details="Resolution of the flow estimation: 0.25, 0.5, 1, 2 or 4, or 0: chosen from the frame size (see "
                       "Scale). Use 0.5 (or 0) for 4K."),
     Parameter("ensemble", "int", "1: also run the swapped pair and average", functions=("RIFE",), default=0,
@@ -256,7 +266,7 @@ _TABLE: tuple[Parameter, ...] = (
     Parameter("sc", "int", "1: never synthesize across a scene change", default=0, allowed=(Value(0), Value(1)),
               cli=Cli(switch=True, help="never synthesize across a scene change"),
               details="1: never synthesize across a scene change; the frame before the cut is repeated instead."),
-    Parameter("sc_threshold", "float", "cut threshold of the scene-change detector (0 < x <= 1)",
+    Parameter("sc_threshold", "float", "cut threshold of the scene-change detector",
               default=SC_THRESHOLD, engine=True, allowed=(Range(0.0, 1.0, low_open=True),), cli=Cli(metavar="X"),
               note="it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter "
                    "resolution",
@@ -273,13 +283,13 @@ _TABLE: tuple[Parameter, ...] = (
                       "140x "
                       "slower than fp32 (docs/BENCHMARKS.md)."),
     # below 64 pixels, overlap and padding would be most of every pass
-    Parameter("tile", "int", "0: automatic; else the tile size in pixels (at least 64)", default=0, engine=True,
+    Parameter("tile", "int", "the tiles each frame is cut into", default=0, engine=True,
               allowed=(Value(0, "automatic"), Range(64, says="a tile size of at least {low:g} pixels")),
               cli=Cli(metavar="N"),
               details="0: automatic, see Tiling. A number: cut each frame into overlapping tiles of at most that many "
                       "pixels square (at least 64, and at least the model's size multiple: the PADDING column of "
                       "`models list` at `scale=1`, e.g. 64 for 4.0, 256 at `scale=0.25`)."),
-    Parameter("tile_overlap", "int", "pixels that neighbouring tiles share (>= 0, less than tile/2)", default=64,
+    Parameter("tile_overlap", "int", "pixels that neighbouring tiles share (less than tile/2)", default=64,
               engine=True, allowed=(Range(0),), cli=Cli(metavar="N"),
               details="Pixels that neighbouring tiles share (>= 0, less than `tile`/2). For a `tile` below 256 the "
                       "default is `tile`/4."),

@@ -56,8 +56,9 @@ def glue(native: bool) -> Iterator[None]:
         yield
 
 
-def frames() -> tuple[torch.Tensor, torch.Tensor]:
-    video = decode_rgb(fetch_sample(SAMPLE), 2)
+def frames(size: tuple[int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two real frames of the sample (scaled to width x height when given), padded to multiples of PAD."""
+    video = decode_rgb(fetch_sample(SAMPLE), 2, *(size or (None, None)))
     pair = torch.from_numpy(video).permute(0, 3, 1, 2)
     height, width = pair.shape[2:]
     padded = F.pad(pair, (0, -width % PAD, 0, -height % PAD), mode="replicate")
@@ -80,8 +81,9 @@ def convolution_seconds(net: RIFE40, img0: torch.Tensor, img1: torch.Tensor) -> 
     return statistics.median(totals) / 1e6
 
 
-def measure(rounds: int, compile_too: bool) -> dict[str, object]:
-    img0, img1 = frames()
+def measure(rounds: int, compile_too: bool, size: tuple[int, int] | None = None) -> dict[str, object]:
+    img0, img1 = frames(size)
+    width, height = size or (1280, 720)  # the sample's own size
     configs = [
         Config("fp32, NCHW, reference glue", torch.float32, False, False, []),
         Config("fp32, NCHW, native glue", torch.float32, False, True, []),
@@ -130,6 +132,7 @@ def measure(rounds: int, compile_too: bool) -> dict[str, object]:
              "speedup": first / statistics.median(c.seconds)} for c in configs]
     print(*rows, sep="\n", flush=True)
     return {"rounds": rounds, "compile": compile_too, "compile_s": compile_seconds, "sample": SAMPLE,
+            "size": f"{width}x{height}",
             "padded": f"{img0.shape[3]}x{img0.shape[2]}", "rows": rows, "convolutions_s": conv_seconds,
             "convolutions": CONVOLUTIONS}
 
@@ -138,8 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
+    parser.add_argument("--size", default=None, help="WIDTHxHEIGHT to scale the frames to (default: 1280x720)")
     args = parser.parse_args(argv)
-    harness.write_result("cpu_levers", measure(args.rounds, args.compile),
+    size = None
+    if args.size:
+        width, height = (int(v) for v in args.size.split("x"))
+        size = (width, height)
+    harness.write_result("cpu_levers", measure(args.rounds, args.compile, size),
                          f"python -m benchmarks.cpu_levers --rounds {args.rounds}" + (" --compile" if args.compile
                                                                                       else ""))
     render.write()

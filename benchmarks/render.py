@@ -284,7 +284,7 @@ def cpu_levers(result: Result) -> str:
     rows = [[r["configuration"], f"{r['seconds']:.3f}", f"{r['speedup']:.2f}x"] for r in d["rows"]]
     return (
         "## CPU levers\n\n"
-        f"RIFE 4.0, one forward pass on two real 1280x720 frames of {d['sample']} padded to {d['padded']}, "
+        f"RIFE 4.0, one forward pass on two real {d['size']} frames of {d['sample']} padded to {d['padded']}, "
         f"{result['date']} on {_machine(result, bf16=True)}. Command: `{result['command']}` (`build.py bench` runs "
         f"it). Median over {d['rounds']} alternating rounds after one warm-up pass each.{compile_note} The engine's "
         "default on the CPU is the last plain row: channels-last with the native glue, bf16 on CPUs with native "

@@ -47,9 +47,10 @@ def filter_args(weights: Path | None) -> dict[str, str]:
     return {"model": "rrin"} if weights is None else {"model": "rrin", "model_path": str(weights)}
 
 
-def measure_speed(frame_count: int, weights: Path | None, label: str) -> dict[str, object]:
+def measure_speed(frame_count: int, weights: Path | None, label: str,
+                  cases: tuple[tuple[str, int, int], ...] = CASES) -> dict[str, object]:
     rows = []
-    for name, width, height in CASES:
+    for name, width, height in cases:
         frames = decode_rgb(fetch_sample(name), frame_count + 3, width=width, height=height)
         for precision in PRECISIONS:
             seconds = statistics.median(harness.time_filter(frames, frame_count, "RRIN", precision=precision,
@@ -90,13 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=3, help="RRIN frames timed per case")
     parser.add_argument("--weights", type=Path, default=None,
                         help="RRIN weights to measure instead of the shipped ones (e.g. a training run's)")
+    parser.add_argument("--sizes", nargs="*", default=None,
+                        help="time only the cases of these sizes (default: 640x272 1280x720)")
     parser.add_argument("--memory-cases", nargs="*", type=_case, default=list(MEMORY_CASES),
                         metavar="WxH:TILE", help="memory cases (default 1280x720:0 3840x2160:512)")
     args = parser.parse_args(argv)
     command = "python -m benchmarks.rrin " + " ".join(argv if argv is not None else sys.argv[1:])
     with tempfile.TemporaryDirectory() as scratch:
         weights, label = weights_and_label(args.weights, Path(scratch))
-        harness.write_result("rrin_speed", measure_speed(args.frames, weights, label), command.strip())
+        cases = tuple(c for c in CASES if args.sizes is None or f"{c[1]}x{c[2]}" in args.sizes)
+        harness.write_result("rrin_speed", measure_speed(args.frames, weights, label, cases), command.strip())
         if args.memory_cases:
             harness.write_result("rrin_memory", measure_memory(weights, tuple(args.memory_cases)), command.strip())
     render.write()

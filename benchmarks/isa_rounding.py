@@ -8,7 +8,7 @@ the published layout: no real file is reachable here, and random weights amplify
 upper end), in fp32 and in bf16 (the default on CPUs with bf16 arithmetic; precision="auto" is fp32 elsewhere).
 Every setting is compared with the uncapped one: max abs difference and PSNR over all frames (RGB in [0, 1]).
 
-    python benchmarks/isa_rounding.py [--pairs 10]
+    python -m benchmarks.isa_rounding [--pairs 10]
 
 prints a Markdown table (machine, date and command included) for the README's cluster section.
 """
@@ -19,7 +19,6 @@ import argparse
 import datetime
 import math
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.harness import ROOT, cpu_name
+from testkit.samples import fetch_sample
 
 # name -> environment of the process that renders; "native" is the CPU's own best everywhere
 SETTINGS: dict[str, dict[str, str]] = {
@@ -41,20 +41,11 @@ CAPS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "VSRIFE
 CASES = [(model, precision) for model in ("4.0", "4.25") for precision in ("fp32", "bf16")]
 
 
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
 def bikes_frames(count: int) -> np.ndarray:
     """The first `count` frames of bikes.mp4 as float32 RGB in [0, 1], shape (count, 272, 640, 3)."""
     import imageio_ffmpeg
 
-    fetched = subprocess.run([sys.executable, str(ROOT / "tests" / "sample_media.py"), "bikes.mp4"], check=True,
-                             capture_output=True, text=True)
-    path = fetched.stdout.strip().splitlines()[-1]
+    path = fetch_sample("bikes.mp4")
     raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", path,
                           "-frames:v", str(count), "-pix_fmt", "rgb24", "-f", "rawvideo", "-"],
                          check=True, capture_output=True).stdout
@@ -65,8 +56,7 @@ def seeded_425_weights(path: Path) -> Path:
     """Seeded random RIFE 4.25 weights in the published file layout (as tests/test_rife4_parity.py makes them)."""
     import torch
 
-    sys.path.insert(0, str(ROOT))
-    from benchmarks import reference
+    from testkit import reference
 
     torch.manual_seed(0)
     state = reference.published_rife4("4.25").net().state_dict()
@@ -92,7 +82,7 @@ def render(frames_path: Path, weights_425: Path, out: Path) -> None:
         return frame
 
     clip = blank.std.ModifyFrame(clips=blank, selector=fill)
-    results = {}
+    results: dict[str, np.ndarray] = {}
     for model, precision in CASES:
         extra = {"model_path": str(weights_425)} if model == "4.25" else {}
         doubled = vs.core.vfi.RIFE(clip, multi=2, model=model, device="cpu", precision=precision, **extra)
@@ -100,7 +90,7 @@ def render(frames_path: Path, weights_425: Path, out: Path) -> None:
             np.stack([np.asarray(doubled.get_frame(2 * k + 1)[p]) for p in range(3)]) for k in range(count - 1)])
     results["info"] = np.array([torch.backends.cpu.get_cpu_capability(), str(kernels.native_isa()),
                                 str(torch.get_num_threads())])
-    np.savez(out, **results)
+    np.savez(out, allow_pickle=False, **results)
 
 
 def compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -122,18 +112,18 @@ def main() -> int:
         folder = Path(scratch)
         np.save(folder / "frames.npy", np.ascontiguousarray(bikes_frames(2 * args.pairs + 1)[0::2]))
         weights_425 = seeded_425_weights(folder / "flownet_v4.25_seeded.pkl")
-        rendered = {}
+        rendered: dict[str, dict[str, np.ndarray]] = {}
         for name, env in SETTINGS.items():
             out = folder / f"{len(rendered)}.npz"
             print(f"rendering: {name}", file=sys.stderr, flush=True)
-            subprocess.run([sys.executable, __file__, "--worker", str(folder / "frames.npy"), str(weights_425),
-                            str(out)], check=True, env={**base, **env}, cwd=ROOT)
+            subprocess.run([sys.executable, "-m", "benchmarks.isa_rounding", "--worker", str(folder / "frames.npy"),
+                            str(weights_425), str(out)], check=True, env={**base, **env}, cwd=ROOT)
             rendered[name] = dict(np.load(out))
     native = rendered["native"]
     aten, glue, threads = native["info"]
     print(f"Measured {datetime.date.today().isoformat()} on {cpu_name()} (ATen {aten}, native kernels {glue}, "
           f"{threads} torch threads, oneDNN uncapped), {args.pairs} midpoints of bikes.mp4 at 640x272 per case, "
-          f"with `python benchmarks/isa_rounding.py --pairs {args.pairs}`:\n")
+          f"with `python -m benchmarks.isa_rounding --pairs {args.pairs}`:\n")
     print("| setting against native | RIFE 4.0 fp32 | RIFE 4.0 bf16 | RIFE 4.25 fp32 | RIFE 4.25 bf16 |")
     print("|---|---|---|---|---|")
     for name, result in rendered.items():

@@ -3,8 +3,9 @@
 setuptools builds the pure-Python part (the ``vsrife`` package); this module then compiles the native VapourSynth
 plugin (``plugin/*.cpp``) and adds it to the wheel as ``vapoursynth/plugins/libvfi.so``, the folder from which pip's
 VapourSynth autoloads plugins, and the engine's native CPU kernels (``vsrife/kernels/*.cpp``) as
-``vsrife/kernels/libvfi_kernels.so`` (for an editable install: into the source tree, where vsrife is imported from). The wheel becomes a platform wheel (``Root-Is-Purelib: false``, tag
-``cp312-abi3-<platform>``) with a rewritten RECORD. Editable wheels get the real library too, because VapourSynth only
+``vsrife/kernels/libvfi_kernels.so`` (for an editable install: into the source tree, where vsrife is imported from).
+The wheel becomes a platform wheel (``Root-Is-Purelib: false``, tag ``cp312-abi3-<platform>``) with a rewritten
+RECORD. Editable wheels get the real library too, because VapourSynth only
 autoloads from ``site-packages/vapoursynth/plugins`` (re-run ``pip install -e`` after changing the C++ sources; the
 kernels are renamed over the old library, so running processes keep theirs).
 
@@ -16,8 +17,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import csv
+import functools
 import hashlib
 import io
 import os
@@ -216,7 +217,11 @@ def _no_new_build_artefacts() -> Iterator[None]:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def _build(builder, wheel_directory, config_settings, metadata_directory, editable: bool = False) -> str:
+ConfigSettings = dict[str, Any] | None  # PEP 517's config_settings
+
+
+def _build(builder: Callable[..., str], wheel_directory: str, config_settings: ConfigSettings,
+           metadata_directory: str | None, editable: bool = False) -> str:
     with _no_new_build_artefacts(), tempfile.TemporaryDirectory(prefix="vfi-build-") as tmp:
         tmp_path = Path(tmp)
         # first: a compile error should be the first thing seen
@@ -251,15 +256,23 @@ prepare_metadata_for_build_wheel = _delegated(_setuptools.prepare_metadata_for_b
 prepare_metadata_for_build_editable = _delegated(_setuptools.prepare_metadata_for_build_editable)
 
 
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+def build_wheel(wheel_directory: str, config_settings: ConfigSettings = None,
+                metadata_directory: str | None = None) -> str:
     return _build(_setuptools.build_wheel, wheel_directory, config_settings, metadata_directory)
 
 
-def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+def build_editable(wheel_directory: str, config_settings: ConfigSettings = None,
+                   metadata_directory: str | None = None) -> str:
     return _build(_setuptools.build_editable, wheel_directory, config_settings, metadata_directory, editable=True)
 
 
-def build_sdist(sdist_directory, config_settings=None):
+def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
+    """A file member's bytes; None for folders and links."""
+    extracted = archive.extractfile(member) if member.isfile() else None
+    return None if extracted is None else extracted.read()
+
+
+def build_sdist(sdist_directory: str, config_settings: ConfigSettings = None) -> str:
     """setuptools' sdist plus plugin/ (the C++ sources and this backend) and the kernels' C++ sources and header,
     which it would not include by itself."""
     with _no_new_build_artefacts():
@@ -267,7 +280,7 @@ def build_sdist(sdist_directory, config_settings=None):
     path = Path(sdist_directory) / name
     base = name[: -len(".tar.gz")]
     with tarfile.open(path, "r:gz") as tin:
-        members = [(m, tin.extractfile(m).read() if m.isfile() else None) for m in tin.getmembers()]
+        members = [(m, _read_member(tin, m)) for m in tin.getmembers()]
     present = {m.name for m, _ in members}
     extra = sorted(
         p for p in PLUGIN_DIR.iterdir() if p.is_file() and p.suffix in (".cpp", ".h", ".hpp", ".py")

@@ -8,11 +8,11 @@ for another count (on Intel AMX CPUs it differs).
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from fractions import Fraction
@@ -23,6 +23,7 @@ import pytest
 from conftest import ffmpeg_executable
 from vsrife import cli, cluster
 from vsrife.media import MediaError
+from vsrife.parameters import SC_THRESHOLD
 from vsrife.script import GraphSpec
 
 SOURCE_FRAMES = 100
@@ -30,7 +31,7 @@ CHUNK_FRAMES = 20
 OUTPUT_FRAMES = 2 * SOURCE_FRAMES
 
 
-def ffmpeg(*args: str | Path) -> None:
+def ffmpeg(*args: str | Path | int) -> None:
     subprocess.run([ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)], check=True)
 
 
@@ -42,7 +43,7 @@ def stream_hashes(path: Path) -> list[str]:
     return result.stdout.split()
 
 
-def vsrife_process(*args: str | Path) -> subprocess.Popen[str]:
+def vsrife_process(*args: str | Path | int) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "vsrife", *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
@@ -189,7 +190,7 @@ def test_chunks_start_on_source_frames_and_cover_everything() -> None:
     for factor, total in ((Fraction(2), 200), (Fraction(5, 2), 247), (Fraction(60000, 24000), 1001)):
         chunks = cluster.plan_chunks(total, factor, 48)
         assert chunks[0].start == 0 and chunks[-1].stop == total
-        assert all(a.stop == b.start for a, b in zip(chunks, chunks[1:]))
+        assert all(a.stop == b.start for a, b in itertools.pairwise(chunks))
         # Output frame n is a source frame when n * den / num is whole
         assert all((chunk.start * factor.denominator) % factor.numerator == 0 for chunk in chunks)
         assert all(chunk.frames > 0 for chunk in chunks)
@@ -204,7 +205,7 @@ def test_boundaries_move_onto_a_nearby_scene_cut(bikes_path: Path, bunny_path: P
            "setpts=PTS-STARTPTS[b];[a][b]concat=n=2:v=1[v]", "-map", "[v]", "-r", "25", "-c:v", "ffv1", cut)
     spec = GraphSpec(input=cut, method="rife", rate={"multi": 2}, factor=Fraction(2))
     scores = cluster.scene_cut_scores(spec, [29, 30, 31])
-    assert scores[30] > cluster.SCENE_CUT_THRESHOLD > max(scores[29], scores[31])
+    assert scores[30] > SC_THRESHOLD > max(scores[29], scores[31])
     chunks = cluster.plan_chunks(120, Fraction(2), 50, lambda frames: cluster.scene_cut_scores(spec, frames))
     assert [chunk.start for chunk in chunks] == [0, 60, 100]  # 50 moved to the cut (source 30); 100 has none
 

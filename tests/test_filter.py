@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import (VSPIPE, VfiFilter, clip_from_frames, decode_rgb, expect_error, frame_array, frame_drop_psnr,
-                      psnr, run_vspipe, shrink, small_rgbs)
+from conftest import (VSPIPE, RequestLog, VfiFilter, clip_from_frames, decode_rgb, expect_error, frame_array,
+                      frame_drop_psnr, psnr, run_vspipe, shrink, small_rgbs)
 
 from vsrife import registry
 
@@ -67,7 +67,7 @@ def test_vspipe_y4m_header_and_frame_count(bikes_path: Path, tmp_path: Path) -> 
     ],
 )
 def test_mapping_properties_and_laziness(
-    vfi: VfiFilter, bikes_rgb40: np.ndarray, request_log, rate: dict[str, int], source_fps: Fraction,
+    vfi: VfiFilter, bikes_rgb40: np.ndarray, request_log: RequestLog, rate: dict[str, int], source_fps: Fraction,
     factor: Fraction
 ) -> None:
     source = vfi.small_rgbs(bikes_rgb40).std.AssumeFPS(fpsnum=source_fps.numerator, fpsden=source_fps.denominator)

@@ -1,4 +1,4 @@
-"""vsrife.models against the published RIFE inference code (benchmarks/reference.py), on real frames."""
+"""vsrife.models against the published RIFE inference code (testkit/reference.py), on real frames."""
 
 from __future__ import annotations
 
@@ -14,15 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from conftest import ROOT, decode_rgb
 
-from conftest import decode_rgb  # noqa: E402
-
-from benchmarks import reference  # noqa: E402
-from vsrife import kernels  # noqa: E402
-from vsrife.models import ARCHITECTURES, build_model, layers, skeleton  # noqa: E402
+from testkit import reference
+from vsrife import kernels
+from vsrife.models import ARCHITECTURES, build_model, layers, skeleton
 
 VERSIONS = ("4.0", "3.1", "3.5", "3.8")
 TOLERANCE = 1e-4  # fp32 on the CPU; the published and our graphs differ only in operation order
@@ -249,6 +245,7 @@ def test_upsample2x_is_the_transposed_convolution(size: tuple[int, int], threads
     torch.manual_seed(0)
     layer = layers.Upsample2x(192, 5).eval()
     x = torch.rand(1, 192, *size)
+    assert layer.bias is not None
     weight, bias = layer.weight.double(), layer.bias.double()
     exact = F.conv_transpose2d(x.double(), weight, bias, stride=2, padding=1)
     magnitude = F.conv_transpose2d(x.double().abs(), weight.abs(), bias.abs(), stride=2, padding=1)

@@ -4,7 +4,7 @@ The real weight files are release assets this machine cannot reach. What can be 
 the 36 names: our net has exactly the key names and shapes of the published module (so a real file loads
 strictly), and with the same weights and the same frames it returns the same frame at t = 0.25, 0.5 and 0.75, scale
 0.5, 1 and 2, with ensemble where the published code defines it. The published modules come from the wheel,
-imported under another package name (benchmarks/reference.py).
+imported under another package name (testkit/reference.py).
 
 "The same frame" is measured against the exact answer, the published module run in float64: our float32 output (as
 the filter runs it: channels-last, native glue) may be off by at most ROUNDING_MARGIN times the published module's
@@ -21,7 +21,6 @@ from __future__ import annotations
 import ast
 import copy
 import functools
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,14 +28,11 @@ import pytest
 import torch
 from torch import Tensor
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from conftest import decode_rgb
 
-from benchmarks import reference  # noqa: E402
-from conftest import decode_rgb  # noqa: E402
-from vsrife.models import ARCHITECTURES, build_model, skeleton  # noqa: E402
-from vsrife.registry import FAMILIES, MODELS, RELEASE_URL, UrlSource  # noqa: E402
+from testkit import reference
+from vsrife.models import ARCHITECTURES, build_model, skeleton
+from vsrife.registry import FAMILIES, MODELS, RELEASE_URL, UrlSource
 
 RIFE4_NAMES = [name for name, entry in MODELS.items() if entry.method == "rife" and name.startswith("4.")]
 # Our float32 error may be this many times the published module's (both against its float64 run), plus a few units
@@ -99,7 +95,7 @@ def _seeded_published_weights(name: str) -> dict[str, Tensor]:
 
 
 def test_every_published_name_is_a_registry_row() -> None:
-    assert RIFE4_NAMES == _published_names() and len(RIFE4_NAMES) == 36
+    assert _published_names() == RIFE4_NAMES and len(RIFE4_NAMES) == 36
 
 
 @pytest.mark.parametrize("name", RIFE4_NAMES)

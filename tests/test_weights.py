@@ -77,7 +77,8 @@ def http_server(weight_file_40: Path) -> Iterator[str]:
         yield server.url
 
 
-def _url_entry(*urls: str, sha256: str = FLOWNET_40.sha256, size: int | None = FLOWNET_40.size) -> ModelEntry:
+def _url_entry(*urls: str, sha256: str | None = FLOWNET_40.sha256,
+               size: int | None = FLOWNET_40.size) -> ModelEntry:
     weight = WeightFile("flownet", "flownet.pkl", sha256, size, tuple(UrlSource(u) for u in urls))
     return replace(ENTRY_40, name="user-4.0", files=(weight,), description="served locally")
 
@@ -94,7 +95,7 @@ RELEASED_RIFE4 = [name for name in MODELS if name.startswith("4.") and name != "
 
 
 def test_registry_entries_are_complete() -> None:
-    assert registry.DEFAULT_MODEL in MODELS
+    assert all(method.default_model in MODELS for method in registry.METHODS.values())
     assert set(MODELS) == RIFE_MODELS | set(RELEASED_RIFE4) | {"rrin", "rrin-official", "rrin-fork"}
     assert len(RELEASED_RIFE4) == 35
     assert all(entry.method in registry.METHODS and entry.files for entry in MODELS.values())
@@ -267,7 +268,7 @@ def test_http_wrong_hash_leaves_nothing(model_dir: Path, http_server: str) -> No
     with pytest.raises(WeightsError) as caught:
         weights.resolve_weight_files(_url_entry(url, sha256="ab" * 32), None, progress=False)
     message = str(caught.value)
-    assert "ab" * 32 in message and FLOWNET_40.sha256 in message and url in message
+    assert "ab" * 32 in message and str(FLOWNET_40.sha256) in message and url in message
     assert _files_under(model_dir) == []
 
 
@@ -381,7 +382,7 @@ def test_cli_models_list(model_dir: Path) -> None:
         entry, row = MODELS[name], rows[name]
         assert (row["ARCHITECTURE"], row["FILTER"], row["CACHED"], row["HASH"]) == (
             entry.architecture, "vfi.RIFE", "no", "pinned")
-        assert row["SHA256"].split(",")[0] == entry.files[0].sha256[:12]
+        assert row["SHA256"].split(",")[0] == str(entry.files[0].sha256)[:12]
     for name in RELEASED_RIFE4:
         entry, row = MODELS[name], rows[name]
         assert (row["FAMILY"], row["PADDING"], row["ENSEMBLE"]) == (
@@ -438,7 +439,7 @@ def test_cli_download_all_goes_on_past_failures_and_pinned_selects_the_pinned(mo
 
 @pytest.fixture(scope="session")
 def cached_flownet_40() -> Path:
-    """The real RIFE 4.0 file in the user's cache (the path weights.py resolves; fetched there if missing)."""
+    """The real RIFE 4.0 file in the user's cache (the path vsrife.weights resolves; fetched there if missing)."""
     return weights.ensure_cached(ENTRY_40, progress=False)["flownet"]
 
 

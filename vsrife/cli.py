@@ -6,12 +6,14 @@ import argparse
 import importlib.metadata
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from vsrife import __version__
+from vsrife import __version__, parameters
+from vsrife.errors import VfiError
+from vsrife.parameters import parse_fraction
 from vsrife.registry import FAMILIES, METHODS, MODELS, ModelEntry, get_model
 
 if TYPE_CHECKING:
@@ -21,8 +23,8 @@ DISTRIBUTION = "vapoursynth-vfi"
 PLUGIN_FILENAME = "libvfi.so"
 
 
-class CliError(Exception):
-    """A failure reported as ``error: <message>`` with exit code 1."""
+class CliError(VfiError):
+    """A failure of the command line itself, reported like every VfiError: ``error: <message>``, exit code 1."""
 
 
 # ---------------------------------------------------------------------------------------------- plugin-path
@@ -87,7 +89,7 @@ def _model_row(entry: ModelEntry) -> list[str]:
 def _print_table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
@@ -195,9 +197,8 @@ def _cmd_models_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from vsrife.training.data import DataError, open_source
-    from vsrife.training.trainer import TrainConfig, Trainer, TrainingError
-    from vsrife.weights import WeightsError
+    from vsrife.training.data import open_source
+    from vsrife.training.trainer import TrainConfig, Trainer
 
     config = TrainConfig(
         out=Path(args.out), steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, device=args.device,
@@ -213,8 +214,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.resume:
             trainer.resume()
         final = trainer.run(progress=not args.quiet)
-    except (DataError, TrainingError, WeightsError) as exc:
-        raise CliError(str(exc)) from None
     except OSError as exc:  # an unwritable --out, a full disk, a file that vanished mid-run
         raise CliError(f"{exc.strerror or exc}: {exc.filename or args.out}") from None
     print(f"weights: {config.out / 'rrin_fp16.pth'}"
@@ -245,19 +244,25 @@ def _media_errors() -> Iterator[None]:
 
 
 def _filter_args(args: argparse.Namespace) -> dict[str, object]:
-    """The vfi filter arguments the user gave (the rest keep the plugin's defaults)."""
-    given = {"model": args.model, "model_path": args.model_path, "scale": args.scale, "device": args.device,
-             "precision": args.precision}
-    filter_args: dict[str, object] = {key: value for key, value in given.items() if value is not None}
-    if getattr(args, "sc", False):
-        filter_args["sc"] = 1
-    return filter_args
+    """The filter arguments the user gave (the rest keep the plugin's defaults), the rate's aside; a CliError for an
+    option the chosen filter does not take."""
+    filter_name = METHODS[args.method].filter
+    given: dict[str, object] = {}
+    for parameter in parameters.PARAMETERS.values():
+        value = getattr(args, parameter.name, None)
+        if parameter.group == "rate" or value is None:
+            continue
+        if filter_name not in parameter.functions:
+            owners = "/".join(name for name in parameters.FILTERS if name in parameter.functions)
+            raise CliError(f"{parameter.flag} is a {owners} option; {filter_name} has none")
+        given[parameter.name] = value
+    return given
 
 
 def _plan(args: argparse.Namespace) -> Plan:
     from vsrife.render import RateRequest, plan
 
-    rate = RateRequest(multi=args.multi, factor=args.factor, fps=args.fps)
+    rate = RateRequest(multi=args.multi, factor=args.factor_num, fps=args.fps_num)
     return plan(Path(args.input), args.method, rate, _filter_args(args), start=args.start, end=args.end,
                 montage=args.montage, warn=_warn)
 
@@ -305,45 +310,50 @@ def _cmd_images(args: argparse.Namespace) -> int:
         return 0
 
 
-def _rate_argument(text: str) -> object:
-    from vsrife.render import parse_rate
+def _argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """``parse`` with its ValueError as argparse's usage error."""
 
-    try:
-        return parse_rate(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-
-def _scale_argument(text: str) -> float:
-    """--scale: `auto` is the plugin's scale=0; numbers go to the plugin, which checks them."""
-    if text.strip().lower() == "auto":
-        return 0.0
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number or auto") from None
+    return convert
 
 
-def _add_filter_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", default="rife", choices=("rife", "rrin"),
-                        help="vfi.RIFE or vfi.RRIN (default rife)")
-    parser.add_argument("--model", help="model name (python -m vsrife models list); default: the filter's")
-    parser.add_argument("--model-path", help="your own weight file for that model's architecture")
-    parser.add_argument("--scale", type=_scale_argument,
-                        help="RIFE's flow resolution: auto (or 0: from the frame size), 0.25, 0.5, 1, 2 or 4")
-    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
-    parser.add_argument("--precision", help="auto, fp32, fp16 or bf16 (default auto)")
+_PARSERS: dict[str, Callable[[str], object]] = {"int": int, "float": float, "str": str, "path": str, "clip": str}
+
+
+def _add_filter_options(parser: argparse.ArgumentParser, *, rate: bool) -> None:
+    """--method and an option for every filter parameter of the table (vsrife/parameters.py); the rate's (one of
+    --multi, --factor, --fps) only where ``rate``."""
+    parser.add_argument("--method", default="rife", choices=tuple(METHODS),
+                        help=" or ".join(f"vfi.{m.filter}" for m in METHODS.values()) + " (default rife)")
+    rate_group = parser.add_mutually_exclusive_group() if rate else None
+    for parameter in parameters.PARAMETERS.values():
+        if parameter.cli is None or (parameter.group == "rate" and rate_group is None):
+            continue
+        only = [name for name in parameters.FILTERS if name in parameter.functions]
+        scope = "" if len(only) == len(parameters.FILTERS) else f" ({', '.join(only)} only)"
+        default = parameter.default
+        shown = (f" ({parameter.name}=1)" if parameter.cli.switch else "" if default is None else
+                 " (default: the filter's)" if isinstance(default, Mapping) else f" (default {default})")
+        options: dict[str, Any] = {"dest": parameter.name,
+                                   "help": parameter.cli_help() + shown + scope}
+        if parameter.cli.switch:
+            options |= {"action": "store_const", "const": 1}
+        else:
+            options |= {"type": _argument_type(parameter.cli.parse or _PARSERS[parameter.type]),
+                        "metavar": parameter.cli.metavar}
+        target = rate_group if parameter.group == "rate" and rate_group is not None else parser
+        target.add_argument(parameter.flag, **options)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary on stderr")
 
 
 def _add_graph_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", metavar="INPUT", help="a video file (anything BestSource decodes)")
-    rate = parser.add_mutually_exclusive_group()
-    rate.add_argument("--multi", type=int, help="integer rate factor (default 2)")
-    rate.add_argument("--factor", type=_rate_argument, help="rational rate factor, e.g. 5/2")
-    rate.add_argument("--fps", type=_rate_argument, help="target frame rate, e.g. 60000/1001")
-    _add_filter_options(parser)
-    parser.add_argument("--sc", action="store_true", help="never synthesize across a scene change")
+    _add_filter_options(parser, rate=True)
     parser.add_argument("--montage", action="store_true", help="the source (each frame held) left of the result")
     parser.add_argument("--start", type=int, help="first source frame to render (default 0)")
     parser.add_argument("--end", type=int, help="last source frame to render, inclusive (default the last)")
@@ -452,8 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
     stills.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the PNG frames")
     stills.add_argument("--gif", help="also write an animated GIF of the frames")
     stills.add_argument("--mp4", help="also write an H.264 MP4 of the frames")
-    stills.add_argument("--fps", type=_rate_argument, default=25, help="frame rate of the GIF and MP4 (default 25)")
-    _add_filter_options(stills)
+    stills.add_argument("--fps", type=_argument_type(parse_fraction), default=25,
+                        help="frame rate of the GIF and MP4 (default 25)")
+    _add_filter_options(stills, rate=False)
     stills.add_argument("-y", "--overwrite", action="store_true", help="replace the GIF or MP4 if it exists")
     stills.set_defaults(run=_cmd_images)
     return parser
@@ -463,7 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except CliError as exc:
+    except VfiError as exc:  # every error of the package whose message is meant for the user
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except ImportError as exc:  # ffmpeg-python, tqdm, imageio-ffmpeg: the `cli` extra

@@ -12,6 +12,7 @@ Ray (the `cluster` extra) is imported only here and only when a cluster is asked
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -27,10 +28,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+import torch
 import vapoursynth as vs
 
 from . import media, render
 from .media import MediaError
+from .parameters import SC_THRESHOLD
+from .scene import scene_change_metric
 from .script import GraphSpec, run_script, source_text
 
 DEFAULT_CHUNK_FRAMES = 1000
@@ -38,11 +43,6 @@ DEFAULT_CHUNK_FRAMES = 1000
 CHUNK_RETRIES = 3
 # A boundary may move by up to a quarter of a chunk, and at most this many source frames, to land on a scene cut.
 SCENE_SEARCH_SOURCE_FRAMES = 24
-# Mean absolute luma difference (0..1) of two neighbouring source frames that counts as a cut: the plugin's
-# default sc_threshold.
-SCENE_CUT_THRESHOLD = 0.12
-# The scene metric is measured on frames shrunk by this factor in each direction.
-SCENE_METRIC_DOWNSCALE = 4
 # Matroska stores every encoder's output; the join copies the streams into OUTPUT's container.
 CHUNK_SUFFIX = ".mkv"
 # Seconds to wait for a cluster's head to accept a connection.
@@ -76,12 +76,14 @@ class Chunk:
 ScoreCuts = Callable[[Sequence[int]], Mapping[int, float]]
 
 
-def plan_chunks(total: int, factor: Fraction, chunk_frames: int, score_cuts: ScoreCuts | None = None) -> list[Chunk]:
+def plan_chunks(total: int, factor: Fraction, chunk_frames: int, score_cuts: ScoreCuts | None = None,
+                threshold: float = SC_THRESHOLD) -> list[Chunk]:
     """Split `total` output frames (output rate = factor x source rate) into chunks of about `chunk_frames`.
 
-    Boundaries are output frames that sit exactly on a source frame: multiples of factor's numerator. Near each
-    nominal boundary, `score_cuts` (source frame s -> difference between frames s - 1 and s) may move it onto the
-    strongest scene cut above SCENE_CUT_THRESHOLD.
+    Boundaries are output frames that sit exactly on a source frame: multiples of factor's numerator (the plugin's
+    reduced rate: output frame n sits at source position n * den / num). Near each nominal boundary, `score_cuts`
+    (source frame s -> the scene-change metric between frames s - 1 and s) may move it onto the strongest scene cut
+    above `threshold` (the job's sc_threshold).
     """
     if chunk_frames < 1:
         raise MediaError(f"--chunk-frames {chunk_frames}: it must be at least 1")
@@ -97,14 +99,15 @@ def plan_chunks(total: int, factor: Fraction, chunk_frames: int, score_cuts: Sco
         boundaries = []
         for b, window in windows.items():
             best = max(window, key=lambda c: (scores.get(c * factor.denominator // period, 0.0), -abs(c - b)))
-            cut = scores.get(best * factor.denominator // period, 0.0) > SCENE_CUT_THRESHOLD
+            cut = scores.get(best * factor.denominator // period, 0.0) > threshold
             boundaries.append(best if cut else b)
     edges = [0, *sorted(set(boundaries)), total]
-    return [Chunk(index, start, stop) for index, (start, stop) in enumerate(zip(edges, edges[1:]))]
+    return [Chunk(index, start, stop) for index, (start, stop) in enumerate(itertools.pairwise(edges))]
 
 
 def scene_cut_scores(spec: GraphSpec, frames: Sequence[int]) -> dict[int, float]:
-    """For each source frame s of the graph (s >= 1), the mean absolute luma difference between s - 1 and s."""
+    """For each source frame s of the graph (s >= 1), the filter's scene-change metric between s - 1 and s, on the
+    frames in RGB as the filter converts them (BT.709 where frame 0 names no matrix)."""
     wanted = [s for s in frames if s >= 1]
     if not wanted:
         return {}
@@ -115,15 +118,22 @@ def scene_cut_scores(spec: GraphSpec, frames: Sequence[int]) -> dict[int, float]
     wanted = [s for s in wanted if s < source.num_frames]
     if not wanted:
         return {}
-    small = {"width": max(1, source.width // SCENE_METRIC_DOWNSCALE),
-             "height": max(1, source.height // SCENE_METRIC_DOWNSCALE), "format": vs.GRAYS}
-    if source.format.color_family == vs.RGB:
-        small["matrix_s"] = "709"
-    luma = vs.core.resize.Bilinear(source, **small)
-    before = vs.core.std.Splice([luma[s - 1] for s in wanted])
-    after = vs.core.std.Splice([luma[s] for s in wanted])
-    stats = vs.core.std.PlaneStats(before, after)
-    return {s: float(frame.props["PlaneStatsDiff"]) for s, frame in zip(wanted, stats.frames(close=True))}
+    rgb = source
+    if source.format.color_family != vs.RGB or source.format.sample_type != vs.FLOAT:
+        unnamed = source.format.color_family == vs.YUV and source.get_frame(0).props.get("_Matrix", 2) == 2
+        rgb = vs.core.resize.Bicubic(source, format=vs.RGBS, **({"matrix_in_s": "709"} if unnamed else {}))
+
+    def tensor(n: int) -> torch.Tensor:
+        frame = rgb.get_frame(n)
+        return torch.from_numpy(np.stack([np.asarray(frame[p], dtype=np.float32) for p in range(3)]))[None]
+
+    scores: dict[int, float] = {}
+    previous: tuple[int, torch.Tensor] | None = None  # a window's frames are consecutive: each is read once
+    for s in sorted(set(wanted)):
+        before = previous[1] if previous is not None and previous[0] == s - 1 else tensor(s - 1)
+        previous = (s, tensor(s))
+        scores[s] = scene_change_metric(before, previous[1])
+    return scores
 
 
 # ------------------------------------------------------------------------------------------------ tasks
@@ -265,7 +275,6 @@ class ClusterReport:
     submitted_at: float = 0.0  # time.time() when the tasks were submitted
     plan_s: float = 0.0  # output checked, companion streams probed, chunk boundaries placed
     connect_s: float = 0.0  # Ray started or joined
-    render_s: float = 0.0  # first submission to last chunk done
     join_s: float = 0.0  # the chunks copied into OUTPUT with the audio
 
 
@@ -280,8 +289,10 @@ def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
     planning = time.monotonic()
     settings = render.output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
                                       warn=warn)
-    total = render.output_length(plan_)
-    chunks = plan_chunks(total, plan_.spec.factor, chunk_frames, lambda frames: scene_cut_scores(plan_.spec, frames))
+    total = plan_.output_frames
+    threshold = float(plan_.spec.filter_args.get("sc_threshold", SC_THRESHOLD))
+    chunks = plan_chunks(total, plan_.spec.factor, chunk_frames, lambda frames: scene_cut_scores(plan_.spec, frames),
+                         threshold)
     report = ClusterReport(frames=total, chunks=chunks, plan_s=time.monotonic() - planning)
     # Beside OUTPUT, on the storage every node reads and writes
     scratch = Path(tempfile.mkdtemp(prefix=f".{output.stem}.chunks-", dir=output.resolve().parent))
@@ -294,11 +305,9 @@ def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
             board = ray.remote(ProgressBoard).options(num_cpus=0).remote(len(chunks))
             task = ray.remote(render_chunk).options(max_retries=CHUNK_RETRIES, retry_exceptions=False, **options)
             report.submitted_at = time.time()
-            rendering = time.monotonic()
             refs = {task.remote(plan_.spec, chunk, total, str(scratch / chunk.filename()), settings.video_options,
                                 settings.colour, board, threads): chunk for chunk in chunks}
             report.times = _collect(ray, refs, board, total, progress)
-            report.render_s = time.monotonic() - rendering
             joining = time.monotonic()
             media.concat([scratch / chunk.filename() for chunk in chunks], output, streams=settings.streams,
                          output_options=settings.stream_options)

@@ -7,6 +7,7 @@ only when ffmpeg has finished it, so an interrupted or failed run leaves nothing
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from typing import IO, Any
 import ffmpeg
 import vapoursynth as vs
 
+from .errors import VfiError
 from .ffmpeg_binary import find_ffmpeg
 
 # Frame-time jitter up to this much (containers round timestamps to 1 ms) still counts as a constant rate.
@@ -34,7 +36,7 @@ COMMON_RATES = tuple(Fraction(n, d) for n, d in ((24000, 1001), (24, 1), (25, 1)
 FFMPEG_STOP_SECONDS = 5.0
 
 
-class MediaError(ValueError):
+class MediaError(VfiError, ValueError):
     """A source, codec or output that cannot be used; the message is meant for the user."""
 
 
@@ -100,7 +102,7 @@ def probe(path: Path) -> SourceInfo:
         timecodes = Path(scratch) / "timecodes.txt"
         clip = open_video(path, timecodes=str(timecodes))
         stamps = [float(line) for line in timecodes.read_text().splitlines()[1:] if line.strip()]
-    steps = [b - a for a, b in zip(stamps, stamps[1:])] or [1000.0 * clip.fps_den / max(clip.fps_num, 1)]
+    steps = [b - a for a, b in itertools.pairwise(stamps)] or [1000.0 * clip.fps_den / max(clip.fps_num, 1)]
     average = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else steps[0]
     variable = clip.fps_num == 0 or max(abs(step - average) for step in steps) > TIMESTAMP_TOLERANCE_MS
     return SourceInfo(path=path, fps=Fraction(clip.fps_num, clip.fps_den) if clip.fps_num else Fraction(0),

@@ -17,7 +17,9 @@ import vapoursynth as vs
 
 from . import media
 from .media import MediaError
-from .script import FILTERS, GraphSpec, run_script, script_text
+from .rate import output_rate
+from .registry import METHODS
+from .script import GraphSpec, run_script, script_text
 
 
 @dataclass(frozen=True)
@@ -48,17 +50,6 @@ class RateRequest:
         return factor
 
 
-def parse_rate(text: str) -> Fraction:
-    """A rate or factor written as A/B, an integer or a decimal: exact, positive."""
-    try:
-        value = Fraction(text.strip())
-    except (ValueError, ZeroDivisionError):
-        raise ValueError(f"{text!r} is not a number or a fraction A/B") from None
-    if value <= 0:
-        raise ValueError(f"{text!r} is not positive")
-    return value
-
-
 def _rate(value: Fraction) -> str:
     return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"
 
@@ -72,15 +63,14 @@ class Plan:
     source_fps: Fraction  # after any conversion to a constant rate
     first_frame: int
     frame_count: int  # source frames in the rendered range
+    output_frames: int  # frames the graph outputs, as the plugin counts them (vsrife.rate)
 
 
 def plan(input_path: Path, method: str, rate: RateRequest, filter_args: dict[str, Any], *, start: int | None = None,
          end: int | None = None, montage: bool = False, warn: Callable[[str], None] = print) -> Plan:
     """Probe the input and decide the graph: a MediaError for anything that cannot work, before any frame is made."""
-    if method not in FILTERS:
-        raise MediaError(f"--method {method}: choose one of {', '.join(FILTERS)}")
-    if method != "rife" and "scale" in filter_args:
-        raise MediaError("--scale is a RIFE option; RRIN has none")
+    if method not in METHODS:
+        raise MediaError(f"--method {method}: choose one of {', '.join(METHODS)}")
     info = media.probe(input_path)
     constant_fps = None
     source_fps = info.fps
@@ -98,16 +88,16 @@ def plan(input_path: Path, method: str, rate: RateRequest, filter_args: dict[str
         raise MediaError(f"--start {first} --end {last}: the source has frames 0 to {count - 1}")
     if last - first + 1 < 2:
         raise MediaError("the range to render must hold at least 2 source frames")
-    factor = rate.factor_over(source_fps)
-    spec = GraphSpec(input=input_path, method=method, rate=rate.plugin_args(), factor=factor,
+    rate.factor_over(source_fps)  # the command line's words for a rate that does not raise the source's
+    try:
+        answer = output_rate(last - first + 1, source_fps, rate.plugin_args())
+    except vs.Error as exc:
+        raise MediaError(str(exc)) from None
+    spec = GraphSpec(input=input_path, method=method, rate=rate.plugin_args(), factor=answer.factor,
                      filter_args=filter_args, start=start, end=end, constant_fps=constant_fps,
                      rgb_source=info.rgb, montage=montage)
-    return Plan(spec=spec, source=info, source_fps=source_fps, first_frame=first, frame_count=last - first + 1)
-
-
-def output_length(plan_: Plan) -> int:
-    """Frames the plan's graph outputs: floor(source frames * factor), at least 1, as the plugin counts them."""
-    return max(1, int(plan_.frame_count * plan_.spec.factor))
+    return Plan(spec=spec, source=info, source_fps=source_fps, first_frame=first, frame_count=last - first + 1,
+                output_frames=answer.frames)
 
 
 def build(spec: GraphSpec) -> vs.VideoNode:
@@ -243,8 +233,8 @@ def images(paths: tuple[Path, Path], exp: int, out_dir: Path, method: str, filte
     """Write the 2**exp + 1 frames from the first image to the second as PNGs in `out_dir` (and a GIF, an MP4)."""
     if exp < 1:
         raise MediaError("--exp must be at least 1")
-    if method not in FILTERS:
-        raise MediaError(f"--method {method}: choose one of {', '.join(FILTERS)}")
+    if method not in METHODS:
+        raise MediaError(f"--method {method}: choose one of {', '.join(METHODS)}")
     for target in (gif, mp4):
         if target is not None:
             check_output(target, *paths, overwrite=overwrite)
@@ -253,7 +243,7 @@ def images(paths: tuple[Path, Path], exp: int, out_dir: Path, method: str, filte
     pair = image_clip(paths)
     steps = 2**exp
     try:
-        clip = getattr(vs.core.vfi, FILTERS[method])(pair, multi=steps, **filter_args)[: steps + 1]
+        clip = getattr(vs.core.vfi, METHODS[method].filter)(pair, multi=steps, **filter_args)[: steps + 1]
     except vs.Error as exc:
         raise MediaError(str(exc)) from None
     pixel_format, order = raw_pixel_format(clip.format)

@@ -12,7 +12,8 @@ from typing import Any
 
 import vapoursynth as vs
 
-FILTERS = {"rife": "RIFE", "rrin": "RRIN"}
+from . import parameters
+from .registry import METHODS
 
 
 @dataclass(frozen=True)
@@ -20,10 +21,10 @@ class GraphSpec:
     """One interpolation graph: source, optional cut and rate conversion, the vfi filter, optional montage."""
 
     input: Path
-    method: str  # a key of FILTERS
+    method: str  # a key of registry.METHODS
     rate: dict[str, int]  # {"multi": n}, {"factor_num": a, "factor_den": b} or {"fps_num": a, "fps_den": b}
     factor: Fraction  # output rate / source rate, for the montage's held frames
-    filter_args: dict[str, Any] = field(default_factory=dict)  # model, scale, sc, device, precision
+    filter_args: dict[str, Any] = field(default_factory=dict)  # the other filter parameters given (PARAMETERS)
     start: int | None = None
     end: int | None = None  # the last source frame, inclusive (as vspipe's --end)
     constant_fps: Fraction | None = None  # convert a variable-rate source to this rate first
@@ -61,8 +62,11 @@ def script_text(spec: GraphSpec) -> str:
         "# Written by `python -m vsrife script`. Render: vspipe -c y4m THIS.vpy - | ffmpeg -i - OUTPUT",
         *_source_lines(spec),
     ]
-    call_args = ["source", *(f"{key}={value!r}" for key, value in {**spec.rate, **spec.filter_args}.items())]
-    lines.append(f"clip = core.vfi.{FILTERS[spec.method]}({', '.join(call_args)})")
+    given = {**spec.rate, **spec.filter_args}
+    arguments = {name: parameters.PARAMETERS[name].script_argument(value) for name, value in given.items()}
+    lines += [line for argument in arguments.values() for line in argument.setup]
+    call_args = ["source", *(f"{name}={argument.expression}" for name, argument in arguments.items())]
+    lines.append(f"clip = core.vfi.{METHODS[spec.method].filter}({', '.join(call_args)})")
     if spec.montage:
         held = f"core.std.Interleave([source] * {spec.factor.numerator})"
         if spec.factor.denominator > 1:

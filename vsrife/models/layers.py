@@ -22,8 +22,6 @@ class InterpolationNet(nn.Module):
 
     midpoint_only: ClassVar[bool] = False
     supports_ensemble: bool = False  # an instance may set it (a family where only some shapes ensemble)
-    # True where the swapped-pair average is part of the architecture, so `ensemble` changes nothing
-    always_ensemble: ClassVar[bool] = False
     # role name of each weight file -> key prefix of that role's tensors in this module's state dict
     weight_roles: ClassVar[tuple[str, ...]] = ("flownet",)
     role_prefixes: ClassVar[dict[str, str]] = {"flownet": ""}

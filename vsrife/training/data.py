@@ -19,16 +19,18 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..engine import scene_change_metric
+from ..errors import VfiError
+from ..parameters import SC_THRESHOLD
+from ..scene import scene_change_metric
 from ..ffmpeg_binary import find_ffmpeg
 from ..registry import WeightFile, WheelSource
 from .synthetic import synthetic_triplet
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
-# A triplet is skipped when two neighbouring frames inside it differ by more than this (scene cut or wild motion),
-# measured like the filter's scene-change detector.
-MAX_NEIGHBOUR_DIFFERENCE = 0.12
+# A triplet is skipped when two neighbouring frames inside it differ by more than the filter's default cut threshold
+# (scene cut or wild motion), measured by the filter's scene-change metric.
+MAX_NEIGHBOUR_DIFFERENCE = SC_THRESHOLD
 
 # Natural images inside the scikit-image wheel (read out of it like a weight file, never installed).
 _SKIMAGE = "scikit-image==0.26.0"
@@ -57,7 +59,7 @@ SKIMAGE_IMAGES = tuple(
 )
 
 
-class DataError(ValueError):
+class DataError(VfiError, ValueError):
     """A data spec or file that cannot be used; the message is meant for the user."""
 
 
@@ -246,10 +248,7 @@ def open_source(spec: str, max_span: int, validation_fraction: float) -> Triplet
         raise DataError(f"the validation fraction must be between 0 and 1 (got {validation_fraction})")
     if spec == "synthetic" or spec.startswith("synthetic:"):
         folder = spec.partition(":")[2]
-        if folder:
-            paths = _image_files(Path(folder).expanduser())
-        else:
-            paths = _skimage_image_paths()
+        paths = _image_files(Path(folder).expanduser()) if folder else _skimage_image_paths()
         return SyntheticScenes(spec, _load_images(paths))
     path_text, start, end = _split_range(spec)
     path = Path(path_text).expanduser()

@@ -6,13 +6,16 @@ teacher, an L1 distillation of the intermediate flows towards RIFE 4.0's flows f
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import os
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..engine import cpu_has_native_bf16, select_device
+from ..errors import VfiError
 from ..models.rrin import RRIN, RRINOutputs
 from .data import TripletSource, sample_batch
 
@@ -31,7 +35,7 @@ WARMUP_STEPS = 50
 FINAL_LR_FRACTION = 0.05
 
 
-class TrainingError(ValueError):
+class TrainingError(VfiError, ValueError):
     """A training setting or checkpoint that cannot be used; the message is meant for the user."""
 
 
@@ -103,7 +107,8 @@ def init_for_training(model: RRIN) -> None:
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, a=0.1, nonlinearity="leaky_relu")
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
     with torch.no_grad():
         for unet in (model.Flow_L, model.refine_flow, model.Mask, model.final):
             unet.last.weight.mul_(HEAD_INIT_SCALE)
@@ -248,7 +253,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config, self.step)
         terms = self.losses(img0, gt, img1, t)
-        loss = sum(terms.values())
+        loss: Tensor = functools.reduce(operator.add, terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
@@ -278,7 +283,7 @@ class Trainer:
         from tqdm import tqdm
 
         config = self.config
-        log = open(config.out / LOG_NAME, "a", encoding="utf-8")
+        log = open(config.out / LOG_NAME, "a", encoding="utf-8")  # noqa: SIM115 (closed in the finally below)
         last_val: float | None = None
         started = time.perf_counter()
         start_step = self.step
@@ -308,7 +313,7 @@ class Trainer:
         return last_val
 
 
-def _as_tuple(value: object) -> object:
+def _as_tuple(value: Any) -> Any:
     """random.setstate needs tuples where torch.save may hand back lists."""
     if isinstance(value, list):
         return tuple(_as_tuple(v) for v in value)

@@ -299,12 +299,13 @@ class PublishedRIFE4:
             return F.grid_sample(image, (grid + flow).permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
                                  align_corners=True)
 
-        published = self.module.warp
-        self.module.warp = warp
+        namespace = vars(self.module)  # the published module's globals, where its IFNet looks warp up
+        published = namespace["warp"]
+        namespace["warp"] = warp
         try:
             yield
         finally:
-            self.module.warp = published
+            namespace["warp"] = published
 
 
 def published_rife4(name: str, wheel: str | Path | None = None) -> PublishedRIFE4:

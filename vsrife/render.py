@@ -228,13 +228,13 @@ def output_settings(plan_: Plan, output: Path, *, codec: str | None = None, crf:
         hdr, options = media.hdr_tags(source.hdr, options)
     colour = dict(source.colour)
     if plan_.spec.rgb_source:
-        colour |= {"colorspace": 1}  # the script converts RGB to YUV with BT.709 coefficients
+        colour |= {"colorspace": 1, "range": "tv"}  # the script converts RGB to limited-range BT.709 YUV
     tags = media.VideoTags(colour, source.sar, hdr)
     width = source.width * (2 if plan_.spec.montage else 1)
     fit = media.check_container(output.suffix, options, width=width, height=source.height,
                                 pix_fmt=source.pixel_format, tags=tags)
     name = options["c:v"]
-    if fit.pixel_format != source.pixel_format:
+    if fit.pixel_format.replace("yuvj", "yuv") != source.pixel_format:  # yuvj: the same, tagged full range
         change = f"{name} stores the {source.pixel_format} frames as {fit.pixel_format}"
         if lossless:
             raise MediaError(f"--lossless: {change}, which is not lossless; choose --codec ffv1")
@@ -280,8 +280,13 @@ def interpolate_to_folder(plan_: Plan, out_dir: Path, *, overwrite: bool = False
             warn(f"a folder of frames holds no {' or '.join(sorted(kinds))}: those of {plan_.spec.input.name} "
                  "are left out")
     clip = png_clip(build(replace(plan_.spec, rgb_source=False)), plan_.source)  # PNG holds RGB itself
+    hdr = plan_.source.hdr
+    if hdr is not None and "mastering_display" not in media.ffmpeg_input_options():
+        warn(f"this ffmpeg cannot write the HDR10 metadata of {plan_.spec.input.name} ({hdr.describe()}) into "
+             "PNG files (mDCV, cLLI); the frames keep their colour description (cICP) only")
+        hdr = None
     tags = media.VideoTags({key: value for key, value in plan_.source.colour.items()
-                            if key in ("color_primaries", "color_trc")}, plan_.source.sar)
+                            if key in ("color_primaries", "color_trc")}, plan_.source.sar, hdr)
     return len(write_png_frames(clip, out_dir, overwrite=overwrite, progress=progress, tags=tags))
 
 

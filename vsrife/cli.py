@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -228,6 +229,40 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
 
 
+def _check_model(args: argparse.Namespace) -> ModelEntry:
+    """The model the filter will run; model mistakes in the command line's words, before the filter would say
+    them in its own."""
+    from vsrife.weights import unavailable_reason
+
+    name = args.model or METHODS[args.method].default_model
+    try:
+        entry = get_model(name, args.method)
+    except ValueError as exc:
+        raise CliError(f"--model {name}: {exc}") from None
+    if entry.method != args.method:
+        raise CliError(f"--model {name} is {METHODS[entry.method].describe()}: add --method {entry.method}")
+    if args.model_path is None and unavailable_reason(entry) is not None:
+        what = f"--model {name}" if args.model else f"--method {args.method} (model {name})"
+        if entry.obtain:
+            how = entry.obtain.replace("as model_path=", "with --model-path")
+            raise CliError(f"{what}: no weights to download: {how}")
+        raise CliError(f"{what}: its weights are not released yet; give your own weight file with --model-path FILE")
+    return entry
+
+
+def _prepare_model(args: argparse.Namespace) -> None:
+    """_check_model, then fetch missing weights with our progress (none with --quiet) rather than the filter's."""
+    from vsrife.weights import WeightsError, ensure_cached, offline
+
+    entry = _check_model(args)
+    name = entry.name
+    if args.model_path is None and not offline():
+        try:
+            ensure_cached(entry, progress=not args.quiet)
+        except WeightsError as exc:
+            raise CliError(f"model {name}: {exc}") from None
+
+
 @contextmanager
 def _media_errors() -> Iterator[None]:
     """The media layer's, VapourSynth's and the file system's errors as CLI errors (one line, exit code 1)."""
@@ -259,12 +294,18 @@ def _filter_args(args: argparse.Namespace) -> dict[str, object]:
     return given
 
 
-def _plan(args: argparse.Namespace) -> Plan:
+def _plan(args: argparse.Namespace, *, progress: bool = False) -> Plan:
     from vsrife.render import RateRequest, plan
 
     rate = RateRequest(multi=args.multi, factor=args.factor_num, fps=args.fps_num)
     return plan(Path(args.input), args.method, rate, _filter_args(args), start=args.start, end=args.end,
-                montage=args.montage, warn=_warn)
+                montage=args.montage, deinterlace=args.deinterlace, image_rate=args.rate, warn=_warn,
+                progress=progress)
+
+
+def _is_folder(output: str) -> bool:
+    """OUTPUT names a folder of frames: it ends with a slash or is an existing folder."""
+    return output.endswith(("/", os.sep)) or Path(output).is_dir()
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
@@ -272,15 +313,25 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
 
     if args.cluster is None and args.chunk_frames is not None:
         raise CliError("--chunk-frames needs --cluster")
+    folder = _is_folder(args.output)
+    if folder and (args.codec is not None or args.crf is not None or args.lossless):
+        raise CliError("--codec, --crf and --lossless are for a video file; a folder gets lossless PNG frames")
+    if folder and args.cluster is not None:
+        raise CliError("--cluster writes a video file; a folder of frames is not supported with it")
     encoding = {"codec": args.codec, "crf": args.crf, "lossless": args.lossless, "overwrite": args.overwrite,
                 "progress": not args.quiet, "warn": _warn}
     with _media_errors():
-        if args.cluster is None:
-            frames = render.interpolate(_plan(args), Path(args.output), threads=args.threads, **encoding)
-            summary = f"{frames} frames"
+        plan_ = _plan(args, progress=not args.quiet)
+        _prepare_model(args)
+        if folder:
+            written = render.interpolate_to_folder(plan_, Path(args.output), threads=args.threads,
+                                                   overwrite=args.overwrite, progress=not args.quiet, warn=_warn)
+            summary = f"{written} frames"
+        elif args.cluster is None:
+            summary = f"{render.interpolate(plan_, Path(args.output), threads=args.threads, **encoding)} frames"
         else:
             report = cluster.interpolate(
-                _plan(args), Path(args.output), address=args.cluster,
+                plan_, Path(args.output), address=args.cluster,
                 chunk_frames=args.chunk_frames or cluster.DEFAULT_CHUNK_FRAMES,
                 threads=1 if args.threads is None else args.threads, **encoding)
             summary = f"{report.frames} frames from {len(report.chunks)} chunks"
@@ -293,18 +344,21 @@ def _cmd_script(args: argparse.Namespace) -> int:
     from vsrife.script import script_text
 
     with _media_errors():
-        print(script_text(_plan(args).spec), end="")
+        spec = _plan(args).spec
+        _check_model(args)
+        print(script_text(spec), end="")
         return 0
 
 
 def _cmd_images(args: argparse.Namespace) -> int:
     from vsrife.render import images
 
+    _prepare_model(args)
     with _media_errors():
         written = images((Path(args.img0), Path(args.img1)), args.exp, Path(args.output), args.method,
                          _filter_args(args), gif=Path(args.gif) if args.gif else None,
                          mp4=Path(args.mp4) if args.mp4 else None, fps=args.fps, overwrite=args.overwrite,
-                         progress=not args.quiet)
+                         progress=not args.quiet, warn=_warn)
         if not args.quiet:
             print(f"{args.output}: {len(written)} frames", file=sys.stderr)
         return 0
@@ -352,11 +406,17 @@ def _add_filter_options(parser: argparse.ArgumentParser, *, rate: bool) -> None:
 
 
 def _add_graph_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="INPUT", help="a video file (anything BestSource decodes)")
+    parser.add_argument("input", metavar="INPUT",
+                        help="a video file (anything BestSource decodes) or a folder of numbered images")
+    parser.add_argument("--rate", type=_argument_type(parse_fraction),
+                        help="frame rate of a folder of images, e.g. 24000/1001 (default 25)")
     _add_filter_options(parser, rate=True)
     parser.add_argument("--montage", action="store_true", help="the source (each frame held) left of the result")
     parser.add_argument("--start", type=int, help="first source frame to render (default 0)")
     parser.add_argument("--end", type=int, help="last source frame to render, inclusive (default the last)")
+    parser.add_argument("--deinterlace", action="store_true",
+                        help="an interlaced source becomes one progressive frame per field first (bwdif, twice "
+                             "the frame rate); without it such a source is interpolated as it is, with a warning")
 
 
 # ---------------------------------------------------------------------------------------------- parser
@@ -423,16 +483,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     interpolate = commands.add_parser(
         "interpolate", help="interpolate a video into a smoother one, audio and subtitles kept",
-        description="Decodes INPUT with BestSource, runs core.vfi.RIFE or RRIN and encodes with ffmpeg, keeping "
-                    "the audio and subtitles (copied where the container allows) and the colour description. "
-                    "The output is written under a temporary name and renamed when complete.")
+        description="Decodes INPUT (a video, or a folder of numbered images shown at --rate) with BestSource, runs "
+                    "core.vfi.RIFE or RRIN and encodes with ffmpeg, keeping the audio, subtitles, attachments "
+                    "and global metadata (copied where the container allows), the colour description, the pixel "
+                    "aspect ratio, the size and HDR10 metadata; what cannot be kept is said in a warning, what "
+                    "cannot work is refused before any frame is made. OUTPUT ending in / (or an existing "
+                    "folder) gets numbered PNGs. Files are written under a temporary name and renamed when "
+                    "complete. README.md, section Command line, has every rule.")
     _add_graph_options(interpolate)
-    interpolate.add_argument("-o", "--output", required=True, help="output file; its extension picks the container")
-    interpolate.add_argument("--codec", help="ffmpeg video encoder (default libx264; libvpx-vp9 for .webm)")
+    interpolate.add_argument("-o", "--output", required=True,
+                             help="output file (its extension picks the container), or a folder for PNG frames "
+                                  "(a name ending in /, or an existing folder)")
+    interpolate.add_argument("--codec", help="ffmpeg video encoder (default libx264; libx265 for sources of more "
+                                             "than 8 bits or HDR, which keeps HDR10 metadata; libvpx-vp9 for .webm)")
     quality = interpolate.add_mutually_exclusive_group()
     quality.add_argument("--crf", type=int, help="constant-quality level of the encoder (libx264 default 16)")
     quality.add_argument("--lossless", action="store_true", help="lossless video (libx264, libx265, vp9, ffv1)")
-    interpolate.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    interpolate.add_argument("-y", "--overwrite", action="store_true",
+                             help="replace OUTPUT if it exists (a folder: the images in it)")
     interpolate.add_argument("--threads", "--cpus-per-chunk", type=int, metavar="N",
                              help="torch threads that render (default: one per core; with --cluster: 1 per chunk, "
                                   "and Ray gives each chunk N cores); the same N on the same kind of CPU gives the "
@@ -455,7 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     stills = commands.add_parser("images", help="the frames between two images, as PNGs (and a GIF or MP4)",
                                  description="Writes the 2^EXP + 1 frames from IMG0 to IMG1 (both included) as "
-                                             "DIR/frame_NNN.png; 16-bit images give 16-bit PNGs.")
+                                             "DIR/frame_NNN.png; 16-bit images give 16-bit PNGs. DIR must be new "
+                                             "or empty (--overwrite replaces the images in it); images with an "
+                                             "alpha channel are refused.")
     stills.add_argument("img0", metavar="IMG0")
     stills.add_argument("img1", metavar="IMG1")
     stills.add_argument("--exp", type=int, default=1, help="2^EXP steps from IMG0 to IMG1 (default 1)")
@@ -465,7 +535,8 @@ def build_parser() -> argparse.ArgumentParser:
     stills.add_argument("--fps", type=_argument_type(parse_fraction), default=25,
                         help="frame rate of the GIF and MP4 (default 25)")
     _add_filter_options(stills, rate=False)
-    stills.add_argument("-y", "--overwrite", action="store_true", help="replace the GIF or MP4 if it exists")
+    stills.add_argument("-y", "--overwrite", action="store_true",
+                        help="replace the images in DIR, and the GIF or MP4, if they exist")
     stills.set_defaults(run=_cmd_images)
     return parser
 

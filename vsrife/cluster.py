@@ -164,7 +164,7 @@ class ProgressBoard:
 
 
 def render_chunk(spec: GraphSpec, chunk: Chunk, total: int, path: str, video_options: dict[str, Any],
-                 colour: dict[str, int | str], board: Any, threads: int) -> ChunkTimes:
+                 tags: media.VideoTags, board: Any, threads: int) -> ChunkTimes:
     """A Ray task: encode the chunk's frames of the spec's graph into `path` with `threads` torch threads, and check
     that all of them are there."""
     started_at, started = time.time(), time.monotonic()
@@ -182,7 +182,7 @@ def render_chunk(spec: GraphSpec, chunk: Chunk, total: int, path: str, video_opt
             board.report.remote(chunk.index, done)
             last_report = time.monotonic()
 
-    media.encode(clip[chunk.start:chunk.stop], Path(path), output_options=video_options, colour=colour,
+    media.encode(clip[chunk.start:chunk.stop], Path(path), output_options=video_options, tags=tags,
                  progress=report)
     encoded = time.monotonic()
     written = media.count_video_frames(Path(path))
@@ -286,6 +286,9 @@ def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
     with `threads` torch threads."""
     import_ray(address == "local")  # before any work: a missing extra is the first thing to say
     render.check_threads(threads)
+    if plan_.output_fps > media.MILLISECOND_MAX_FPS:
+        raise MediaError(f"--cluster: {float(plan_.output_fps):.2f} fps is too fast for the Matroska chunks, which "
+                         f"store times in milliseconds; ask for at most {media.MILLISECOND_MAX_FPS} fps")
     planning = time.monotonic()
     settings = render.output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
                                       warn=warn)
@@ -306,7 +309,7 @@ def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
             task = ray.remote(render_chunk).options(max_retries=CHUNK_RETRIES, retry_exceptions=False, **options)
             report.submitted_at = time.time()
             refs = {task.remote(plan_.spec, chunk, total, str(scratch / chunk.filename()), settings.video_options,
-                                settings.colour, board, threads): chunk for chunk in chunks}
+                                settings.tags, board, threads): chunk for chunk in chunks}
             report.times = _collect(ray, refs, board, total, progress)
             joining = time.monotonic()
             media.concat([scratch / chunk.filename() for chunk in chunks], output, streams=settings.streams,

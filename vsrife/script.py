@@ -30,24 +30,36 @@ class GraphSpec:
     constant_fps: Fraction | None = None  # convert a variable-rate source to this rate first
     rgb_source: bool = False  # YUV4MPEG carries no RGB: convert the result to YUV 4:4:4
     montage: bool = False
+    image_rate: Fraction | None = None  # `input` is a folder of numbered images shown at this rate
+    decoder_threads: int | None = None  # BestSource's decoder threads (1 reads more of some damaged files)
+    deinterlace: int | None = None  # bwdif's field argument: 2 bottom field first, 3 top field first (field rate)
 
 
 def _source_lines(spec: GraphSpec) -> list[str]:
-    """Script lines that import VapourSynth and define `source`: the input, at a constant rate, cut to the range."""
-    source_args = [repr(str(spec.input.resolve()))]
-    if spec.constant_fps is not None:
-        source_args += [f"fpsnum={spec.constant_fps.numerator}", f"fpsden={spec.constant_fps.denominator}"]
-    lines = [
-        "import vapoursynth as vs",
-        "",
-        "core = vs.core",
-        f"source = core.bs.VideoSource({', '.join(source_args)})"
-        + ("  # the variable-rate source at a constant rate" if spec.constant_fps is not None else ""),
-    ]
+    """Script lines that import VapourSynth and define `source`: the input, at a constant rate, cut to the range,
+    deinterlaced."""
+    lines = ["import vapoursynth as vs"]
+    if spec.image_rate is not None:
+        lines += ["", "from vsrife.frames import image_sequence", "", "core = vs.core",
+                  f"source = image_sequence({str(spec.input.resolve())!r}, fpsnum={spec.image_rate.numerator}, "
+                  f"fpsden={spec.image_rate.denominator})  # the numbered images in natural order"]
+    else:
+        source_args = [repr(str(spec.input.resolve()))]
+        if spec.constant_fps is not None:
+            source_args += [f"fpsnum={spec.constant_fps.numerator}", f"fpsden={spec.constant_fps.denominator}"]
+        if spec.decoder_threads is not None:
+            source_args.append(f"threads={spec.decoder_threads}")
+        comments = ["the variable-rate source at a constant rate"] if spec.constant_fps is not None else []
+        comments += ["one decoder thread reads every frame that decodes"] if spec.decoder_threads else []
+        lines += ["", "core = vs.core",
+                  f"source = core.bs.VideoSource({', '.join(source_args)})"
+                  + (f"  # {'; '.join(comments)}" if comments else "")]
     if spec.start is not None or spec.end is not None:
         first = "" if spec.start is None else str(spec.start)
         last = "" if spec.end is None else str(spec.end + 1)
         lines.append(f"source = source[{first}:{last}]")
+    if spec.deinterlace is not None:
+        lines.append(f"source = core.bwdif.Bwdif(source, field={spec.deinterlace})  # one frame per field")
     return lines
 
 

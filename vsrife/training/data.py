@@ -9,7 +9,6 @@ A data spec on the command line is one of
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,9 @@ from ..errors import VfiError
 from ..parameters import SC_THRESHOLD
 from ..scene import scene_change_metric
 from ..ffmpeg_binary import find_ffmpeg
+from ..frames import image_files
 from ..registry import WeightFile, WheelSource
 from .synthetic import synthetic_triplet
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
 # A triplet is skipped when two neighbouring frames inside it differ by more than the filter's default cut threshold
 # (scene cut or wild motion), measured by the filter's scene-change metric.
@@ -203,16 +201,11 @@ def _skimage_image_paths() -> list[Path]:
     return paths
 
 
-def _natural_key(path: Path) -> list[object]:
-    """Sort key that orders numbered names by number: frame2.png before frame10.png."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
 def _image_files(folder: Path) -> list[Path]:
     """The image files in `folder` in natural name order."""
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder")
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+    return image_files(folder)
 
 
 def _load_images(paths: Sequence[Path]) -> list[Tensor]:

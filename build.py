@@ -2,7 +2,8 @@
 """The one entry point: `python3 build.py test | demo | bench | soak` (any python3; finds a Python >= 3.12 itself).
 
 Each command prepares `.venv` at the repo root with a Python >= 3.12, installs the project with its test
-extras, fetches what it needs (weights, the sample clip) into the cache, then does its job.
+extras, fetches what it needs (weights, the sample clip) into the cache, then does its job. `test` also checks the
+code with ruff and mypy and fails on their findings.
 """
 
 from __future__ import annotations
@@ -96,21 +97,36 @@ def setup() -> None:
     # vspipe from the VapourSynth wheel needs to know which Python it embeds.
     run([VENV / "bin" / "vapoursynth", "config"])
     run([VENV_PYTHON, "-m", "vsrife", "models", "download", "--pinned"])
-    run([VENV_PYTHON, ROOT / "tests" / "sample_media.py", "bikes.mp4"])
+    run([VENV_PYTHON, "-m", "testkit.samples", "bikes.mp4"], cwd=ROOT)
 
 
 def venv_output(command: list[str | os.PathLike[str]]) -> str:
-    return subprocess.run([str(part) for part in command], check=True, capture_output=True, text=True).stdout
+    return subprocess.run([str(part) for part in command], check=True, capture_output=True, text=True,
+                          cwd=ROOT).stdout
+
+
+def check_code() -> bool:
+    """ruff and mypy (configured in pyproject.toml, installed by the test extra) and the benchmark document's
+    renderer; True when none finds anything."""
+    clean = True
+    # the linter, the type checker, and docs/BENCHMARKS.md against what its results give
+    for tool in (["ruff", "check", "."], ["mypy"], ["benchmarks.render", "--check"]):
+        log(f"checking the code: {' '.join(tool)}")
+        if subprocess.run([str(VENV_PYTHON), "-m", *tool], cwd=ROOT).returncode != 0:
+            log(f"{tool[0]} reported findings; that is a failure")
+            clean = False
+    return clean
 
 
 def command_test(pytest_args: list[str]) -> int:
     setup()
+    clean = check_code()  # the tests still run, so one run reports both
     log("running the test suite")
     result = subprocess.run([str(VENV_PYTHON), "-m", "pytest", "tests", *pytest_args], cwd=ROOT)
     if result.returncode == 5:
         log("pytest collected no tests; that is a failure")
         return 1
-    return result.returncode
+    return result.returncode or (0 if clean else 1)
 
 
 DEMO_SCRIPT = """\
@@ -143,7 +159,7 @@ def probe_video(ffmpeg: str, path: Path) -> tuple[int, str]:
 
 def command_demo() -> int:
     setup()
-    source = Path(venv_output([VENV_PYTHON, ROOT / "tests" / "sample_media.py", "bikes.mp4"]).strip().splitlines()[-1])
+    source = Path(venv_output([VENV_PYTHON, "-m", "testkit.samples", "bikes.mp4"]).strip().splitlines()[-1])
     DEMO_DIR.mkdir(exist_ok=True)
     script = DEMO_DIR / "bikes_2x.vpy"
     script.write_text(DEMO_SCRIPT.format(source=str(source)))
@@ -172,9 +188,9 @@ def command_demo() -> int:
     return 0
 
 
-def command_benchmark(script: str, extra: list[str]) -> int:
+def command_benchmark(module: str, extra: list[str]) -> int:
     setup()
-    return subprocess.run([str(VENV_PYTHON), str(ROOT / "benchmarks" / script), *extra], cwd=ROOT).returncode
+    return subprocess.run([str(VENV_PYTHON), "-m", f"benchmarks.{module}", *extra], cwd=ROOT).returncode
 
 
 def main() -> int:
@@ -188,7 +204,7 @@ def main() -> int:
             return command_test(args.extra)
         if args.command == "demo":
             return command_demo()
-        return command_benchmark("soak.py" if args.command == "soak" else "bench.py", args.extra)
+        return command_benchmark("soak" if args.command == "soak" else "bench", args.extra)
     except subprocess.CalledProcessError as error:
         log(f"step failed with exit code {error.returncode}: {' '.join(map(str, error.cmd))}")
         return 1

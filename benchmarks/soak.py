@@ -1,15 +1,16 @@
-"""Memory soak: 10,000 output frames through the real vspipe binary, resident memory sampled all along.
+"""Memory soak: output frames through the real vspipe binary, resident memory sampled all along.
 
-Run: `python3 build.py soak` (or `.venv/bin/python benchmarks/soak.py [--frames 10000] [--size 320x180]`). The
-source is bikes.mp4 scaled down and looped; RIFE 4.0 doubles it on the CPU. Passes when the resident memory grows
-by less than 50 MB over the second half of the run; prints the curve and replaces the "Memory soak" section of
-docs/BENCHMARKS.md.
+The source is bikes.mp4 scaled down and looped; RIFE 4.0 doubles it on the CPU. Passes when the resident memory grows
+by less than 50 MB over the second half of the run.
+
+Run: `python3 build.py soak` (or `python -m benchmarks.soak [--frames 10000] [--size 320x180]`); writes
+benchmarks/results/soak.json (with --name, another result: `build.py bench` writes memory_long_run.json).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
+import io
 import os
 import subprocess
 import sys
@@ -18,27 +19,15 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import cast
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(Path(__file__).resolve().parent)]
+from testkit.samples import fetch_sample
 
-from report import update_section  # noqa: E402
-from sample_media import fetch_sample  # noqa: E402
+from . import harness, render
 
-SECTION = "## Memory soak"
 GROWTH_LIMIT_MB = 50.0
 SAMPLE_SECONDS = 0.5
 PROGRESS = re.compile(r"Frame: (\d+)/")
-
-# The runs that chose the fix (the plugin's malloc_trim every 64 inferences), before it existed: reproduce them
-# by building the plugin of commit d6c642f (no trim) and running this script with `--no-report --arena-max N`.
-BEFORE_THE_FIX = """\
-Without the fix (the plugin as of commit d6c642f, before `malloc_trim`, run with today's
-`python benchmarks/soak.py --no-report --arena-max N`; 2026-11-23, same machine, one run each): growth over the second half +69.6 MB with
-`MALLOC_ARENA_MAX=16` (glibc's default on 2 cores) and +8.4 MB with `MALLOC_ARENA_MAX=2`. With the fix, two runs
-of `python3 build.py soak` grew by +21.9 MB and by the figure above. Limiting the arenas with `mallopt` when the
-plugin loads was also tried and did not flatten the curve: glibc has fixed its arena limit by then.
-"""
 
 SCRIPT = """\
 import vapoursynth as vs
@@ -101,7 +90,8 @@ def soak(frames: int, width: int, height: int, env: dict[str, str],
 def _follow_progress(process: subprocess.Popen[bytes], done: list[int], log: list[str]) -> None:
     """Keep done[0] at the frame count vspipe's --progress reports ("Frame: 123/10000 ...")."""
     assert process.stderr is not None
-    for chunk in iter(lambda: process.stderr.read1(4096), b""):  # type: ignore[union-attr]
+    stream = cast(io.BufferedReader, process.stderr)
+    for chunk in iter(lambda: stream.read1(4096), b""):
         text = chunk.decode(errors="replace")
         log.append(text.strip())
         for match in PROGRESS.finditer(text):
@@ -114,12 +104,8 @@ def at_frames(samples: list[tuple[int, float]], frames: int) -> float:
 
 
 def measure(frames: int, width: int, height: int, arena_max: int | None = None,
-            section: str = SECTION, cache_mb: int | None = None) -> tuple[str, bool]:
-    """Run the soak; returns the BENCHMARKS.md section under `section` and whether the growth is under the limit."""
-    import vapoursynth as vs
-
-    from bench import cpu_name
-
+            cache_mb: int | None = None) -> dict[str, object]:
+    """Run the soak; the result's data, with whether the growth stays under the limit."""
     env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}  # what users have
     if arena_max is not None:
         env["MALLOC_ARENA_MAX"] = str(arena_max)
@@ -127,50 +113,35 @@ def measure(frames: int, width: int, height: int, arena_max: int | None = None,
     samples = soak(frames, width, height, env, cache_mb)
     seconds = time.perf_counter() - started
     checkpoints = [frames * i // 10 for i in range(1, 10)] + [samples[-1][0]]
-    curve = [(done, at_frames(samples, done)) for done in checkpoints]
-    half = at_frames(samples, frames // 2)
-    growth = max(value for done, value in samples if done >= frames // 2) - half
+    curve = [[done, at_frames(samples, done)] for done in checkpoints]
+    growth = max(value for done, value in samples if done >= frames // 2) - at_frames(samples, frames // 2)
     for done, value in curve:
         print(f"{done:6d} frames: {value:7.1f} MB", flush=True)
     passed = growth < GROWTH_LIMIT_MB
-    verdict = "pass" if passed else "FAIL"
     print(f"growth over the second half (peak minus the value at half-way): {growth:+.1f} MB "
-          f"(limit {GROWTH_LIMIT_MB:.0f} MB): {verdict}")
-    rows = "\n".join(f"| {done} | {value:.1f} MB |" for done, value in curve)
-    options = f"--frames {frames} --size {width}x{height}" + (f" --cache-mb {cache_mb}" if cache_mb else "")
-    command = ("`python3 build.py soak`" if section == SECTION else "`python3 build.py bench`") + \
-        f" (`benchmarks/soak.py {options}`)"
-    cache = ("VapourSynth's default frame cache" if cache_mb is None else
-             f"VapourSynth's frame cache bounded to {cache_mb} MB (`core.max_cache_size`; its default is half "
-             "the RAM)")
-    text = (
-        f"{section}\n\n"
-        f"{command}: {frames} output frames of RIFE 4.0 `multi=2` at {width}x{height} on the CPU with default "
-        f"settings through the real vspipe binary (bikes.mp4 scaled and looped), {cache}, resident memory of the vspipe "
-        f"process sampled every {SAMPLE_SECONDS} s against vspipe's own frame count, `MALLOC_ARENA_MAX` "
-        f"{'unset' if arena_max is None else f'={arena_max}'}; {datetime.date.today().isoformat()} on "
-        f"{cpu_name()}, VapourSynth R{vs.core.core_version.release_major}, {seconds:.0f} s.\n\n"
-        "| output frames done | resident memory |\n| --- | --- |\n" + rows + "\n\n"
-        f"Growth over the second half (the peak after half-way minus the value at half-way): {growth:+.1f} MB "
-        f"(limit {GROWTH_LIMIT_MB:.0f} MB): {verdict}.\n"
-    )
-    return text + ("\n" + BEFORE_THE_FIX if section == SECTION else ""), passed
+          f"(limit {GROWTH_LIMIT_MB:.0f} MB): {'pass' if passed else 'FAIL'}")
+    return {"frames": frames, "size": f"{width}x{height}", "cache_mb": cache_mb, "arena_max": arena_max,
+            "seconds": seconds, "sample_seconds": SAMPLE_SECONDS, "curve": curve, "growth_mb": growth,
+            "limit_mb": GROWTH_LIMIT_MB, "passed": passed}
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=10_000, help="output frames (default 10000)")
     parser.add_argument("--size", default="320x180", help="frame size (default 320x180)")
     parser.add_argument("--arena-max", type=int, default=None,
                         help="run with MALLOC_ARENA_MAX set (for comparisons; users have it unset)")
     parser.add_argument("--cache-mb", type=int, default=None, help="bound VapourSynth's frame cache (MB)")
-    parser.add_argument("--no-report", action="store_true", help="do not update docs/BENCHMARKS.md")
-    args = parser.parse_args()
+    parser.add_argument("--name", default="soak", help="the result to write (default soak)")
+    parser.add_argument("--no-report", action="store_true", help="write no result")
+    args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
-    text, passed = measure(args.frames, width, height, args.arena_max, cache_mb=args.cache_mb)
+    data = measure(args.frames, width, height, args.arena_max, args.cache_mb)
     if not args.no_report:
-        update_section(SECTION, text)
-    return 0 if passed else 1
+        harness.write_result(args.name, data, "python3 build.py soak" if args.name == "soak" else
+                             "python3 build.py bench")
+        render.write()
+    return 0 if data["passed"] else 1
 
 
 if __name__ == "__main__":

@@ -3,9 +3,11 @@
 setuptools builds the pure-Python part (the ``vsrife`` package); this module then compiles the native VapourSynth
 plugin (``plugin/*.cpp``) and adds it to the wheel as ``vapoursynth/plugins/libvfi.so``, the folder from which pip's
 VapourSynth autoloads plugins, and the engine's native CPU kernels (``vsrife/kernels/*.cpp``) as
-``vsrife/kernels/libvfi_kernels.so`` (for an editable install: into the source tree, where vsrife is imported from). The wheel becomes a platform wheel (``Root-Is-Purelib: false``, tag
-``cp312-abi3-<platform>``) with a rewritten RECORD. Editable wheels get the real library too, because VapourSynth only
-autoloads from ``site-packages/vapoursynth/plugins`` (re-run ``pip install -e`` after changing the C++ sources).
+``vsrife/kernels/libvfi_kernels.so`` (for an editable install: into the source tree, where vsrife is imported from).
+The wheel becomes a platform wheel (``Root-Is-Purelib: false``, tag ``cp312-abi3-<platform>``) with a rewritten
+RECORD. Editable wheels get the real library too, because VapourSynth only
+autoloads from ``site-packages/vapoursynth/plugins`` (re-run ``pip install -e`` after changing the C++ sources; the
+kernels are renamed over the old library, so running processes keep theirs).
 
 The plugin is compiled against the running Python's headers with ``Py_LIMITED_API`` = 3.12 and is not linked to
 libpython or libtorch: the host process (python or vspipe) provides the Python symbols.
@@ -15,8 +17,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import functools
 import csv
+import functools
 import hashlib
 import io
 import os
@@ -110,7 +112,24 @@ def compile_kernels(output: Path) -> Path:
     sources = sorted(str(p) for p in KERNELS_DIR.glob("*.cpp"))
     if not sources:
         raise CompileError(f"no C++ sources found in {KERNELS_DIR}")
-    return _compile("native kernels", sources, ["-O3", "-pthread"], output)
+    # no contraction into FMA: each build of the hot loops (loops.h) then rounds every operation alike
+    return _compile("native kernels", sources, ["-O3", "-pthread", "-ffp-contract=off"], output)
+
+
+def replace_library(built: Path, destination: Path) -> Path:
+    """Puts the library `built` at `destination` by renaming a copy over it: a process that has the old library
+    loaded keeps its mapping of the old file (writing into that file in place would crash it)."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".tmp", dir=destination.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, built.open("rb") as source:
+            shutil.copyfileobj(source, out)
+        os.chmod(temporary, 0o755)
+        os.replace(temporary, destination)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+    return destination
 
 
 def _record_hash(data: bytes) -> str:
@@ -198,7 +217,11 @@ def _no_new_build_artefacts() -> Iterator[None]:
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def _build(builder, wheel_directory, config_settings, metadata_directory, editable: bool = False) -> str:
+ConfigSettings = dict[str, Any] | None  # PEP 517's config_settings
+
+
+def _build(builder: Callable[..., str], wheel_directory: str, config_settings: ConfigSettings,
+           metadata_directory: str | None, editable: bool = False) -> str:
     with _no_new_build_artefacts(), tempfile.TemporaryDirectory(prefix="vfi-build-") as tmp:
         tmp_path = Path(tmp)
         # first: a compile error should be the first thing seen
@@ -206,7 +229,7 @@ def _build(builder, wheel_directory, config_settings, metadata_directory, editab
         kernels = compile_kernels(tmp_path / "libvfi_kernels.so")
         if editable:
             # an editable install imports vsrife from the source tree, so the kernels go there (git ignores *.so)
-            shutil.copyfile(kernels, KERNELS_DIR / kernels.name)
+            replace_library(kernels, KERNELS_DIR / kernels.name)
         else:
             libraries[KERNELS_ARCNAME] = kernels
         built = tmp_path / "wheel"
@@ -233,27 +256,35 @@ prepare_metadata_for_build_wheel = _delegated(_setuptools.prepare_metadata_for_b
 prepare_metadata_for_build_editable = _delegated(_setuptools.prepare_metadata_for_build_editable)
 
 
-def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+def build_wheel(wheel_directory: str, config_settings: ConfigSettings = None,
+                metadata_directory: str | None = None) -> str:
     return _build(_setuptools.build_wheel, wheel_directory, config_settings, metadata_directory)
 
 
-def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+def build_editable(wheel_directory: str, config_settings: ConfigSettings = None,
+                   metadata_directory: str | None = None) -> str:
     return _build(_setuptools.build_editable, wheel_directory, config_settings, metadata_directory, editable=True)
 
 
-def build_sdist(sdist_directory, config_settings=None):
-    """setuptools' sdist plus plugin/ (the C++ sources and this backend) and the kernels' C++ sources, which it
-    would not include by itself."""
+def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo) -> bytes | None:
+    """A file member's bytes; None for folders and links."""
+    extracted = archive.extractfile(member) if member.isfile() else None
+    return None if extracted is None else extracted.read()
+
+
+def build_sdist(sdist_directory: str, config_settings: ConfigSettings = None) -> str:
+    """setuptools' sdist plus plugin/ (the C++ sources and this backend) and the kernels' C++ sources and header,
+    which it would not include by itself."""
     with _no_new_build_artefacts():
         name = _setuptools.build_sdist(sdist_directory, config_settings)
     path = Path(sdist_directory) / name
     base = name[: -len(".tar.gz")]
     with tarfile.open(path, "r:gz") as tin:
-        members = [(m, tin.extractfile(m).read() if m.isfile() else None) for m in tin.getmembers()]
+        members = [(m, _read_member(tin, m)) for m in tin.getmembers()]
     present = {m.name for m, _ in members}
     extra = sorted(
         p for p in PLUGIN_DIR.iterdir() if p.is_file() and p.suffix in (".cpp", ".h", ".hpp", ".py")
-    ) + sorted(KERNELS_DIR.glob("*.cpp"))
+    ) + sorted(p for p in KERNELS_DIR.iterdir() if p.suffix in (".cpp", ".h"))
     with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tout:
         for member, data in members:
             tout.addfile(member, io.BytesIO(data) if data is not None else None)

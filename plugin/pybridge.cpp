@@ -187,7 +187,26 @@ void withoutGIL(void (*fn)(void *), void *arg) {
     PyEval_RestoreThread(saved);
 }
 
-Engine *createEngine(const char *module, const EngineArgs &args, std::string &err) {
+namespace {
+
+// The Python value of one keyword argument (a new reference), or nullptr with a Python error set.
+PyObject *engineValue(const EngineArg &arg) {
+    switch (arg.kind) {
+    case EngineArg::Kind::Int:
+        return PyLong_FromLongLong(arg.integer);
+    case EngineArg::Kind::Float:
+        return PyFloat_FromDouble(arg.real);
+    case EngineArg::Kind::Text:
+        return newStr(arg.text);
+    case EngineArg::Kind::None:
+    default:
+        return Py_BuildValue("");
+    }
+}
+
+} // namespace
+
+Engine *createEngine(const char *module, const std::vector<EngineArg> &kwargs, std::string &err) {
     GIL gil;
     Ref mod(PyImport_ImportModule(module));
     if (!mod) {
@@ -201,28 +220,17 @@ Engine *createEngine(const char *module, const EngineArgs &args, std::string &er
         return nullptr;
     }
 
-    Ref kwargs(PyDict_New());
+    Ref dict(PyDict_New());
     Ref noArgs(PyTuple_New(0));
-    bool ok = kwargs && noArgs;
-    ok = ok && setItem(kwargs.get(), "method", newStr(args.method));
-    ok = ok && setItem(kwargs.get(), "model", newStr(args.model));
-    ok = ok && setItem(kwargs.get(), "model_path", args.hasModelPath ? newStr(args.modelPath) : Py_BuildValue(""));
-    ok = ok && setItem(kwargs.get(), "scale", PyFloat_FromDouble(args.scale));
-    ok = ok && setItem(kwargs.get(), "ensemble", PyBool_FromLong(args.ensemble));
-    ok = ok && setItem(kwargs.get(), "device", newStr(args.device));
-    ok = ok && setItem(kwargs.get(), "precision", newStr(args.precision));
-    ok = ok && setItem(kwargs.get(), "width", PyLong_FromLong(args.width));
-    ok = ok && setItem(kwargs.get(), "height", PyLong_FromLong(args.height));
-    ok = ok && setItem(kwargs.get(), "sample_type", newStr(args.sampleType));
-    ok = ok && setItem(kwargs.get(), "sc_threshold", PyFloat_FromDouble(args.scThreshold));
-    ok = ok && setItem(kwargs.get(), "tile", PyLong_FromLongLong(args.tile));
-    ok = ok && setItem(kwargs.get(), "tile_overlap", PyLong_FromLongLong(args.tileOverlap));
+    bool ok = dict && noArgs;
+    for (const EngineArg &arg : kwargs)
+        ok = ok && setItem(dict.get(), arg.name.c_str(), engineValue(arg));
     if (!ok) {
         err = takeError();
         return nullptr;
     }
 
-    Ref engine(PyObject_Call(factory.get(), noArgs.get(), kwargs.get()));
+    Ref engine(PyObject_Call(factory.get(), noArgs.get(), dict.get()));
     if (!engine) {
         err = takeError();
         return nullptr;

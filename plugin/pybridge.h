@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace vfi {
 
@@ -20,21 +21,14 @@ bool pythonAvailable();
 // makes synchronously can reach upstream filters written in Python. fn must not touch Python.
 void withoutGIL(void (*fn)(void *), void *arg);
 
-struct EngineArgs {
-    std::string method; // "rife" or "rrin": which registry models the calling filter runs
-    std::string model;
-    bool hasModelPath = false;
-    std::string modelPath;
-    double scale = 1.0;
-    bool ensemble = false;
-    std::string device;
-    std::string precision;
-    int width = 0;
-    int height = 0;
-    std::string sampleType; // "float32" or "float16"
-    double scThreshold = 0.12;
-    int64_t tile = 0;        // 0: the engine picks one from free memory; > 0: tile size in pixels
-    int64_t tileOverlap = 0; // pixels shared by neighbouring tiles
+// One keyword argument of create_engine: None, an int, a float or a str.
+struct EngineArg {
+    enum class Kind { None, Int, Float, Text };
+    std::string name;
+    Kind kind = Kind::None;
+    int64_t integer = 0;
+    double real = 0.0;
+    std::string text;
 };
 
 struct Plane {
@@ -52,8 +46,8 @@ enum class InterpResult {
 
 class Engine;
 
-// vsrife.engine.create_engine(**kwargs). Returns nullptr and sets err (no prefix) on failure.
-Engine *createEngine(const char *module, const EngineArgs &args, std::string &err);
+// <module>.create_engine(**kwargs). Returns nullptr and sets err (no prefix) on failure.
+Engine *createEngine(const char *module, const std::vector<EngineArg> &kwargs, std::string &err);
 
 // engine.interpolate(frame0, frame1, out, t, detect_scene_change, (source0, source1)); each frame is a tuple of 3
 // (memoryview, stride); source0 and source1 are the numbers of in0 and in1 in the source clip.

@@ -1,4 +1,4 @@
-// Rate arithmetic shared by the interpolation filters (RIFE now, RRIN later).
+// Rate arithmetic shared by the interpolation filters and vfi.Rate, which answers it to Python.
 //
 // The output rate is the source rate times a reduced fraction num/den > 1.
 // Output frame n sits at source position n*den/num: a = n*den / num, r = n*den % num, t = r/num.
@@ -48,8 +48,7 @@ struct Rate {
 // Where output frame n comes from.
 struct Position {
     int a;          // source frame at or before the output position
-    int64_t r;      // remainder: 0 means the output position is exactly source frame a
-    double t;       // r / num, the timestep between a and a+1
+    double t;       // (n*den % num) / num, the timestep between a and a+1
     bool inference; // false: output is source frame a itself (exact hit or at/after the last source frame)
 };
 
@@ -57,15 +56,15 @@ inline Position mapFrame(int n, const Rate &rate, int srcFrames) {
     Position p;
     int64_t pos = static_cast<int64_t>(n) * rate.den;
     int64_t a = pos / rate.num;
-    p.r = pos % rate.num;
-    p.t = static_cast<double>(p.r) / static_cast<double>(rate.num);
+    int64_t r = pos % rate.num; // 0: the output position is exactly source frame a
+    p.t = static_cast<double>(r) / static_cast<double>(rate.num);
     int last = srcFrames - 1;
     if (a >= last) {
         p.a = last;
         p.inference = false;
     } else {
         p.a = static_cast<int>(a);
-        p.inference = p.r != 0;
+        p.inference = r != 0;
     }
     return p;
 }

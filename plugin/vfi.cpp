@@ -1,16 +1,10 @@
 // vfi: VapourSynth API4 plugin for video frame interpolation.
 //
-//   core.vfi.RIFE(clip clip[, int multi=2, int factor_num, int factor_den, int fps_num, int fps_den,
-//                 data model="4.0", data model_path, float scale=1.0 (0: automatic), int ensemble=0, int sc=0,
-//                 float sc_threshold=0.12, data device="auto", data precision="auto", int tile=0,
-//                 int tile_overlap=64])
-//   core.vfi.RRIN(clip clip[, int multi=2, int factor_num, int factor_den, int fps_num, int fps_den,
-//                 data model="rrin", data model_path, int sc=0, float sc_threshold=0.12, data device="auto",
-//                 data precision="auto", int tile=0, int tile_overlap=64])
+// core.vfi.RIFE and core.vfi.RRIN interpolate; core.vfi.Rate answers the rate arithmetic alone. Their parameters
+// (names, types, defaults, allowed values, messages) come from parameters.h, which `python -m vsrife.codegen`
+// writes from the table in vsrife/parameters.py; README.md's parameter tables come from the same table.
 //
-// tile_overlap's default is 64, or tile/4 for an explicit tile under 256 (it must stay below tile/2).
-//
-// Both filters are one createInterpolation and one getFrame; a FilterKind row holds what differs.
+// Both filters are one createInterpolation and one getFrame; the table's Function row holds what differs.
 //
 // The plugin owns the argument checks, the output VideoInfo, the mapping output frame -> (source a, a+1, t), the
 // lazy frame requests and the frame properties. The pixels come from a Python engine (vsrife.engine, see
@@ -27,6 +21,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <VSHelper4.h>
 #include <VapourSynth4.h>
@@ -35,47 +30,15 @@
 #include <malloc.h>
 #endif
 
+#include "parameters.h"
 #include "pybridge.h"
 #include "rate.h"
 
 namespace vfi {
 namespace {
 
-// What differs between the interpolation filters of this plugin; everything else is shared.
-struct FilterKind {
-    const char *name;         // function name, used in error messages as "vfi.<name>: "
-    const char *method;       // create_engine's method: the registry models this filter runs
-    const char *engineModule; // Python module with create_engine()
-    const char *defaultModel;
-    const char *args;         // the function's argument string
-};
-
-// Rate and model arguments, first in every filter (positional callers rely on this order).
-#define VFI_LEADING_ARGS                                                                                           \
-    "clip:vnode;multi:int:opt;factor_num:int:opt;factor_den:int:opt;fps_num:int:opt;fps_den:int:opt;"            \
-    "model:data:opt;model_path:data:opt;"
-// Scene change, device and tiling arguments, last in every filter.
-#define VFI_TRAILING_ARGS                                                                                          \
-    "sc:int:opt;sc_threshold:float:opt;device:data:opt;precision:data:opt;tile:int:opt;tile_overlap:int:opt;"
-
-// RRIN has no flow-resolution scale and no ensemble mode: the engine gets scale=1 and ensemble=0.
-const FilterKind kKinds[] = {
-    {"RIFE", "rife", "vsrife.engine", "4.0", VFI_LEADING_ARGS "scale:float:opt;ensemble:int:opt;" VFI_TRAILING_ARGS},
-    {"RRIN", "rrin", "vsrife.engine", "rrin", VFI_LEADING_ARGS VFI_TRAILING_ARGS},
-};
-
-// Mean absolute RGB difference above which frames count as a cut: bikes.mp4's fastest motion measures 0.082,
-// its cuts 0.20 to 0.33.
-constexpr double kDefaultSceneChangeThreshold = 0.12;
-
-// scale=0: the engine picks the flow resolution from the frame size (vsrife.engine.auto_scale).
-constexpr double kAutoScale = 0.0;
-constexpr double kDefaultScale = 1.0;
-
-// Smallest tile: below this, overlap and padding would be most of every pass.
-constexpr int64_t kMinTile = 64;
-// Context shared by neighbouring tiles when tile_overlap is not given (capped at tile/4 for small tiles).
-constexpr int64_t kDefaultTileOverlap = 64;
+// The Python module whose create_engine() builds a filter's engine.
+constexpr const char *kEngineModule = "vsrife.engine";
 
 struct ArgError : std::runtime_error {
     using std::runtime_error::runtime_error;
@@ -121,34 +84,141 @@ private:
 ///////////////////////////////////////////////////////////////////////////////////////////////////
 // Arguments
 
-bool getInt(const VSMap *in, const char *key, int64_t *value, const VSAPI *vsapi) {
-    int err = 0;
-    int64_t v = vsapi->mapGetInt(in, key, 0, &err);
-    if (err)
+bool admits(const params::Allowed &allowed, double v) {
+    if (!allowed.range)
+        return v == allowed.value;
+    if (allowed.hasLow && !(allowed.lowOpen ? v > allowed.low : v >= allowed.low))
         return false;
-    *value = v;
-    return true;
+    return !allowed.hasHigh || (allowed.highOpen ? v < allowed.high : v <= allowed.high); // NaN fails every test
 }
 
-std::string getString(const VSMap *in, const char *key, const char *fallback, bool *present, const VSAPI *vsapi) {
-    int err = 0;
-    const char *data = vsapi->mapGetData(in, key, 0, &err);
-    if (present)
-        *present = !err;
-    if (err)
-        return fallback;
-    int size = vsapi->mapGetDataSize(in, key, 0, &err);
-    return std::string(data, static_cast<size_t>(size));
-}
+// The values of one call, read with the function's parameter table: given or default. check() refuses a value the
+// table does not allow, with the table's words: "<name> must be ... (got <value>)[; <note>]".
+class Arguments {
+public:
+    Arguments(const VSMap *in, const params::Function &function, const VSAPI *vsapi) {
+        for (int i = 0; i < function.count; i++) {
+            const params::Parameter &spec = function.parameters[i];
+            Value value{&spec, false, static_cast<int64_t>(spec.number), spec.number, spec.text, false};
+            int err = 0;
+            switch (spec.type) {
+            case params::Type::Int: {
+                int64_t v = vsapi->mapGetInt(in, spec.name, 0, &err);
+                if (!err)
+                    value.integer = v;
+                break;
+            }
+            case params::Type::Float: {
+                double v = vsapi->mapGetFloat(in, spec.name, 0, &err);
+                if (!err)
+                    value.real = v;
+                break;
+            }
+            case params::Type::Data: {
+                const char *data = vsapi->mapGetData(in, spec.name, 0, &err);
+                if (!err)
+                    value.text.assign(data, static_cast<size_t>(vsapi->mapGetDataSize(in, spec.name, 0, &err)));
+                break;
+            }
+            case params::Type::Clip: // a node: its implementation takes it from the map
+                err = vsapi->mapNumElements(in, spec.name) <= 0;
+                break;
+            }
+            value.given = !err;
+            values_.push_back(value);
+        }
+    }
+
+    bool given(const char *name) const { return find(name).given; }
+    int64_t integer(const char *name) const { return find(name).integer; }
+    double real(const char *name) const { return find(name).real; }
+    const std::string &text(const char *name) const { return find(name).text; }
+    bool has(const char *name) const {
+        return std::any_of(values_.begin(), values_.end(),
+                           [name](const Value &v) { return std::strcmp(v.spec->name, name) == 0; });
+    }
+
+    // Throws unless the value (given or default) is one the table allows.
+    void check(const char *name) {
+        Value &value = values_[index(name)];
+        value.checked = true;
+        const params::Parameter &spec = *value.spec;
+        if (!spec.allowed || (!value.given && !spec.hasDefault))
+            return;
+        bool isInt = spec.type == params::Type::Int;
+        double v = isInt ? static_cast<double>(value.integer) : value.real;
+        for (int i = 0; i < spec.allowedCount; i++)
+            if (admits(spec.allowed[i], v))
+                return;
+        std::string got = isInt ? std::to_string(value.integer) : fmtDouble(value.real);
+        throw ArgError(std::string(spec.name) + " " + spec.rule + " (got " + got + ")" +
+                       (spec.note[0] ? std::string("; ") + spec.note : std::string()));
+    }
+
+    // check() for every parameter not checked yet, in the table's order.
+    void checkRemaining() {
+        for (Value &value : values_)
+            if (!value.checked)
+                check(value.spec->name);
+    }
+
+    // create_engine's keyword arguments: every engine parameter, the table's default where this function has none.
+    std::vector<EngineArg> engineArgs() const {
+        std::vector<EngineArg> args;
+        for (const params::Parameter &spec : params::kEngineParameters) {
+            const bool own = has(spec.name);
+            const Value fallback{&spec, false, static_cast<int64_t>(spec.number), spec.number, spec.text, true};
+            const Value &value = own ? find(spec.name) : fallback;
+            EngineArg arg{spec.name, EngineArg::Kind::None, value.integer, value.real, value.text};
+            if (value.given || spec.hasDefault) {
+                switch (spec.type) {
+                case params::Type::Int:
+                    arg.kind = EngineArg::Kind::Int;
+                    break;
+                case params::Type::Float:
+                    arg.kind = EngineArg::Kind::Float;
+                    break;
+                case params::Type::Data:
+                    arg.kind = EngineArg::Kind::Text;
+                    break;
+                case params::Type::Clip:
+                    throw ArgError(std::string("internal error: the clip ") + spec.name + " cannot go to the engine");
+                }
+            }
+            args.push_back(arg);
+        }
+        return args;
+    }
+
+private:
+    struct Value {
+        const params::Parameter *spec;
+        bool given;
+        int64_t integer;
+        double real;
+        std::string text;
+        bool checked;
+    };
+
+    size_t index(const char *name) const {
+        for (size_t i = 0; i < values_.size(); i++)
+            if (std::strcmp(values_[i].spec->name, name) == 0)
+                return i;
+        throw ArgError(std::string("internal error: no parameter ") + name + " in this function's table");
+    }
+
+    const Value &find(const char *name) const { return values_[index(name)]; }
+
+    std::vector<Value> values_;
+};
 
 // Reads multi / factor_num+factor_den / fps_num+fps_den (exactly one way; multi=2 when none is given).
-Rate parseRate(const VSMap *in, const VSVideoInfo *vi, const VSAPI *vsapi) {
-    int64_t multi = 0, fnum = 0, fden = 0, pnum = 0, pden = 0;
-    bool hasMulti = getInt(in, "multi", &multi, vsapi);
-    bool hasFnum = getInt(in, "factor_num", &fnum, vsapi);
-    bool hasFden = getInt(in, "factor_den", &fden, vsapi);
-    bool hasPnum = getInt(in, "fps_num", &pnum, vsapi);
-    bool hasPden = getInt(in, "fps_den", &pden, vsapi);
+Rate parseRate(Arguments &args, const VSVideoInfo *vi) {
+    bool hasMulti = args.given("multi");
+    bool hasFnum = args.given("factor_num"), hasFden = args.given("factor_den");
+    bool hasPnum = args.given("fps_num"), hasPden = args.given("fps_den");
+    int64_t fnum = args.integer("factor_num"), fden = args.integer("factor_den");
+    int64_t pnum = args.integer("fps_num"), pden = args.integer("fps_den");
 
     int ways = int(hasMulti) + int(hasFnum || hasFden) + int(hasPnum || hasPden);
     if (ways > 1)
@@ -177,10 +247,9 @@ Rate parseRate(const VSMap *in, const VSVideoInfo *vi, const VSAPI *vsapi) {
         if (num <= den)
             throw ArgError("the target frame rate " + fraction(pnum, pden) + " must be higher than the clip's " +
                            fraction(vi->fpsNum, vi->fpsDen));
-    } else if (hasMulti) {
-        if (multi < 2)
-            throw ArgError("multi must be an integer >= 2 (got " + std::to_string(multi) + ")");
-        num = multi;
+    } else {
+        args.check("multi");
+        num = args.integer("multi");
         den = 1;
     }
 
@@ -191,72 +260,31 @@ Rate parseRate(const VSMap *in, const VSVideoInfo *vi, const VSAPI *vsapi) {
     return rate;
 }
 
-struct Settings {
-    Rate rate;
-    EngineArgs engine;
-    bool sc = false;
-};
+// The output clip's length and frame rate: floor(n*num/den) frames at fps*num/den (variable stays variable).
+VSVideoInfo outputVideoInfo(const VSVideoInfo *vi, const Rate &rate) {
+    VSVideoInfo outVi = *vi;
+    int64_t length = outputLength(vi->numFrames, rate);
+    if (length < 0)
+        throw ArgError("the output would have more than 2147483647 frames; use a smaller rate factor");
+    outVi.numFrames = static_cast<int>(length);
+    if (vi->fpsNum > 0 && vi->fpsDen > 0 &&
+        !reduceInto(static_cast<i128>(vi->fpsNum) * rate.num, static_cast<i128>(vi->fpsDen) * rate.den, INT64_MAX,
+                    &outVi.fpsNum, &outVi.fpsDen))
+        throw ArgError("the output frame rate does not fit in 64-bit integers; use a smaller rate factor");
+    return outVi;
+}
 
-// tile: 0 (automatic) or >= kMinTile; tile_overlap: >= 0 and < tile/2.
-void parseTiling(const VSMap *in, EngineArgs *engine, const VSAPI *vsapi) {
-    int64_t tile = 0, overlap = 0;
-    getInt(in, "tile", &tile, vsapi);
-    if (tile != 0 && tile < kMinTile)
-        throw ArgError("tile must be 0 (automatic) or a tile size of at least " + std::to_string(kMinTile) +
-                       " pixels (got " + std::to_string(tile) + ")");
-    if (!getInt(in, "tile_overlap", &overlap, vsapi))
-        overlap = tile > 0 ? std::min(kDefaultTileOverlap, tile / 4) : kDefaultTileOverlap;
-    if (overlap < 0)
-        throw ArgError("tile_overlap must be >= 0 (got " + std::to_string(overlap) + ")");
+// tile_overlap, once the table's rules passed: less than tile/2 too; without tile_overlap, its default is capped at
+// tile/4 for small tiles.
+int64_t tileOverlap(const Arguments &args) {
+    int64_t tile = args.integer("tile");
+    int64_t overlap = args.integer("tile_overlap");
+    if (!args.given("tile_overlap") && tile > 0)
+        overlap = std::min(overlap, tile / 4);
     if (tile > 0 && overlap > (tile - 1) / 2) // overlap < tile/2, without overflowing 2*overlap
         throw ArgError("tile_overlap must be less than tile/2 (got tile_overlap=" + std::to_string(overlap) +
                        " with tile=" + std::to_string(tile) + ")");
-    engine->tile = tile;
-    engine->tileOverlap = overlap;
-}
-
-Settings parseSettings(const VSMap *in, const VSVideoInfo *vi, const FilterKind &kind, const VSAPI *vsapi) {
-    Settings s;
-    s.rate = parseRate(in, vi, vsapi);
-
-    int err = 0;
-    double scale = vsapi->mapGetFloat(in, "scale", 0, &err);
-    if (err)
-        scale = kDefaultScale;
-    if (!(scale == kAutoScale || scale == 0.25 || scale == 0.5 || scale == 1.0 || scale == 2.0 || scale == 4.0))
-        throw ArgError("scale must be 0 (automatic, from the frame size) or one of 0.25, 0.5, 1, 2, 4 (got " +
-                       fmtDouble(scale) + ")");
-
-    int64_t ensemble = 0, sc = 0;
-    getInt(in, "ensemble", &ensemble, vsapi);
-    if (ensemble != 0 && ensemble != 1)
-        throw ArgError("ensemble must be 0 or 1 (got " + std::to_string(ensemble) + ")");
-    getInt(in, "sc", &sc, vsapi);
-    if (sc != 0 && sc != 1)
-        throw ArgError("sc must be 0 or 1 (got " + std::to_string(sc) + ")");
-
-    double threshold = vsapi->mapGetFloat(in, "sc_threshold", 0, &err);
-    if (err)
-        threshold = kDefaultSceneChangeThreshold;
-    if (!(threshold > 0.0 && threshold <= 1.0))
-        throw ArgError("sc_threshold must be > 0 and <= 1 (got " + fmtDouble(threshold) +
-                       "); it is the mean absolute difference of the two frames' RGB samples (0..1), measured at "
-                       "quarter resolution");
-
-    parseTiling(in, &s.engine, vsapi);
-
-    s.sc = sc != 0;
-    s.engine.method = kind.method;
-    s.engine.model = getString(in, "model", kind.defaultModel, nullptr, vsapi);
-    s.engine.modelPath = getString(in, "model_path", "", &s.engine.hasModelPath, vsapi);
-    s.engine.scale = scale;
-    s.engine.ensemble = ensemble != 0;
-    s.engine.device = getString(in, "device", "auto", nullptr, vsapi);
-    s.engine.precision = getString(in, "precision", "auto", nullptr, vsapi);
-    s.engine.width = vi->width;
-    s.engine.height = vi->height;
-    s.engine.scThreshold = threshold;
-    return s;
+    return overlap;
 }
 
 void checkClip(const VSVideoInfo *vi, const VSAPI *vsapi) {
@@ -621,32 +649,45 @@ VSNode *resizeClip(VSNode *clip, uint32_t formatId, const Colorimetry &c, bool t
 ///////////////////////////////////////////////////////////////////////////////////////////////////
 // Create
 
-void createInterpolation(const VSMap *in, VSMap *out, const FilterKind &kind, VSCore *core, const VSAPI *vsapi) {
-    const std::string prefix = std::string("vfi.") + kind.name + ": ";
+// The engine's keyword argument `name` (one of `args`) set to an integer.
+void setEngineInt(std::vector<EngineArg> &args, const char *name, int64_t value) {
+    for (EngineArg &arg : args) {
+        if (arg.name == name) {
+            arg.kind = EngineArg::Kind::Int;
+            arg.integer = value;
+            return;
+        }
+    }
+    args.push_back(EngineArg{name, EngineArg::Kind::Int, value, 0.0, ""});
+}
+
+void createInterpolation(const VSMap *in, VSMap *out, const params::Function &function, VSCore *core,
+                         const VSAPI *vsapi) {
+    const std::string prefix = std::string(params::kNamespace) + "." + function.name + ": ";
     NodeRef src(vsapi, vsapi->mapGetNode(in, "clip", 0, nullptr));
     const VSVideoInfo *vi = vsapi->getVideoInfo(src.get());
     InterpData *data = nullptr;
     try {
         checkClip(vi, vsapi);
-        Settings s = parseSettings(in, vi, kind, vsapi);
-
-        // Output VideoInfo: same format and size, length floor(n*num/den), fps*num/den (variable stays variable).
-        VSVideoInfo outVi = *vi;
-        int64_t length = outputLength(vi->numFrames, s.rate);
-        if (length < 0)
-            throw ArgError("the output would have more than 2147483647 frames; use a smaller rate factor");
-        outVi.numFrames = static_cast<int>(length);
-        if (vi->fpsNum > 0 && vi->fpsDen > 0 &&
-            !reduceInto(static_cast<i128>(vi->fpsNum) * s.rate.num, static_cast<i128>(vi->fpsDen) * s.rate.den,
-                        INT64_MAX, &outVi.fpsNum, &outVi.fpsDen))
-            throw ArgError("the output frame rate does not fit in 64-bit integers; use a smaller rate factor");
+        Arguments args(in, function, vsapi);
+        Rate rate = parseRate(args, vi);
+        args.checkRemaining();
+        int64_t overlap = tileOverlap(args);
+        // Same format and size as the source.
+        VSVideoInfo outVi = outputVideoInfo(vi, rate);
 
         if (!pythonAvailable())
             throw ArgError("needs a Python interpreter in the process; run it from python or vspipe");
 
         const VSVideoFormat &f = vi->format;
         bool native = f.colorFamily == cfRGB && f.sampleType == stFloat;
-        s.engine.sampleType = (native && f.bitsPerSample == 16) ? "float16" : "float32";
+        std::vector<EngineArg> engineArgs = args.engineArgs();
+        setEngineInt(engineArgs, "tile_overlap", overlap);
+        engineArgs.push_back(EngineArg{"method", EngineArg::Kind::Text, 0, 0.0, function.method});
+        engineArgs.push_back(EngineArg{"width", EngineArg::Kind::Int, vi->width, 0.0, ""});
+        engineArgs.push_back(EngineArg{"height", EngineArg::Kind::Int, vi->height, 0.0, ""});
+        engineArgs.push_back(EngineArg{"sample_type", EngineArg::Kind::Text, 0, 0.0,
+                                       (native && f.bitsPerSample == 16) ? "float16" : "float32"});
 
         Colorimetry color;
         NodeRef rgb(vsapi, nullptr);
@@ -666,15 +707,15 @@ void createInterpolation(const VSMap *in, VSMap *out, const FilterKind &kind, VS
         }
 
         std::string err;
-        Engine *engine = createEngine(kind.engineModule, s.engine, err);
+        Engine *engine = createEngine(kEngineModule, engineArgs, err);
         if (!engine)
             throw ArgError(err);
 
         data = new InterpData;
         data->prefix = prefix;
         data->srcVi = *vsapi->getVideoInfo(rgb.get());
-        data->rate = s.rate;
-        data->sc = s.sc;
+        data->rate = rate;
+        data->sc = args.integer("sc") != 0;
         data->markRepeats = !native;
         data->engine = engine;
         data->node = rgb.release();
@@ -685,12 +726,12 @@ void createInterpolation(const VSMap *in, VSMap *out, const FilterKind &kind, VS
         if (native) {
             InterpData *d = data;
             data = nullptr; // owned by the filter from here on (freed by interpFree)
-            vsapi->createVideoFilter(out, kind.name, &interpVi, interpGetFrame, interpFree, fmParallel, deps, 1, d,
-                                     core);
+            vsapi->createVideoFilter(out, function.name, &interpVi, interpGetFrame, interpFree, fmParallel, deps, 1,
+                                     d, core);
             return;
         }
 
-        std::string internalName = std::string(kind.name) + "_interpolate";
+        std::string internalName = std::string(function.name) + "_interpolate";
         InterpData *d = data;
         data = nullptr;
         NodeRef interp(vsapi, vsapi->createVideoFilter2(internalName.c_str(), &interpVi, interpGetFrame, interpFree,
@@ -706,12 +747,12 @@ void createInterpolation(const VSMap *in, VSMap *out, const FilterKind &kind, VS
 
         SelectData *sel = new SelectData;
         sel->srcVi = *vi;
-        sel->rate = s.rate;
+        sel->rate = rate;
         sel->src = src.release();
         sel->interpolated = back.release();
         VSFilterDependency selDeps[] = {{sel->src, rpGeneral}, {sel->interpolated, rpGeneral}};
-        vsapi->createVideoFilter(out, kind.name, &outVi, selectGetFrame, selectFree, fmParallel, selDeps, 2, sel,
-                                 core);
+        vsapi->createVideoFilter(out, function.name, &outVi, selectGetFrame, selectFree, fmParallel, selDeps, 2,
+                                 sel, core);
     } catch (const std::exception &e) {
         if (data) {
             vsapi->freeNode(data->node);
@@ -723,16 +764,41 @@ void createInterpolation(const VSMap *in, VSMap *out, const FilterKind &kind, VS
 }
 
 void VS_CC filterCreate(const VSMap *in, VSMap *out, void *userData, VSCore *core, const VSAPI *vsapi) {
-    createInterpolation(in, out, *static_cast<const FilterKind *>(userData), core, vsapi);
+    createInterpolation(in, out, *static_cast<const params::Function *>(userData), core, vsapi);
+}
+
+// vfi.Rate: the output length and frame rate a filter gives this clip with these rate arguments, and the reduced
+// factor num/den (output frame n sits at source position n*den/num), so that Python need not redo rate.h.
+void VS_CC rateCreate(const VSMap *in, VSMap *out, void *userData, VSCore *, const VSAPI *vsapi) {
+    const params::Function &function = *static_cast<const params::Function *>(userData);
+    const std::string prefix = std::string(params::kNamespace) + "." + function.name + ": ";
+    VSNode *node = vsapi->mapGetNode(in, "clip", 0, nullptr);
+    const VSVideoInfo vi = *vsapi->getVideoInfo(node);
+    vsapi->freeNode(node);
+    try {
+        Arguments args(in, function, vsapi);
+        Rate rate = parseRate(args, &vi);
+        args.checkRemaining();
+        VSVideoInfo outVi = outputVideoInfo(&vi, rate);
+        vsapi->mapSetInt(out, "num", rate.num, maReplace);
+        vsapi->mapSetInt(out, "den", rate.den, maReplace);
+        vsapi->mapSetInt(out, "frames", outVi.numFrames, maReplace);
+        vsapi->mapSetInt(out, "fps_num", outVi.fpsNum, maReplace);
+        vsapi->mapSetInt(out, "fps_den", outVi.fpsDen, maReplace);
+    } catch (const std::exception &e) {
+        vsapi->mapSetError(out, (prefix + e.what()).c_str());
+    }
 }
 
 } // namespace
 } // namespace vfi
 
 VS_EXTERNAL_API(void) VapourSynthPluginInit2(VSPlugin *plugin, const VSPLUGINAPI *vspapi) {
-    vspapi->configPlugin("com.vapoursynth-vfi.vfi", "vfi", "Video frame interpolation",
-                         VS_MAKE_VERSION(0, 2), VAPOURSYNTH_API_VERSION, 0, plugin);
-    for (const vfi::FilterKind &kind : vfi::kKinds)
-        vspapi->registerFunction(kind.name, kind.args, "clip:vnode;", vfi::filterCreate,
-                                 const_cast<vfi::FilterKind *>(&kind), plugin);
+    using namespace vfi::params;
+    vspapi->configPlugin(kPluginId, kNamespace, kPluginName, VS_MAKE_VERSION(0, 3), VAPOURSYNTH_API_VERSION, 0,
+                         plugin);
+    for (const Function &function : kFunctions)
+        vspapi->registerFunction(function.name, function.args, function.returns,
+                                 function.method[0] ? vfi::filterCreate : vfi::rateCreate,
+                                 const_cast<Function *>(&function), plugin);
 }

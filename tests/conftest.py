@@ -19,61 +19,17 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 
-sys.path.insert(0, str(Path(__file__).parent))
-from sample_media import fetch_sample  # noqa: E402
+from testkit.frames import (clip_from_frames, decode_rgb, ffmpeg_executable, frame_array, frame_drop_psnr, psnr,
+                            save_rrin_state)
+from testkit.samples import fetch_sample
+
+# The helpers the test modules import from here (``from conftest import ...``); they live in testkit, which the
+# benchmarks share.
+__all__ = ["ROOT", "VSPIPE", "RequestLog", "clip_from_frames", "decode_rgb", "ffmpeg_executable", "frame_array",
+           "frame_drop_psnr", "psnr", "save_rrin_state"]
 
 ROOT = Path(__file__).resolve().parent.parent
 VSPIPE = Path(sys.executable).with_name("vspipe")
-
-
-def ffmpeg_executable() -> str:
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def decode_rgb(path: Path, frames: int, width: int | None = None, height: int | None = None) -> np.ndarray:
-    """First `frames` frames of a video as float32 RGB in [0, 1], shape (frames, height, width, 3), via ffmpeg."""
-    scale = ["-vf", f"scale={width}:{height}"] if width and height else []
-    raw = subprocess.run(
-        [ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-i", str(path), *scale,
-         "-frames:v", str(frames), "-pix_fmt", "rgb24", "-f", "rawvideo", "-"],
-        check=True, capture_output=True,
-    ).stdout
-    probe_height, probe_width = (height, width) if width and height else video_size(path)
-    array = np.frombuffer(raw, dtype=np.uint8).reshape(frames, probe_height, probe_width, 3)
-    return array.astype(np.float32) / 255.0
-
-
-def video_size(path: Path) -> tuple[int, int]:
-    clip = vs.core.bs.VideoSource(str(path))
-    return clip.height, clip.width
-
-
-def clip_from_frames(frames: np.ndarray, fps: tuple[int, int] = (25, 1)) -> vs.VideoNode:
-    """An RGBS clip whose frame n holds frames[n] (shape (n, h, w, 3)), produced by a Python filter upstream."""
-    count, height, width, _ = frames.shape
-    blank = vs.core.std.BlankClip(format=vs.RGBS, width=width, height=height, length=count,
-                                  fpsnum=fps[0], fpsden=fps[1])
-
-    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        out = f.copy()
-        for plane in range(3):
-            np.copyto(np.asarray(out[plane]), frames[n, :, :, plane])
-        return out
-
-    return blank.std.ModifyFrame(clips=blank, selector=fill)
-
-
-def frame_array(frame: vs.VideoFrame) -> np.ndarray:
-    """The frame's planes as one array (planes, h, w) for the first plane's size; float64 for comparisons."""
-    return np.stack([np.asarray(frame[p], dtype=np.float64) for p in range(frame.format.num_planes)
-                     if frame[p].shape == frame[0].shape])
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
-    mse = float(np.mean((np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10.0 * np.log10(peak * peak / mse)
 
 
 def shrink(frames: np.ndarray, factor: int) -> np.ndarray:
@@ -129,24 +85,6 @@ def expect_error(vfi: VfiFilter, fragment: str, clip: vs.VideoNode, **args: obje
     return message
 
 
-def save_rrin_state(path: Path, *, crossfade: bool = False, seed: int = 0) -> Path:
-    """Seeded random weights of our RRIN in fp16 (the layout `python -m vsrife train rrin` writes).
-
-    crossfade: the four U-Nets' last convolutions are zeroed, so flows and residues are 0 and the weight map is
-    sigmoid(0) for both frames: the net outputs exactly (1 - t) * frame0 + t * frame1.
-    """
-    import torch
-
-    from vsrife.models.rrin import RRIN
-
-    torch.manual_seed(seed)
-    state = {k: v.half() for k, v in RRIN().state_dict().items()}
-    if crossfade:
-        state = {k: torch.zeros_like(v) if ".last." in k else v for k, v in state.items()}
-    torch.save(state, path)
-    return path
-
-
 @pytest.fixture(scope="session")
 def rrin_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Random RRIN weights standing in for the trained ones (vsrife/data/rrin_fp16.pth is not released yet)."""
@@ -171,17 +109,6 @@ def vfi(request: pytest.FixtureRequest) -> VfiFilter:
     return rrin_filter(request.getfixturevalue("rrin_weights"))
 
 
-def frame_drop_psnr(frames: np.ndarray, filter_name: str = "RIFE", precision: str = "fp32",
-                    **filter_args: object) -> float:
-    """Frame-drop protocol: keep the even frames, interpolate the odd ones, mean PSNR against the real odd frames."""
-    kept = clip_from_frames(np.ascontiguousarray(frames[0::2]))
-    interpolate = getattr(vs.core.vfi, filter_name)
-    doubled = interpolate(kept, multi=2, device="cpu", precision=precision, **filter_args)
-    scores = [psnr(frame_array(doubled.get_frame(2 * k + 1)), frames[2 * k + 1].transpose(2, 0, 1))
-              for k in range(kept.num_frames - 1)]
-    return float(np.mean(scores))
-
-
 @pytest.fixture(scope="session")
 def bikes_path() -> Path:
     return fetch_sample("bikes.mp4")
@@ -204,8 +131,12 @@ def bikes_yuv(bikes_path: Path) -> vs.VideoNode:
     return vs.core.bs.VideoSource(str(bikes_path))
 
 
+# Wraps a clip; returns the wrapped clip and the list its requested frame numbers go to.
+RequestLog = Callable[[vs.VideoNode], tuple[vs.VideoNode, list[int]]]
+
+
 @pytest.fixture
-def request_log() -> Callable[[vs.VideoNode], tuple[vs.VideoNode, list[int]]]:
+def request_log() -> RequestLog:
     """Wraps a clip in a Python filter that records which frames are requested from it."""
 
     def wrap(clip: vs.VideoNode) -> tuple[vs.VideoNode, list[int]]:
@@ -341,3 +272,33 @@ def model_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "no-wheels-here"))
     return cache
+
+
+# The command line and ffmpeg, and a short clip with audio, for the command-line tests (test_cli_*.py)
+SOURCE_FRAMES = 12
+
+
+def vsrife(*args: str | Path | int, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vsrife", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def ffmpeg(*args: str | Path | int) -> None:
+    subprocess.run([ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)], check=True)
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def tone_clip(media_dir: Path, bikes_path: Path) -> Path:
+    """12 frames of bikes.mp4 at 24000/1001 fps with a 440 Hz tone, tagged BT.709 (matrix, primaries, transfer)."""
+    path = media_dir / "tone.mp4"
+    ffmpeg("-i", bikes_path, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-frames:v",
+           SOURCE_FRAMES, "-vf", "setpts=N/(24000/1001)/TB", "-r", "24000/1001", "-t",
+           f"{SOURCE_FRAMES * 1001 / 24000}",
+           "-c:v", "libx264", "-crf", "20", "-x264-params", "colorprim=bt709:transfer=bt709:colormatrix=bt709",
+           "-c:a", "aac", path)
+    return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,36 +13,10 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 
-from conftest import VSPIPE, ffmpeg_executable
+from conftest import SOURCE_FRAMES, VSPIPE, ffmpeg, ffmpeg_executable, vsrife
 
-SOURCE_FRAMES = 12
 SOURCE_FPS = Fraction(24000, 1001)
 COLOUR_PROPS = ("_Matrix", "_Primaries", "_Transfer", "_Range")
-
-
-def vsrife(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "vsrife", *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, check=False)
-
-
-def ffmpeg(*args: str | Path) -> None:
-    subprocess.run([ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)], check=True)
-
-
-@pytest.fixture(scope="session")
-def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("media")
-
-
-@pytest.fixture(scope="session")
-def tone_clip(media_dir: Path, bikes_path: Path) -> Path:
-    """12 frames of bikes.mp4 at 24000/1001 fps with a 440 Hz tone, tagged BT.709 (matrix, primaries, transfer)."""
-    path = media_dir / "tone.mp4"
-    ffmpeg("-i", bikes_path, "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-frames:v",
-           SOURCE_FRAMES, "-vf", "setpts=N/(24000/1001)/TB", "-r", "24000/1001", "-t", f"{SOURCE_FRAMES * 1001 / 24000}",
-           "-c:v", "libx264", "-crf", "20", "-x264-params", "colorprim=bt709:transfer=bt709:colormatrix=bt709",
-           "-c:a", "aac", path)
-    return path
 
 
 def stream_facts(path: Path) -> dict[str, object]:
@@ -162,7 +135,7 @@ def test_script_under_vspipe_matches_interpolate(tone_clip: Path, tmp_path: Path
     assert result.returncode == 0, result.stderr
     piped, encoded = frames_of(y4m), frames_of(rendered)
     assert len(piped) == len(encoded) == 5 * 5 // 2
-    assert all(np.array_equal(a, b) for a, b in zip(piped, encoded))
+    assert all(np.array_equal(a, b) for a, b in zip(piped, encoded, strict=True))
 
 
 def test_scale_auto_is_the_plugin_scale_0(tone_clip: Path) -> None:
@@ -177,7 +150,7 @@ def test_scale_auto_is_the_plugin_scale_0(tone_clip: Path) -> None:
 def test_images_scale_auto_renders_the_automatic_scale(bikes_path: Path, tmp_path: Path) -> None:
     """Needs the plugin of this version (scale=0). 64x32 stills: auto picks scale 2 (vsrife.engine.auto_scale)."""
     stills = [tmp_path / "a.png", tmp_path / "b.png"]
-    for still, frame in zip(stills, (100, 102)):
+    for still, frame in zip(stills, (100, 102), strict=True):
         ffmpeg("-i", bikes_path, "-vf", f"select=eq(n\\,{frame}),scale=64:32", "-frames:v", "1", still)
     middles = []
     for scale in ("auto", "2", "1"):
@@ -206,7 +179,7 @@ def test_variable_rate_source_is_converted_with_a_message(bikes_path: Path, tmp_
 
 def test_images_exp_3_gif_mp4_and_16_bit(bikes_path: Path, tmp_path: Path) -> None:
     stills = [tmp_path / "a.png", tmp_path / "b.png"]
-    for still, frame in zip(stills, (100, 102)):
+    for still, frame in zip(stills, (100, 102), strict=True):
         ffmpeg("-i", bikes_path, "-vf", f"select=eq(n\\,{frame})", "-frames:v", "1", "-pix_fmt", "rgb48be", still)
     out_dir = tmp_path / "frames"
     gif, mp4 = tmp_path / "a.gif", tmp_path / "a.mp4"
@@ -312,13 +285,13 @@ def test_every_command_has_help() -> None:
 
 def test_images_errors_are_one_line(bikes_path: Path, tmp_path: Path) -> None:
     stills = [tmp_path / "a.png", tmp_path / "b.png"]
-    for still, frame in zip(stills, (0, 1)):
+    for still, frame in zip(stills, (0, 1), strict=True):
         ffmpeg("-i", bikes_path, "-vf", f"select=eq(n\\,{frame})", "-frames:v", "1", still)
     small = tmp_path / "small.png"
     ffmpeg("-i", stills[0], "-vf", "scale=64:32", small)
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    cases = [
+    cases: list[tuple[list[str | Path], str]] = [
         ([stills[0], small, "-o", tmp_path / "out"], "the images differ in size (640x272 and 64x32)"),
         ([*stills, "-o", blocker / "frames"], "Not a directory"),
         ([*stills, "-o", tmp_path / "out", "--exp", "0"], "--exp must be at least 1"),

@@ -27,7 +27,7 @@ def colour(frame: vs.VideoFrame) -> dict[str, int]:
 
 
 def assert_is_source_frame(out: vs.VideoFrame, source: vs.VideoFrame) -> None:
-    assert all(np.array_equal(a, b) for a, b in zip(planes(out), planes(source)))
+    assert all(np.array_equal(a, b) for a, b in zip(planes(out), planes(source), strict=True))
     assert colour(out) == colour(source)
 
 
@@ -55,7 +55,7 @@ def test_interpolated_frames_keep_the_source_colour_description(yuv_clip: vs.Vid
     source, interpolated = described.get_frame(0), doubled.get_frame(1)
     assert colour(interpolated) == colour(source)
     assert colour(source)["_Primaries"] == 9 and "_Matrix" in colour(source)
-    assert not all(np.array_equal(a, b) for a, b in zip(planes(interpolated), planes(source)))
+    assert not all(np.array_equal(a, b) for a, b in zip(planes(interpolated), planes(source), strict=True))
 
 
 def test_absent_colour_props_stay_absent(yuv_clip: vs.VideoNode) -> None:

@@ -7,6 +7,7 @@ forward calls (a forward hook) and compare with the frames the net computes for 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def test_frame_cache_keeps_the_most_recently_used_keys() -> None:
         computed.append(key)
         return f"v{key}"
 
-    assert [cache.get(k, lambda k=k: value(k)) for k in (0, 1, 0, 2, 0, 1)] == ["v0", "v1", "v0", "v2", "v0", "v1"]
+    assert [cache.get(k, functools.partial(value, k)) for k in (0, 1, 0, 2, 0, 1)] == ["v0", "v1", "v0", "v2", "v0",
+                                                                                       "v1"]
     assert computed == [0, 1, 2, 1]  # 1 was dropped when 2 came (0 had been used since), then computed again
     assert cache.keys() == [0, 1]
     with pytest.raises(ValueError, match="at least 1"):
@@ -89,7 +91,7 @@ def _count_conversions(engine: Engine) -> list[int]:
         calls.append(1)
         return convert(frame)
 
-    engine._frame_to_tensor = counted  # type: ignore[method-assign]
+    engine._frame_to_tensor = counted  # type: ignore[method-assign, assignment]
     return calls
 
 
@@ -128,7 +130,7 @@ def test_each_source_frame_is_encoded_once(weights_425: Path, frames: np.ndarray
     assert np.abs(cached[1] - (frames[0] + frames[1]).transpose(2, 0, 1) / 2).mean() > 1e-3
 
 
-@pytest.mark.skipif(vs.core.vfi.version < (0, 2),  # type: ignore[attr-defined,operator]
+@pytest.mark.skipif(vs.core.vfi.version < (0, 2),
                     reason="the installed libvfi.so predates source frame numbers (plugin 0.2): rebuild it")
 def test_the_plugin_passes_source_frame_numbers(weights_425: Path, frames: np.ndarray,
                                                 encoder_calls: list[tuple[int, ...]]) -> None:

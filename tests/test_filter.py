@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import (VSPIPE, VfiFilter, clip_from_frames, decode_rgb, expect_error, frame_array, frame_drop_psnr,
-                      psnr, run_vspipe, shrink, small_rgbs)
+from conftest import (VSPIPE, RequestLog, VfiFilter, clip_from_frames, decode_rgb, expect_error, frame_array,
+                      frame_drop_psnr, psnr, run_vspipe, shrink, small_rgbs)
 
 from vsrife import registry
 
@@ -67,7 +67,7 @@ def test_vspipe_y4m_header_and_frame_count(bikes_path: Path, tmp_path: Path) -> 
     ],
 )
 def test_mapping_properties_and_laziness(
-    vfi: VfiFilter, bikes_rgb40: np.ndarray, request_log, rate: dict[str, int], source_fps: Fraction,
+    vfi: VfiFilter, bikes_rgb40: np.ndarray, request_log: RequestLog, rate: dict[str, int], source_fps: Fraction,
     factor: Fraction
 ) -> None:
     source = vfi.small_rgbs(bikes_rgb40).std.AssumeFPS(fpsnum=source_fps.numerator, fpsden=source_fps.denominator)
@@ -174,7 +174,9 @@ def test_formats_round_trip(bikes_yuv: vs.VideoNode, fmt: int) -> None:
         assert score > 28.0, (k, score)
 
 
-def test_output_is_identical_across_thread_counts(bikes_path: Path, tmp_path: Path) -> None:
+def test_output_is_identical_across_vapoursynth_thread_counts(bikes_path: Path, tmp_path: Path) -> None:
+    """vspipe -r sets VapourSynth's threads; the engine runs one pass at a time with torch's own (here: the default
+    count in both processes), so the frames are the same bits."""
     script = bikes_vpy(bikes_path, 6, "multi=3, device='cpu', precision='fp32'")
     digests = []
     for threads in ("1", "8"):

@@ -10,7 +10,6 @@ from the cache and equals the published 4.25 module on the same frames.
 from __future__ import annotations
 
 import io
-import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,15 +22,11 @@ import vapoursynth as vs
 from conftest import (FileServer, clip_from_frames, flip_keeping_size_and_mtime, frame_array, panning_frames, run_cli,
                       serve_files, table_rows)
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from benchmarks import reference  # noqa: E402
-from vsrife import weights  # noqa: E402
-from vsrife.models import ARCHITECTURES  # noqa: E402
-from vsrife.registry import MODELS, ModelEntry, UrlSource  # noqa: E402
-from vsrife.weights import HashRecord, WeightsError  # noqa: E402
+from testkit import reference
+from vsrife import weights
+from vsrife.models import ARCHITECTURES
+from vsrife.registry import MODELS, ModelEntry, UrlSource
+from vsrife.weights import HashRecord, WeightsError
 
 ENTRY = MODELS["4.25"]
 FILENAME = "flownet_v4.25.pkl"
@@ -119,9 +114,8 @@ def test_a_first_download_that_is_not_the_model_is_not_recorded(model_dir: Path,
         body, expected = b"<html>rate limited</html>\n", "is not a weight file"
     else:  # a file of tensors, but another architecture's
         body, expected = _saved(ARCHITECTURES["rife-4.0"]().state_dict()), "is not the weights of model 4.25"
-    with serve_files({f"/{FILENAME}": body}) as server:
-        with pytest.raises(WeightsError, match=expected):
-            weights.resolve_weight_files(_served(server), None, progress=False)
+    with serve_files({f"/{FILENAME}": body}) as server, pytest.raises(WeightsError, match=expected):
+        weights.resolve_weight_files(_served(server), None, progress=False)
     assert not any(p.is_file() for p in model_dir.rglob("*"))  # neither the file nor a record
 
 
@@ -161,7 +155,7 @@ def test_rife_4_25_runs_end_to_end_on_the_recorded_file(model_dir: Path, release
     net = published_425.net()
     net.load_state_dict({k.removeprefix("module."): v for k, v in torch.load(io.BytesIO(release_425)).items()})
     pair = [F.pad(torch.from_numpy(f).permute(2, 0, 1)[None], (0, 0, 0, 32), mode="replicate") for f in frames]
-    expected = np.stack([published_425.run(net, *pair, t)[0, :, :96].numpy() for t in (0.25, 0.5, 0.75)])
+    expected = np.stack([published_425.run(net, pair[0], pair[1], t)[0, :, :96].numpy() for t in (0.25, 0.5, 0.75)])
     assert np.abs(ours - expected).max() < 1e-5
     assert np.abs(ours[1] - frames.mean(axis=0).transpose(2, 0, 1)).mean() > 1e-3  # not a plain average
 

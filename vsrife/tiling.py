@@ -87,7 +87,7 @@ def blend_weights(spans: list[Span], size: int, *, device: torch.device | str = 
     centres = [(spans[i + 1][0] + spans[i][1]) / 2 for i in range(len(spans) - 1)]
     halves = []
     for i, centre in enumerate(centres):
-        width = spans[i][1] - spans[i + 1][0]
+        width: float = spans[i][1] - spans[i + 1][0]
         if i > 0:
             width = min(width, centre - centres[i - 1])  # stay clear of the previous ramp
         if i + 1 < len(centres):
@@ -172,11 +172,11 @@ def available_memory(device: torch.device) -> int:
         cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
         return int(free + cached)
     mps = getattr(torch, "mps", None)
-    if device.type == "mps" and hasattr(mps, "recommended_max_memory"):
+    if device.type == "mps" and mps is not None and hasattr(mps, "recommended_max_memory"):
         # unified memory: Metal's recommended working set minus what the driver has already handed out
         return max(int(mps.recommended_max_memory() - mps.driver_allocated_memory()), 0)
     backend = getattr(torch, device.type, None)
-    if device.type != "cpu" and hasattr(backend, "mem_get_info"):
+    if device.type != "cpu" and backend is not None and hasattr(backend, "mem_get_info"):
         free, _total = backend.mem_get_info(device)
         return int(free)
     return host_available_memory()

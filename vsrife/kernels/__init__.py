@@ -3,6 +3,10 @@
 Each function takes the arguments of its reference and runs the native kernel when one applies: the library was
 built (pip builds it with the plugin), every tensor is on the CPU in a supported dtype, and no gradient is needed.
 Otherwise, or with VSRIFE_KERNELS=reference in the environment, the reference runs.
+
+The native kernels' hot loops are built for AVX-512F, AVX2 and generic x86-64; the best one the CPU runs is used.
+VSRIFE_KERNELS=generic, avx2 or avx512f caps that choice (read when the library loads), as ONEDNN_MAX_CPU_ISA caps
+oneDNN's.
 """
 
 from __future__ import annotations
@@ -20,12 +24,19 @@ from torch import Tensor
 from . import reference
 from .reference import Constant, Part, Scaled, Warped, resize
 
-__all__ = ["Constant", "Part", "Scaled", "Warped", "block_input", "block_output", "native_available",
-           "reference_only", "resize", "warp", "warp_blend"]
+__all__ = ["Constant", "ISAS", "KernelsError", "Part", "Scaled", "Warped", "block_input", "block_output",
+           "native_available", "native_isa", "reference_only", "resize", "warp", "warp_blend"]
 
 LIBRARY = Path(__file__).resolve().parent / "libvfi_kernels.so"
 _DTYPES = {torch.float32: 0, torch.bfloat16: 1}
 _PART_KINDS = {"plain": 0, "warped": 1, "constant": 2}
+# The builds of the native hot loops, numbered as vfi_select_isa numbers them (each a superset of the one before).
+ISAS = ("generic", "avx2", "avx512f")
+SETTING = "VSRIFE_KERNELS"
+
+
+class KernelsError(ValueError):
+    """VSRIFE_KERNELS holds a value that names no choice."""
 
 
 class _View(ctypes.Structure):
@@ -38,9 +49,23 @@ class _Part(ctypes.Structure):
                 ("values", ctypes.c_void_p), ("view", _View)]
 
 
+def _requested_isa() -> str | None:
+    """The highest build VSRIFE_KERNELS allows (None: reference only)."""
+    value = os.environ.get(SETTING, "").strip().lower()
+    if value in ("", "native"):
+        return ISAS[-1]
+    if value == "reference":
+        return None
+    if value not in ISAS:
+        raise KernelsError(f"{SETTING}={value}: choose native (the default), reference, {', '.join(ISAS)}")
+    return value
+
+
 @functools.cache
-def _library() -> ctypes.CDLL | None:
-    if os.environ.get("VSRIFE_KERNELS", "").strip().lower() == "reference" or not LIBRARY.exists():
+def _library() -> tuple[ctypes.CDLL, str] | None:
+    """The native library and the build of its hot loops it runs, or None when the reference must run."""
+    highest = _requested_isa()
+    if highest is None or not LIBRARY.exists():
         return None
     library = ctypes.CDLL(str(LIBRARY))
     view, i32, f32, ptr = _View, ctypes.c_int32, ctypes.c_float, ctypes.c_void_p
@@ -49,9 +74,11 @@ def _library() -> ctypes.CDLL | None:
     library.vfi_block_output.argtypes = [i32, i32, i32, view, i32, i32, i32, f32, f32, ptr, ptr, ptr, ptr, i32, ptr,
                                          ptr, i32]
     library.vfi_warp_blend.argtypes = [i32, i32, i32, view, view, view, view, view, i32]
-    for function in (library.vfi_block_input, library.vfi_block_output, library.vfi_warp_blend):
+    library.vfi_select_isa.argtypes = [i32]
+    for function in (library.vfi_block_input, library.vfi_block_output, library.vfi_warp_blend,
+                     library.vfi_select_isa):
         function.restype = i32
-    return library
+    return library, ISAS[library.vfi_select_isa(ISAS.index(highest))]
 
 
 _reference_only = False
@@ -60,6 +87,12 @@ _reference_only = False
 def native_available() -> bool:
     """True when the native kernels are built and not switched off (VSRIFE_KERNELS=reference)."""
     return _library() is not None
+
+
+def native_isa() -> str | None:
+    """The build of the native hot loops in use (one of ISAS), or None when the reference runs."""
+    loaded = _library()
+    return None if loaded is None else loaded[1]
 
 
 @contextlib.contextmanager
@@ -75,9 +108,10 @@ def reference_only() -> Iterator[None]:
 
 def _native(*tensors: Tensor | None) -> ctypes.CDLL | None:
     """The library when it can run on these tensors, else None."""
-    library = _library()
-    if library is None or _reference_only:
+    loaded = _library()
+    if loaded is None or _reference_only:
         return None
+    library = loaded[0]
     for tensor in tensors:
         if tensor is None:
             continue

@@ -3,22 +3,17 @@
 // vsrife/kernels/reference.py defines every function here in plain PyTorch; tests/test_kernels.py compares them.
 // Plain C ABI (called through ctypes with tensors' data pointers and strides), no libtorch, no OpenMP: the caller
 // passes the thread count and rows are split between std::threads. Work is done a row at a time in flat arrays so
-// that the compiler vectorizes it (gathers included); the hot loops are built for AVX-512, AVX2 and plain x86-64,
-// chosen when the library loads.
+// that the compiler vectorizes it (gathers included). The hot loops (loops.h) are built for AVX-512, AVX2 and plain
+// x86-64; vfi_select_isa picks the build every call uses (the best one the CPU has, or a lower one asked for).
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <thread>
 #include <utility>
 #include <vector>
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#define VFI_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define VFI_CLONES
-#endif
 
 namespace {
 
@@ -85,87 +80,68 @@ Taps resize_taps(int32_t out_size, int32_t in_size, float ratio) {
     return taps;
 }
 
-// out[c * out_step + k] = bilinear sample, border padding, of planes (x stride 1) at (xs[k] + fx[xs[k]],
-// y + fy[xs[k]]) for k < count: the image warped by a flow row (fx, fy) at the columns xs of row y.
-VFI_CLONES void warp_points(const float *__restrict__ planes, int64_t plane_step, int64_t row_step, int32_t channels,
-                            int32_t height, int32_t width, const int32_t *__restrict__ xs, int32_t count,
-                            const float *__restrict__ fx, const float *__restrict__ fy, float y,
-                            float *__restrict__ out, int64_t out_step) {
-    int32_t o00[CHUNK], o01[CHUNK], o10[CHUNK], o11[CHUNK];
-    float w00[CHUNK], w01[CHUNK], w10[CHUNK], w11[CHUNK], gx[CHUNK], gy[CHUNK];
-    const float right = static_cast<float>(width - 1), bottom = static_cast<float>(height - 1);
-    for (int32_t start = 0; start < count; start += CHUNK) {
-        const int32_t n = std::min(CHUNK, count - start);
-        for (int32_t k = 0; k < n; ++k) {
-            gx[k] = fx[xs[start + k]];
-            gy[k] = fy[xs[start + k]];
-        }
-        for (int32_t k = 0; k < n; ++k) {
-            float sx = static_cast<float>(xs[start + k]) + gx[k], sy = y + gy[k];
-            // clamping first is grid_sample's padding_mode="border"; the first comparison also sends NaN to 0
-            sx = sx > 0.0f ? sx : 0.0f;
-            sy = sy > 0.0f ? sy : 0.0f;
-            sx = sx < right ? sx : right;
-            sy = sy < bottom ? sy : bottom;
-            const int32_t x0 = static_cast<int32_t>(sx), y0 = static_cast<int32_t>(sy);
-            const int32_t x1 = std::min(x0 + 1, width - 1), y1 = std::min(y0 + 1, height - 1);
-            const float ax = sx - static_cast<float>(x0), ay = sy - static_cast<float>(y0);
-            w00[k] = (1.0f - ay) * (1.0f - ax);
-            w01[k] = (1.0f - ay) * ax;
-            w10[k] = ay * (1.0f - ax);
-            w11[k] = ay * ax;
-            o00[k] = y0 * static_cast<int32_t>(row_step) + x0;
-            o01[k] = y0 * static_cast<int32_t>(row_step) + x1;
-            o10[k] = y1 * static_cast<int32_t>(row_step) + x0;
-            o11[k] = y1 * static_cast<int32_t>(row_step) + x1;
-        }
-        for (int32_t c = 0; c < channels; ++c) {
-            const float *__restrict__ p = planes + c * plane_step;
-            float *__restrict__ o = out + c * out_step + start;
-            for (int32_t k = 0; k < n; ++k)
-                o[k] = w00[k] * p[o00[k]] + w01[k] * p[o01[k]] + w10[k] * p[o10[k]] + w11[k] * p[o11[k]];
-        }
-    }
-}
+// The hot loops once per instruction set, each build in its own namespace; ISA numbers them (vfi_select_isa).
+#if defined(__x86_64__) && defined(__GNUC__)
+#define VFI_MULTI_ISA 1
+#define VFI_TARGET __attribute__((target("avx512f")))
+namespace avx512f {
+#include "loops.h"
+}  // namespace avx512f
+#undef VFI_TARGET
+#define VFI_TARGET __attribute__((target("avx2")))
+namespace avx2 {
+#include "loops.h"
+}  // namespace avx2
+#undef VFI_TARGET
+#else
+#define VFI_MULTI_ISA 0
+#endif
+#define VFI_TARGET
+namespace generic {
+#include "loops.h"
+}  // namespace generic
+#undef VFI_TARGET
 
-// out[c * out_step + k] = gain * planes[c][xs[k]] for one row (x stride 1).
-VFI_CLONES void gather_points(const float *__restrict__ row, int64_t plane_step, int32_t channels,
-                              const int32_t *__restrict__ xs, int32_t count, float gain, float *__restrict__ out,
-                              int64_t out_step) {
-    for (int32_t c = 0; c < channels; ++c) {
-        const float *__restrict__ p = row + c * plane_step;
-        float *__restrict__ o = out + c * out_step;
-        for (int32_t k = 0; k < count; ++k)
-            o[k] = gain * p[xs[k]];
-    }
-}
+enum Isa : int32_t { GENERIC = 0, AVX2 = 1, AVX512F = 2 };
 
-// acc[k] += weight * (w_first[k] * first[k] + w_second[k] * second[k]) over `channels` rows of `count`.
-VFI_CLONES void accumulate(float *acc, const float *first, const float *second, const float *w_first,
-                           const float *w_second, float weight, int32_t channels, int32_t count) {
-    for (int32_t c = 0; c < channels; ++c) {
-        float *a = acc + int64_t{c} * count;
-        const float *f = first + int64_t{c} * count, *s = second + int64_t{c} * count;
-        for (int32_t k = 0; k < count; ++k)
-            a[k] += weight * (w_first[k] * f[k] + w_second[k] * s[k]);
-    }
-}
+struct Loops {
+    decltype(&generic::warp_points) warp_points;
+    decltype(&generic::gather_points) gather_points;
+    decltype(&generic::accumulate) accumulate;
+    decltype(&generic::write_row) write_row;
+    decltype(&generic::interpolate_row) interpolate_row;
+    decltype(&generic::blend_rows) blend_rows;
+    decltype(&generic::add_step) add_step;
+    decltype(&generic::blend) blend;
+};
 
-// Write `channels` rows of `count` floats to out's row (channel step, pixel step), as float32 or bfloat16.
-VFI_CLONES void write_row(const float *values, int32_t channels, int32_t count, const View &out, void *row) {
-    const int64_t channel_step = out.stride[1], pixel_step = out.stride[3];
-    for (int32_t c = 0; c < channels; ++c) {
-        const float *v = values + int64_t{c} * count;
-        if (out.dtype == F32) {
-            float *o = static_cast<float *>(row) + c * channel_step;
-            for (int32_t k = 0; k < count; ++k)
-                o[k * pixel_step] = v[k];
-        } else {
-            uint16_t *o = static_cast<uint16_t *>(row) + c * channel_step;
-            for (int32_t k = 0; k < count; ++k)
-                o[k * pixel_step] = float_to_bf16(v[k]);
-        }
-    }
+#define VFI_LOOPS(isa)                                                                                             \
+    Loops { isa::warp_points, isa::gather_points, isa::accumulate, isa::write_row, isa::interpolate_row,          \
+            isa::blend_rows, isa::add_step, isa::blend }
+#if VFI_MULTI_ISA
+const Loops LOOPS[] = {VFI_LOOPS(generic), VFI_LOOPS(avx2), VFI_LOOPS(avx512f)};
+#else
+const Loops LOOPS[] = {VFI_LOOPS(generic)};
+#endif
+#undef VFI_LOOPS
+
+std::atomic<int32_t> active_isa{GENERIC};  // set by vfi_select_isa before the first kernel call
+
+// The build of the hot loops every kernel uses.
+inline const Loops &loops() { return LOOPS[active_isa.load(std::memory_order_relaxed)]; }
+
+// The best build at most `highest` that this CPU can run.
+Isa best_isa(int32_t highest) {
+#if VFI_MULTI_ISA
+    __builtin_cpu_init();
+    if (highest >= AVX512F && __builtin_cpu_supports("avx512f"))
+        return AVX512F;
+    if (highest >= AVX2 && __builtin_cpu_supports("avx2"))
+        return AVX2;
+#else
+    (void)highest;
+#endif
+    return GENERIC;
 }
 
 // Runs body(begin, end) over [0, count) split into contiguous ranges, one per thread.
@@ -188,6 +164,7 @@ void parallel_ranges(int64_t count, int32_t threads, Body body) {
 // The parts' values at the sample points (row y; columns xs) into out: channels x count.
 void sample_parts(const Part *parts, int32_t part_count, const View *flow, int32_t b, int32_t y, int32_t height,
                   int32_t width, const int32_t *xs, int32_t count, float *out) {
+    const Loops &hot = loops();
     for (int32_t p = 0; p < part_count; ++p) {
         const Part &part = parts[p];
         const View &v = part.view;
@@ -200,10 +177,10 @@ void sample_parts(const Part *parts, int32_t part_count, const View *flow, int32
         if (part.kind == WARPED) {
             const float *fx = floats(*flow) + b * flow->stride[0] + part.flow_channel * flow->stride[1] +
                               y * flow->stride[2];
-            warp_points(base, v.stride[1], v.stride[2], v.channels, height, width, xs, count, fx,
+            hot.warp_points(base, v.stride[1], v.stride[2], v.channels, height, width, xs, count, fx,
                         fx + flow->stride[1], static_cast<float>(y), out, count);
         } else {
-            gather_points(base + y * v.stride[2], v.stride[1], v.channels, xs, count, part.gain, out, count);
+            hot.gather_points(base + y * v.stride[2], v.stride[1], v.channels, xs, count, part.gain, out, count);
         }
         out += int64_t{v.channels} * count;
     }
@@ -212,6 +189,7 @@ void sample_parts(const Part *parts, int32_t part_count, const View *flow, int32
 void block_input(int32_t batch, int32_t height, int32_t width, const Part *parts, int32_t part_count,
                  const View *flow, const View &out, int32_t out_height, int32_t out_width, float ratio, int32_t total,
                  int32_t threads) {
+    const Loops &hot = loops();
     const Taps rows = resize_taps(out_height, height, ratio), cols = resize_taps(out_width, width, ratio);
     const bool exact = ratio == 1.0f;  // one sample per output pixel
     parallel_ranges(int64_t{batch} * out_height, threads, [&](int64_t begin, int64_t end) {
@@ -222,7 +200,7 @@ void block_input(int32_t batch, int32_t height, int32_t width, const Part *parts
                         (b * out.stride[0] + oy * out.stride[2]) * (out.dtype == F32 ? 4 : 2);
             if (exact) {
                 sample_parts(parts, part_count, flow, b, oy, height, width, cols.first.data(), out_width, acc.data());
-                write_row(acc.data(), total, out_width, out, row);
+                hot.write_row(acc.data(), total, out_width, out, row);
                 continue;
             }
             std::fill(acc.begin(), acc.end(), 0.0f);
@@ -235,10 +213,10 @@ void block_input(int32_t batch, int32_t height, int32_t width, const Part *parts
                              first.data());
                 sample_parts(parts, part_count, flow, b, sample_rows[i], height, width, cols.second.data(),
                              out_width, second.data());
-                accumulate(acc.data(), first.data(), second.data(), cols.weight_first.data(),
+                hot.accumulate(acc.data(), first.data(), second.data(), cols.weight_first.data(),
                            cols.weight_second.data(), row_weights[i], total, out_width);
             }
-            write_row(acc.data(), total, out_width, out, row);
+            hot.write_row(acc.data(), total, out_width, out, row);
         }
     });
 }
@@ -254,31 +232,6 @@ void read_row(const Src *row, const int64_t *offsets, int32_t count, float *out)
     }
 }
 
-// Horizontal linear interpolation: out[x] = w_first[x] * in[first[x]] + w_second[x] * in[second[x]].
-VFI_CLONES void interpolate_row(const float *__restrict__ in, const int32_t *__restrict__ first,
-                                const int32_t *__restrict__ second, const float *__restrict__ w_first,
-                                const float *__restrict__ w_second, int32_t count, float *__restrict__ out) {
-    for (int32_t x = 0; x < count; ++x)
-        out[x] = w_first[x] * in[first[x]] + w_second[x] * in[second[x]];
-}
-
-// Vertical linear interpolation of two rows: out[x] = w0 * a[x] + w1 * b[x].
-VFI_CLONES void blend_rows(const float *__restrict__ a, const float *__restrict__ b, float w0, float w1,
-                           int32_t count, float *__restrict__ out) {
-    for (int32_t x = 0; x < count; ++x)
-        out[x] = w0 * a[x] + w1 * b[x];
-}
-
-// state[k] = (state_in ? state_in[k] : 0) + gain * step[k]; returns max |gain * step[k]|.
-VFI_CLONES float add_step(const float *state_in, const float *step, float gain, int32_t count, float *state_out) {
-    float peak = 0.0f;
-    for (int32_t k = 0; k < count; ++k) {
-        const float delta = gain * step[k];
-        peak = std::max(peak, std::fabs(delta));
-        state_out[k] = (state_in ? state_in[k] : 0.0f) + delta;
-    }
-    return peak;
-}
 
 // Where sample (y or x) of the head lies in src when the head is src pixel-shuffled by 2, `shuffles` times: the
 // src row or column, and what the position adds to the src channel (rows: `row` true). Shuffle j (1 = the last one
@@ -294,6 +247,7 @@ void block_output(int32_t batch, int32_t height, int32_t width, const View &src,
                   int32_t src_height, int32_t src_width, float ratio, float gain, const float *flow_in,
                   float *flow_out, const float *mask_in, float *mask_out, int32_t extra_channels, float *extra_out,
                   float *peaks, int32_t threads) {
+    const Loops &hot = loops();
     // separable: each source row is read and interpolated horizontally once (kept while output rows use it), then
     // output rows blend two of those
     const Taps rows = resize_taps(height, src_height, ratio), cols = resize_taps(width, src_width, ratio);
@@ -333,7 +287,7 @@ void block_output(int32_t batch, int32_t height, int32_t width, const View &src,
                 else
                     read_row(static_cast<const uint16_t *>(src.data) + at, column_at.data(), src_width,
                              source.data());
-                interpolate_row(source.data(), cols.first.data(), cols.second.data(), cols.weight_first.data(),
+                hot.interpolate_row(source.data(), cols.first.data(), cols.second.data(), cols.weight_first.data(),
                                 cols.weight_second.data(), width, slots[i].data() + int64_t{c} * width);
             }
             held[i] = key;
@@ -348,15 +302,15 @@ void block_output(int32_t batch, int32_t height, int32_t width, const View &src,
                 top = horizontal(b, rows.first[y]);  // the second call may have replaced the first row's slot
                 const int64_t at = int64_t{y} * width;
                 for (int32_t c = 0; c < used; ++c) {
-                    blend_rows(top + int64_t{c} * width, low + int64_t{c} * width, rows.weight_first[y],
+                    hot.blend_rows(top + int64_t{c} * width, low + int64_t{c} * width, rows.weight_first[y],
                                rows.weight_second[y], width, value.data());
                     if (c < 4) {
                         const int64_t o = (b * 4 + c) * plane + at;
-                        peak[c / 2] = std::max(peak[c / 2], add_step(flow_in ? flow_in + o : nullptr, value.data(),
+                        peak[c / 2] = std::max(peak[c / 2], hot.add_step(flow_in ? flow_in + o : nullptr, value.data(),
                                                                       gain, width, flow_out + o));
                     } else if (c == 4) {
                         const int64_t o = b * plane + at;
-                        add_step(mask_in ? mask_in + o : nullptr, value.data(), 1.0f, width, mask_out + o);
+                        hot.add_step(mask_in ? mask_in + o : nullptr, value.data(), 1.0f, width, mask_out + o);
                     } else {
                         std::copy(value.begin(), value.end(), extra_out + (b * extra_channels + c - 5) * plane + at);
                     }
@@ -375,20 +329,10 @@ void block_output(int32_t batch, int32_t height, int32_t width, const View &src,
     }
 }
 
-// out[k] = a[k] * s + b[k] * (1 - s) with s = sigmoid(mask[k]), over `channels` rows of `count`.
-VFI_CLONES void blend(const float *__restrict__ a, const float *__restrict__ b, const float *__restrict__ mask,
-                      int32_t channels, int32_t count, float *__restrict__ weight, float *__restrict__ out) {
-    for (int32_t k = 0; k < count; ++k)
-        weight[k] = 1.0f / (1.0f + std::exp(-mask[k]));
-    for (int32_t c = 0; c < channels; ++c) {
-        const int64_t row = int64_t{c} * count;
-        for (int32_t k = 0; k < count; ++k)
-            out[row + k] = a[row + k] * weight[k] + b[row + k] * (1.0f - weight[k]);
-    }
-}
 
 void warp_blend(int32_t batch, int32_t height, int32_t width, const View &img0, const View &img1, const View &flow,
                 const View &mask, const View &out, int32_t threads) {
+    const Loops &hot = loops();
     const int32_t channels = img0.channels;
     std::vector<int32_t> columns(static_cast<size_t>(width));
     for (int32_t x = 0; x < width; ++x)
@@ -399,16 +343,16 @@ void warp_blend(int32_t batch, int32_t height, int32_t width, const View &img0, 
         for (int64_t r = begin; r < end; ++r) {
             const int32_t b = static_cast<int32_t>(r / height), y = static_cast<int32_t>(r % height);
             const float *f = floats(flow) + b * flow.stride[0] + y * flow.stride[2];
-            warp_points(floats(img0) + b * img0.stride[0], img0.stride[1], img0.stride[2], channels, height, width,
+            hot.warp_points(floats(img0) + b * img0.stride[0], img0.stride[1], img0.stride[2], channels, height, width,
                         columns.data(), width, f, f + flow.stride[1], static_cast<float>(y), warped0.data(), width);
-            warp_points(floats(img1) + b * img1.stride[0], img1.stride[1], img1.stride[2], channels, height, width,
+            hot.warp_points(floats(img1) + b * img1.stride[0], img1.stride[1], img1.stride[2], channels, height, width,
                         columns.data(), width, f + 2 * flow.stride[1], f + 3 * flow.stride[1],
                         static_cast<float>(y), warped1.data(), width);
-            blend(warped0.data(), warped1.data(), floats(mask) + b * mask.stride[0] + y * mask.stride[2], channels,
+            hot.blend(warped0.data(), warped1.data(), floats(mask) + b * mask.stride[0] + y * mask.stride[2], channels,
                   width, weight.data(), blended.data());
             void *row = static_cast<char *>(out.data) +
                         (b * out.stride[0] + y * out.stride[2]) * (out.dtype == F32 ? 4 : 2);
-            write_row(blended.data(), channels, width, out, row);
+            hot.write_row(blended.data(), channels, width, out, row);
         }
     });
 }
@@ -461,6 +405,14 @@ VFI_EXPORT int vfi_warp_blend(int32_t batch, int32_t height, int32_t width, View
         return -1;
     warp_blend(batch, height, width, img0, img1, flow, mask, out, threads);
     return 0;
+}
+
+// Chooses the build of the hot loops that every later call uses: the best one this CPU runs that is at most
+// `highest` (0: generic, 1: AVX2, 2: AVX-512F). Returns the number of the build chosen.
+VFI_EXPORT int vfi_select_isa(int32_t highest) {
+    const Isa isa = best_isa(highest);
+    active_isa.store(isa, std::memory_order_relaxed);
+    return isa;
 }
 
 }  // extern "C"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import partial
+from dataclasses import dataclass
+from functools import cache, partial
 
 import torch
 from torch import Tensor
@@ -16,7 +17,7 @@ from .rife_v4_0 import PLAIN_SHAPES, RIFE40
 from .rife_v4_5 import RESIDUAL_SHAPES, RIFE45
 from .rrin import RRIN, RRINFork, RRINOfficial
 
-__all__ = ["ARCHITECTURES", "InterpolationNet", "build_model", "fitting_weights", "skeleton"]
+__all__ = ["ARCHITECTURES", "InterpolationNet", "NetTraits", "build_model", "fitting_weights", "skeleton", "traits"]
 
 # architecture name -> constructor of the untrained net; the registry names one for each model
 ARCHITECTURES: dict[str, Callable[[], InterpolationNet]] = {
@@ -45,6 +46,20 @@ def skeleton(architecture: str) -> InterpolationNet:
         raise ValueError(f"unknown architecture {architecture!r}; choices: {', '.join(ARCHITECTURES)}")
     with torch.device("meta"):
         return build()
+
+
+@dataclass(frozen=True)
+class NetTraits:
+    """What the registry and `models list` say about an architecture, asked of the net itself."""
+
+    padding: int  # frames are padded to multiples of this at scale 1 (the net's alignment)
+    ensemble: bool  # whether ensemble=1 is defined
+
+
+@cache
+def traits(architecture: str) -> NetTraits:
+    net = skeleton(architecture)
+    return NetTraits(padding=net.alignment(1.0), ensemble=net.supports_ensemble)
 
 
 def _canonical_key(net: InterpolationNet, key: str) -> str:

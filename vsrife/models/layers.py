@@ -22,8 +22,6 @@ class InterpolationNet(nn.Module):
 
     midpoint_only: ClassVar[bool] = False
     supports_ensemble: bool = False  # an instance may set it (a family where only some shapes ensemble)
-    # True where the swapped-pair average is part of the architecture, so `ensemble` changes nothing
-    always_ensemble: ClassVar[bool] = False
     # role name of each weight file -> key prefix of that role's tensors in this module's state dict
     weight_roles: ClassVar[tuple[str, ...]] = ("flownet",)
     role_prefixes: ClassVar[dict[str, str]] = {"flownet": ""}
@@ -83,9 +81,10 @@ _UPSAMPLE_TAPS = {0: ((0, 3), (1, 1)), 1: ((1, 2), (2, 0))}
 class Upsample2x(nn.ConvTranspose2d):
     """ConvTranspose2d(in_ch, out_ch, 4, stride 2, padding 1), computed as a 3x3 convolution and a pixel shuffle.
 
-    Same parameters and state dict as the transposed convolution, but PyTorch's CPU transposed convolution sums in
-    an order that depends on the thread count and its convolution does not: frames stay bit-identical between a
-    machine's single run and chunks rendered with other thread counts (`interpolate --cluster`).
+    Same parameters and state dict as the transposed convolution, in the convolution that oneDNN runs fastest (the
+    native block_output reads its output before the shuffle, in place). Neither promises the same bits for another
+    thread count: PyTorch's transposed convolution differs between 1 and 2 threads on an AMD EPYC, oneDNN's 3x3
+    convolution on an Intel Xeon with AMX (tests/test_models.py bounds both against float64).
     """
 
     def __init__(self, in_ch: int, out_ch: int) -> None:

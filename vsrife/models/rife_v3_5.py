@@ -59,7 +59,6 @@ class RIFE35(InterpolationNet):
     midpoint_only: ClassVar[bool] = True
     # the swapped-pair average is built into 3.5 (its published quality was measured that way): always on
     supports_ensemble = True
-    always_ensemble: ClassVar[bool] = True
     weight_roles: ClassVar[tuple[str, ...]] = ("flownet",)
     role_prefixes: ClassVar[dict[str, str]] = {"flownet": ""}
     unused_prefixes: ClassVar[tuple[str, ...]] = ("block_tea.",)

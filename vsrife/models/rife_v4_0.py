@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol, cast
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +24,17 @@ _LARGE_MOTION_PX = 32.0
 BlockOutput = tuple[Tensor, Tensor, Tensor]
 # a block's head: flow, mask and further channels as a tensor still to be pixel-shuffled by 2 this many times
 Head = tuple[Tensor, int]
+
+
+class Block(Protocol):
+    """What the loop needs of a block (FlowBlock, ResidualFlowBlock): its head, which comes out at
+    1/(scale * head_scale) of the full size, and its parameters."""
+
+    head_scale: ClassVar[float]
+
+    def head(self, x: Tensor) -> Head: ...
+
+    def parameters(self) -> Iterator[nn.Parameter]: ...
 
 
 class RIFE4(InterpolationNet):
@@ -50,7 +61,8 @@ class RIFE4(InterpolationNet):
         super().__init__()
         for i, block in enumerate(blocks):
             self.add_module(f"block{i}", block)
-        self.blocks = list(blocks)  # the same modules, in order (registered above under their published names)
+        # the same modules, in order (registered above under their published names)
+        self.blocks: list[Block] = [cast(Block, block) for block in blocks]
         self.encode = encoder  # a submodule when given (keys encode.*), else a plain None
         self.feature_channels = feature_channels
         self.flow_scales = tuple(flow_scales)
@@ -72,7 +84,7 @@ class RIFE4(InterpolationNet):
     @property
     def compute_dtype(self) -> torch.dtype:
         """The dtype of the convolutions (the parameters'); flow, mask, warps and the blend stay float32."""
-        return self.block0.conv0[0][0].weight.dtype
+        return next(self.blocks[0].parameters()).dtype
 
     def encode_frame(self, image: Tensor) -> Tensor | None:
         """Float32 features of one frame (4.7+), computed in the net's dtype from the frame as given."""
@@ -140,7 +152,7 @@ class RIFE4(InterpolationNet):
         assert flow is not None and mask is not None
         return flow, mask
 
-    def _head(self, block: nn.Module, scale: float, img0: Tensor, img1: Tensor,
+    def _head(self, block: Block, scale: float, img0: Tensor, img1: Tensor,
               features: tuple[Tensor, Tensor] | None, t: Tensor, mask: Tensor | None, carried: Tensor | None,
               flow: Tensor | None) -> Head:
         """The block's head at 1/(scale * head_scale): its input is both frames and features (warped by the flow
@@ -158,7 +170,7 @@ class RIFE4(InterpolationNet):
         head: Head = block.head(x)
         return head
 
-    def _step(self, block: nn.Module, head: Head, scale: float, flow: Tensor | None,
+    def _step(self, block: Block, head: Head, scale: float, flow: Tensor | None,
               mask: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
         """The state after the block: (flow, mask, carried channels, peaks of the flow step) at full size."""
         factor = block.head_scale * scale

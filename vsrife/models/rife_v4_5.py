@@ -7,7 +7,7 @@ the key names and shapes are those of the published modules (tests/test_rife4_pa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -46,7 +46,8 @@ class ResidualFlowBlock(nn.Module):
     def head(self, x: Tensor) -> Head:
         """Flow, mask and further channels at the size of x (x: the input already resized by 1/scale), as a
         tensor and the pixel shuffles by 2 still to apply to it (the glue reads them in place)."""
-        return self.lastconv[0].unshuffled(self.convblock(self.conv0(x))), 2
+        upsample = cast(Upsample2x, self.lastconv[0])
+        return upsample.unshuffled(self.convblock(self.conv0(x))), 2
 
     def forward(self, x: Tensor, flow: Tensor | None, scale: float) -> BlockOutput:
         """The published interface (full-size input and output), for graph export; RIFE4 uses head()."""

@@ -61,7 +61,7 @@ class UNet(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, depth: int) -> None:
         super().__init__()
         widths = [2 ** (5 + i) for i in range(depth)]
-        self.down_path = nn.ModuleList(_DownBlock(a, b) for a, b in zip([in_ch, *widths[:-1]], widths))
+        self.down_path = nn.ModuleList(_DownBlock(a, b) for a, b in zip([in_ch, *widths[:-1]], widths, strict=True))
         self.midconv = nn.Conv2d(widths[-1], widths[-1], 3, padding=1)
         self.up_path = nn.ModuleList(_UpBlock(widths[i + 1], widths[i]) for i in reversed(range(depth - 1)))
         self.last = nn.Conv2d(widths[0], out_ch, 3, padding=1)

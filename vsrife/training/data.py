@@ -9,7 +9,6 @@ A data spec on the command line is one of
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +18,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..engine import scene_change_metric
+from ..errors import VfiError
+from ..parameters import SC_THRESHOLD
+from ..scene import scene_change_metric
 from ..ffmpeg_binary import find_ffmpeg
+from ..frames import image_files
 from ..registry import WeightFile, WheelSource
-from .synthetic import SyntheticMotion, synthetic_pair, synthetic_triplet
+from .synthetic import DEFAULT_MOTION, SyntheticMotion, synthetic_pair, synthetic_triplet
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
-
-# A triplet is skipped when two neighbouring frames inside it differ by more than this (scene cut or wild motion),
-# measured like the filter's scene-change detector.
-MAX_NEIGHBOUR_DIFFERENCE = 0.12
+# A triplet is skipped when two neighbouring frames inside it differ by more than the filter's default cut threshold
+# (scene cut or wild motion), measured by the filter's scene-change metric.
+MAX_NEIGHBOUR_DIFFERENCE = SC_THRESHOLD
 
 # The flow stage validates on held-back pairs this many frames apart (half the frame-drop protocol's span, and it).
 VALIDATION_PAIR_SPANS = (1, 2)
@@ -60,7 +60,7 @@ SKIMAGE_IMAGES = tuple(
 )
 
 
-class DataError(ValueError):
+class DataError(VfiError, ValueError):
     """A data spec or file that cannot be used; the message is meant for the user."""
 
 
@@ -229,7 +229,7 @@ class SyntheticScenes:
     VALIDATION_COUNT = 8
     VALIDATION_SIZE = (192, 256)
 
-    def __init__(self, name: str, images: list[Tensor], motion: SyntheticMotion = SyntheticMotion()) -> None:
+    def __init__(self, name: str, images: list[Tensor], motion: SyntheticMotion = DEFAULT_MOTION) -> None:
         self.name = name
         self.images = images
         self.motion = motion
@@ -270,16 +270,11 @@ def _skimage_image_paths() -> list[Path]:
     return paths
 
 
-def _natural_key(path: Path) -> list[object]:
-    """Sort key that orders numbered names by number: frame2.png before frame10.png."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
-
-
 def _image_files(folder: Path) -> list[Path]:
     """The image files in `folder` in natural name order."""
     if not folder.is_dir():
         raise DataError(f"{folder} is not a folder")
-    return sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+    return image_files(folder)
 
 
 def _load_images(paths: Sequence[Path]) -> list[Tensor]:
@@ -308,7 +303,7 @@ def _split_range(spec: str) -> tuple[str, int, int | None]:
 
 
 def open_source(spec: str, max_span: int, validation_fraction: float,
-                motion: SyntheticMotion = SyntheticMotion()) -> TripletSource:
+                motion: SyntheticMotion = DEFAULT_MOTION) -> TripletSource:
     """A triplet source for one data spec (see the module docstring); motion: the synthetic scenes' ranges."""
     if max_span < 2:
         raise DataError(f"the widest triplet span must be at least 2 frames (got {max_span})")
@@ -316,10 +311,7 @@ def open_source(spec: str, max_span: int, validation_fraction: float,
         raise DataError(f"the validation fraction must be between 0 and 1 (got {validation_fraction})")
     if spec == "synthetic" or spec.startswith("synthetic:"):
         folder = spec.partition(":")[2]
-        if folder:
-            paths = _image_files(Path(folder).expanduser())
-        else:
-            paths = _skimage_image_paths()
+        paths = _image_files(Path(folder).expanduser()) if folder else _skimage_image_paths()
         return SyntheticScenes(spec, _load_images(paths), motion)
     path_text, start, end = _split_range(spec)
     path = Path(path_text).expanduser()

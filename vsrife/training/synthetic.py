@@ -188,8 +188,11 @@ class SyntheticMotion:
         return cls(background_shift=max_shift / 2, foreground_shift=max_shift)
 
 
+DEFAULT_MOTION = SyntheticMotion()
+
+
 def random_scene(rng: np.random.Generator, images: list[Tensor], height: int, width: int,
-                 motion: SyntheticMotion = SyntheticMotion()) -> list[Layer]:
+                 motion: SyntheticMotion = DEFAULT_MOTION) -> list[Layer]:
     """A background and 1..N foreground patches cut from natural images, each with its own motion."""
     margin = int(math.ceil(motion.background_shift + motion.max_zoom * max(height, width))) + 4
     bh, bw = height + 2 * margin, width + 2 * margin
@@ -207,14 +210,14 @@ def random_scene(rng: np.random.Generator, images: list[Tensor], height: int, wi
 
 
 def synthetic_triplet(rng: np.random.Generator, images: list[Tensor], height: int, width: int,
-                      t: float, motion: SyntheticMotion = SyntheticMotion()) -> tuple[Tensor, Tensor, Tensor]:
+                      t: float, motion: SyntheticMotion = DEFAULT_MOTION) -> tuple[Tensor, Tensor, Tensor]:
     """(frame at 0, frame at t, frame at 1) of a random scene."""
     layers = random_scene(rng, images, height, width, motion)
     return render(layers, height, width, 0.0), render(layers, height, width, t), render(layers, height, width, 1.0)
 
 
 def synthetic_pair(rng: np.random.Generator, images: list[Tensor], height: int, width: int,
-                   motion: SyntheticMotion = SyntheticMotion()) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+                   motion: SyntheticMotion = DEFAULT_MOTION) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """(frame at 0, frame at 1, their exact flows, where those are valid) of a random scene (see scene_flows)."""
     layers = random_scene(rng, images, height, width, motion)
     return (render(layers, height, width, 0.0), render(layers, height, width, 1.0),

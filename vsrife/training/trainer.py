@@ -10,13 +10,16 @@ Stages (docs/TRAINING.md), each a run folder of its own that starts from the pre
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 import os
 import random
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..engine import cpu_has_native_bf16, select_device
+from ..errors import VfiError
 from ..models.rrin import RRIN, RRINOutputs
 from .data import FlowPair, PairFlows, TripletSource, sample_batch, sample_pairs
 
@@ -46,7 +50,7 @@ STAGE_NETS = {
 MOTION_RANGES = ((0.0, 4.0), (4.0, 16.0), (16.0, 48.0), (48.0, math.inf))
 
 
-class TrainingError(ValueError):
+class TrainingError(VfiError, ValueError):
     """A training setting or checkpoint that cannot be used; the message is meant for the user."""
 
 
@@ -122,7 +126,8 @@ def init_for_training(model: RRIN) -> None:
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, a=0.1, nonlinearity="leaky_relu")
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
     with torch.no_grad():
         for unet in (model.Flow_L, model.refine_flow, model.Mask, model.final):
             unet.last.weight.mul_(HEAD_INIT_SCALE)
@@ -380,7 +385,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(self.config, self.step) * group["lr_scale"]
         terms = self.batch_terms()
-        loss = sum(terms.values())
+        loss: Tensor = functools.reduce(operator.add, terms.values())
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         if self.config.clip_grad_norm > 0:
@@ -424,7 +429,7 @@ class Trainer:
         from tqdm import tqdm
 
         config = self.config
-        log = open(config.out / LOG_NAME, "a", encoding="utf-8")
+        log = open(config.out / LOG_NAME, "a", encoding="utf-8")  # noqa: SIM115 (closed in the finally below)
         last_val: float | None = None
         started = time.perf_counter()
         start_step = self.step
@@ -458,7 +463,7 @@ class Trainer:
         return last_val
 
 
-def _as_tuple(value: object) -> object:
+def _as_tuple(value: Any) -> Any:
     """random.setstate needs tuples where torch.save may hand back lists."""
     if isinstance(value, list):
         return tuple(_as_tuple(v) for v in value)

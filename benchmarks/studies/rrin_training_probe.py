@@ -1,7 +1,7 @@
 """Quick probes of RRIN training, on training frames only (never frames 0-39 of bikes.mp4, never other clips).
 
-    python benchmarks/rrin_training_probe.py insample WEIGHTS   # frame-drop PSNR on bikes frames 40-188, vs average
-    python benchmarks/rrin_training_probe.py overfit --lr 5e-4 --flow-loss l1   # fit one fixed batch's flows
+    python -m benchmarks.studies.rrin_training_probe insample WEIGHTS   # frame-drop PSNR on frames 40-188, vs average
+    python -m benchmarks.studies.rrin_training_probe overfit --lr 5e-4 --flow-loss l1   # fit one batch's flows
 
 `insample` scores a weight file (e.g. a run's rrin_fp16.pth) on every 8th span-2 triplet of frames 40-188, which
 the trainer also trains on: a sign of whether the net has learned motion at all, not a quality measurement.
@@ -12,6 +12,8 @@ every 15 steps: how fast the flow term can fall at all under a setting.
 from __future__ import annotations
 
 import argparse
+import functools
+import operator
 import sys
 from pathlib import Path
 
@@ -19,19 +21,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-from sample_media import fetch_sample  # noqa: E402
-
-from vsrife.models import build_model  # noqa: E402
-from vsrife.training.data import open_source, sample_batch  # noqa: E402
-from vsrife.training.trainer import TrainConfig, Trainer, psnr  # noqa: E402
+from testkit.samples import fetch_sample
+from vsrife.models import build_model
+from vsrife.training.data import FrameSequence, open_source, sample_batch
+from vsrife.training.trainer import TrainConfig, Trainer, psnr
 
 TRAINING_FRAMES = "@40:189"  # in-sample frames: before the trainer's held-back tail
 
 
 def insample(weights: Path) -> None:
     source = open_source(f"{fetch_sample('bikes.mp4')}{TRAINING_FRAMES}", 2, 0.0)
+    assert isinstance(source, FrameSequence)
     firsts = sorted({first for first, span in source.starts if span == 2})[::8]
     net = build_model("rrin", {"model": torch.load(weights, map_location="cpu", weights_only=True)})
     scores, averages = [], []
@@ -57,7 +57,7 @@ def overfit(lr: float, flow_loss: str, precision: str, steps: int, out: Path) ->
         if step % 15 == 0:
             print(step, {name: round(value.item(), 4) for name, value in terms.items()}, flush=True)
         trainer.optimizer.zero_grad(set_to_none=True)
-        sum(terms.values()).backward()
+        functools.reduce(operator.add, terms.values()).backward()
         trainer.optimizer.step()
 
 

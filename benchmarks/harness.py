@@ -1,0 +1,120 @@
+"""What every benchmark shares: the machine and commit a result comes from, where results go, and timing.
+
+A benchmark measures and writes one result, ``benchmarks/results/<name>.json``:
+
+    {"benchmark": name, "date": "YYYY-MM-DD", "commit": the measured code's git commit (None outside a checkout),
+     "machine": {"cpu", "native_bf16", "torch_threads", "torch", "vapoursynth"}, "command": how to rerun it,
+     "data": every number its section shows}
+
+benchmarks/render.py turns the results into docs/BENCHMARKS.md (``python -m benchmarks.render``). Benchmarks import
+this module and testkit only; nothing here imports a benchmark.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
+
+Result = dict[str, Any]
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine() -> dict[str, object]:
+    """What a result depends on besides the code: the CPU, its bf16, torch's threads and the versions."""
+    import torch
+    import vapoursynth as vs
+
+    from vsrife.engine import cpu_has_native_bf16
+
+    return {"cpu": cpu_name(), "native_bf16": cpu_has_native_bf16(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "vapoursynth": f"R{vs.core.core_version.release_major}"}
+
+
+def commit() -> str | None:
+    """The checkout's commit, with "+changes" when the working tree differs from it; None outside a checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=ROOT, check=True, capture_output=True,
+                              text=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, check=True,
+                               capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head + ("+changes" if dirty else "")
+
+
+def results_dir() -> Path:
+    """benchmarks/results, or $VSRIFE_BENCH_RESULTS: a trial run's folder, which then also gets its BENCHMARKS.md."""
+    return Path(os.environ.get("VSRIFE_BENCH_RESULTS") or RESULTS)
+
+
+def result_path(name: str) -> Path:
+    return results_dir() / f"{name}.json"
+
+
+def document_path() -> Path:
+    """Where the rendered document goes: docs/BENCHMARKS.md, or beside a trial run's results."""
+    return BENCHMARKS_MD if results_dir() == RESULTS else results_dir() / "BENCHMARKS.md"
+
+
+def write_result(name: str, data: Mapping[str, Any], command: str) -> Path:
+    """Record a run of benchmark ``name``: its data with the date, commit and machine (written atomically)."""
+    result = {"benchmark": name, "date": datetime.date.today().isoformat(), "commit": commit(),
+              "machine": machine(), "command": command, "data": dict(data)}
+    path = result_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.write_text(json.dumps(result, indent=1) + "\n")
+    partial.replace(path)
+    print(f"wrote {path}", flush=True)
+    return path
+
+
+def read_result(name: str) -> Result | None:
+    path = result_path(name)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def time_filter(frames: Any, count: int, filter_name: str = "RIFE", **filter_args: object) -> list[float]:
+    """Seconds for each of `count` interpolated frames (odd output frames 3, 5, ...) of `multi=2` through
+    core.vfi.<filter_name> on the CPU, end to end (RIFE 4.0 in fp32 unless told), after one warm-up frame."""
+    import vapoursynth as vs
+
+    from testkit.frames import clip_from_frames
+
+    clip = clip_from_frames(frames)
+    interpolate = getattr(vs.core.vfi, filter_name)
+    out = interpolate(clip, multi=2, device="cpu", **{"model": "4.0", "precision": "fp32", **filter_args})
+    out.get_frame(1)  # warm-up: weights, allocator, oneDNN primitives
+    return [seconds(functools.partial(out.get_frame, 2 * k + 1)) for k in range(1, count + 1)]
+
+
+def seconds(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def median_seconds(action: Callable[[], object], repeats: int) -> float:
+    return statistics.median(seconds(action) for _ in range(repeats))

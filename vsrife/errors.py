@@ -1,0 +1,8 @@
+"""The package's one base exception: every error whose message is meant for the user derives from VfiError, so the
+command line catches that one type (and prints ``error: <message>``)."""
+
+from __future__ import annotations
+
+
+class VfiError(Exception):
+    """An error whose message is meant for the user: what is wrong and what to do, in one line."""

@@ -212,6 +212,18 @@ class Parameter:
 # The scene-change metric's default threshold: bikes.mp4's fastest motion measures 0.082, its cuts 0.20 to 0.33.
 SC_THRESHOLD = 0.12
 
+# dedup's default threshold on vsrife.scene.repeat_difference, between x264's noise on held frames and the slowest
+# real motion that benchmarks/dedup.py measured (docs/BENCHMARKS.md, "dedup").
+DEDUP_THRESHOLD = 0.0035
+# dedup's default longest run of held frames that still counts as drawings (longer runs are stills).
+DEDUP_MAX = 5
+
+
+def mask_script(name: str, value: object) -> ScriptArgument:
+    """The mask file opened as a GRAY clip before the filter call (vsrife.frames.open_mask)."""
+    return ScriptArgument(name, ("from vsrife.frames import open_mask",
+                                 f"{name} = open_mask({str(value)!r})  # 0 keeps the source pixel, 1 the new one"))
+
 # In the order of every function's arguments: positional callers rely on it, so new rows go at the end.
 _TABLE: tuple[Parameter, ...] = (
     Parameter("clip", "clip", "the clip to interpolate", functions=(*FILTERS, RATE), cli=None,
@@ -293,6 +305,31 @@ _TABLE: tuple[Parameter, ...] = (
               engine=True, allowed=(Range(0),), cli=Cli(metavar="N"),
               details="Pixels that neighbouring tiles share (>= 0, less than `tile`/2). For a `tile` below 256 the "
                       "default is `tile`/4."),
+    Parameter("dedup", "int", "1: held frames (animation on twos/threes) become in-betweens of the drawings",
+              default=0, allowed=(Value(0), Value(1)),
+              cli=Cli(switch=True, help="held frames (animation on twos/threes) become in-betweens of the drawings"),
+              details="1: a frame that repeats the one before it (difference at most `dedup_threshold`) is a held "
+                      "frame; every output is placed on the timeline of the distinct frames, so a video on twos "
+                      "comes out with a new drawing in every frame. Same frame count and rate as without it. See "
+                      "Animation."),
+    Parameter("dedup_threshold", "float", "largest difference of a held frame from the frame before it",
+              default=DEDUP_THRESHOLD, allowed=(Range(0.0, 1.0),), cli=Cli(metavar="X"),
+              note="it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter "
+                   "resolution",
+              details="Largest difference (0 <= x <= 1: the mean absolute difference of the RGB samples at quarter "
+                      "resolution) at which a frame counts as a repeat of the frame before it; the default keeps "
+                      "x264's noise on held frames below it and slow real motion above it (docs/BENCHMARKS.md)."),
+    Parameter("dedup_max", "int", "longest run of held frames in-betweened; longer runs are stills, returned as is",
+              default=DEDUP_MAX, allowed=(Range(1, 64),), cli=Cli(metavar="N"),
+              details="Longest run of held frames that dedup spreads in-betweens over (1 to 64); a longer run is a "
+                      "still, returned as it is without inference. A frame needs at most `dedup_max` + 2 source "
+                      "frames."),
+    Parameter("mask", "clip", "where to synthesize: 0 keeps the nearest source frame's pixel, 1 the new one",
+              cli=Cli(metavar="FILE", help="an image used for every frame, or a video", to_script=mask_script),
+              details="A GRAY clip of the source's size, one frame or as many as the source: per pixel, 0 keeps "
+                      "the nearest source frame's pixel (frame a for t < 0.5, else frame b), 1 the synthesized "
+                      "one, values between blend (integer masks scaled by their maximum). Protects subtitles, "
+                      "logos, UI. See Animation."),
 )
 
 PARAMETERS: dict[str, Parameter] = {parameter.name: parameter for parameter in _TABLE}

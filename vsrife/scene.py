@@ -15,3 +15,10 @@ def scene_change_metric(img0: torch.Tensor, img1: torch.Tensor) -> float:
     small0 = F.avg_pool2d(img0.float(), SCENE_METRIC_DOWNSCALE, ceil_mode=True)
     small1 = F.avg_pool2d(img1.float(), SCENE_METRIC_DOWNSCALE, ceil_mode=True)
     return float((small0 - small1).abs().mean())
+
+
+def repeat_difference(img0: torch.Tensor, img1: torch.Tensor) -> float:
+    """How far img1 is from being a repeat of img0 (dedup, compared with `dedup_threshold`): the scene-change
+    metric's mean absolute difference at quarter resolution, whose averaging keeps x264's noise on held frames an
+    order of magnitude below slow real motion (benchmarks/dedup.py measured it against other measures)."""
+    return scene_change_metric(img0, img1)

@@ -1,0 +1,123 @@
+"""dedup: the held-frame difference measure and its default threshold, the quality at held positions, and the time
+stills save.
+
+threshold: candidate measures on neighbouring frame pairs of bikes.mp4 from frame 40 (frames 0-39 are the quality
+gate), made "on twos" and "on threes" losslessly and through x264 round trips at common settings (held pairs: a
+measure must stay low), on its real neighbouring frames (slow real motion: it must stay high) and on synthetic
+1-pixel pans of one frame. The default `dedup_threshold` sits between the largest held pair and the smallest moving
+one of the chosen measure (vsrife/scene.py).
+
+quality: PSNR at the held positions of the twos/threes clips (multi=1 positions of held frames, against the real
+frames there) for dedup=1, plain interpolation and the copies the clip holds.
+
+stills: seconds for a clip of stills and motion, with and without dedup.
+
+Run: `python -m benchmarks.dedup [--part threshold|quality|stills ...]`; writes benchmarks/results/dedup.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from testkit.animation import held_indices, on_holds, x264_roundtrip
+from testkit.frames import decode_rgb
+from testkit.samples import fetch_sample
+from vsrife.parameters import DEDUP_THRESHOLD
+from vsrife.scene import repeat_difference
+
+from . import harness, render
+
+CLIP = "bikes.mp4"
+FIRST = 40  # frames 0-39 are the quality gate: never tuned on
+ENCODINGS: tuple[tuple[int, str], ...] = ((18, "medium"), (23, "medium"), (28, "medium"), (18, "veryfast"),
+                                          (23, "veryfast"), (28, "veryfast"))
+
+
+def _tensor(frame: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None]
+
+
+def block_max(img0: torch.Tensor, img1: torch.Tensor) -> float:
+    """Largest mean absolute difference over 32x32-pixel blocks, at quarter resolution."""
+    small0, small1 = F.avg_pool2d(img0, 4, ceil_mode=True), F.avg_pool2d(img1, 4, ceil_mode=True)
+    return float(F.avg_pool2d((small0 - small1).abs().mean(1, keepdim=True), 8, ceil_mode=True).max())
+
+
+def mean_eighth(img0: torch.Tensor, img1: torch.Tensor) -> float:
+    """Mean absolute difference at eighth resolution."""
+    return float((F.avg_pool2d(img0, 8, ceil_mode=True) - F.avg_pool2d(img1, 8, ceil_mode=True)).abs().mean())
+
+
+CANDIDATES: dict[str, Callable[[torch.Tensor, torch.Tensor], float]] = {
+    "mean, quarter resolution (chosen)": repeat_difference,
+    "mean, eighth resolution": mean_eighth,
+    "largest 32-px block, quarter resolution": block_max,
+}
+
+
+def _pairs(frames: np.ndarray, pairs: list[tuple[int, int]]) -> dict[str, list[float]]:
+    tensors = [_tensor(frame) for frame in frames]
+    return {name: [measure(tensors[i], tensors[j]) for i, j in pairs] for name, measure in CANDIDATES.items()}
+
+
+def threshold_study(frames: np.ndarray) -> dict[str, object]:
+    rows: list[dict[str, object]] = []
+
+    def add(case: str, kind: str, values: dict[str, list[float]]) -> None:
+        pick = max if kind == "held" else min
+        rows.append({"case": case, "kind": kind, "pairs": len(next(iter(values.values()))),
+                     "values": {name: pick(v) for name, v in values.items()}})
+        print(rows[-1], flush=True)
+
+    neighbours = [(i, i + 1) for i in range(len(frames) - 1)]
+    add("real neighbouring frames", "moving", _pairs(frames, neighbours))
+    still = frames[len(frames) // 2]
+    pans = np.stack([still[:-1, :-1], still[:-1, 1:], still[1:, :-1]])
+    add("one frame panned by 1 pixel (synthetic)", "moving", _pairs(pans, [(0, 1), (0, 2)]))
+    for hold in (2, 3):
+        held = on_holds(frames, hold)
+        index = held_indices(len(frames), hold)
+        held_pairs = [(i - 1, i) for i in range(1, len(held)) if index[i] == index[i - 1]]
+        moving_pairs = [(i - 1, i) for i in range(1, len(held)) if index[i] != index[i - 1]]
+        name = {2: "twos", 3: "threes"}[hold]
+        add(f"on {name}, lossless", "held", _pairs(held, held_pairs))
+        for crf, preset in ENCODINGS:
+            encoded = x264_roundtrip(held, crf, preset)
+            add(f"on {name}, x264 crf {crf} {preset}", "held", _pairs(encoded, held_pairs))
+            if (crf, preset) == (28, "veryfast"):
+                add(f"on {name}, x264 crf {crf} {preset}", "moving", _pairs(encoded, moving_pairs))
+    summary = {}
+    for name in CANDIDATES:
+        largest_held = max(float(r["values"][name]) for r in rows if r["kind"] == "held")  # type: ignore[index]
+        smallest_moving = min(float(r["values"][name]) for r in rows if r["kind"] == "moving")  # type: ignore[index]
+        summary[name] = {"largest_held": largest_held, "smallest_moving": smallest_moving,
+                         "ratio": smallest_moving / largest_held if largest_held else None}
+    return {"clip": CLIP, "first_frame": FIRST, "frames": len(frames), "threshold": DEDUP_THRESHOLD, "rows": rows,
+            "summary": summary}
+
+
+PARTS = ("threshold",)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--part", nargs="*", choices=PARTS, default=list(PARTS), help="what to measure (default: all)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    frames = decode_rgb(fetch_sample(CLIP), 250)[FIRST:]
+    data = dict((harness.read_result("dedup") or {}).get("data", {}))
+    if "threshold" in args.part:
+        data["threshold"] = threshold_study(frames)
+    harness.write_result("dedup", data, "python -m benchmarks.dedup")
+    render.write()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

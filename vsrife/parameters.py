@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Literal
 
 from .errors import VfiError
@@ -219,6 +220,14 @@ DEDUP_THRESHOLD = 0.0035
 DEDUP_MAX = 5
 
 
+def existing_file(text: str) -> str:
+    """The absolute path of an existing file; ValueError otherwise."""
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise ValueError(f"{text}: no such file")
+    return str(path.resolve())
+
+
 def mask_script(name: str, value: object) -> ScriptArgument:
     """The mask file opened as a GRAY clip before the filter call (vsrife.frames.open_mask)."""
     return ScriptArgument(name, ("from vsrife.frames import open_mask",
@@ -325,7 +334,8 @@ _TABLE: tuple[Parameter, ...] = (
                       "still, returned as it is without inference. A frame needs at most `dedup_max` + 2 source "
                       "frames."),
     Parameter("mask", "clip", "where to synthesize: 0 keeps the nearest source frame's pixel, 1 the new one",
-              cli=Cli(metavar="FILE", help="an image used for every frame, or a video", to_script=mask_script),
+              cli=Cli(metavar="FILE", help="an image used for every frame, or a video", parse=existing_file,
+                      to_script=mask_script),
               details="A GRAY clip of the source's size, one frame or as many as the source: per pixel, 0 keeps "
                       "the nearest source frame's pixel (frame a for t < 0.5, else frame b), 1 the synthesized "
                       "one, values between blend (integer masks scaled by their maximum). Protects subtitles, "

@@ -550,8 +550,9 @@ struct DedupWalk {
 };
 
 // dedup: reads the frames that arrived and either resolves the pair (held frames placed on the timeline of distinct
-// frames, a run of more than dedupMax held frames left as it is) or asks for one more frame. Source frame s0 + r/num
-// is the output's position. Returns true when walk->pair is resolved.
+// frames; a drawing shown for more than dedupMax frames is a still, left as it is) or asks for one more frame. Source
+// frame s0 + r/num is the output's position. Returns true when walk->pair is resolved. At most dedupMax + 2 source
+// frames are read: the hold, the next drawing, and the frame before the hold (which tells that it starts there).
 bool walkDedup(const InterpData *d, DedupWalk *walk, int s0, int64_t r, VSFrameContext *ctx, const VSAPI *vsapi) {
     const int last = d->srcVi.numFrames - 1;
     for (int k : {walk->lo, walk->hi}) {
@@ -564,8 +565,9 @@ bool walkDedup(const InterpData *d, DedupWalk *walk, int s0, int64_t r, VSFrameC
         vsapi->freeFrame(frame);
     }
     const bool heldLo = walk->held[walk->lo], heldHi = walk->held[walk->hi];
+    // repeats known so far; with its first frame the drawing is shown one frame more (a hold of 2 on twos)
     const int heldCount = walk->hi - walk->lo - 1 + int(heldLo) + int(heldHi);
-    if (heldCount > d->dedupMax) {
+    if (heldCount + 1 > d->dedupMax) {
         // a still: its frames as they are; only its last frame moves on to the next drawing, as without dedup
         bool moving = r != 0 && !walk->held[s0 + 1];
         walk->pair = moving ? Pair{s0, s0 + 1, static_cast<double>(r) / static_cast<double>(d->rate.num), true}

@@ -57,7 +57,7 @@ def RIFE(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
         tile_overlap: pixels that neighbouring tiles share (less than tile/2): >= 0 (default 64)
         dedup: 1: held frames (animation on twos/threes) become in-betweens of the drawings: 0 or 1 (default 0)
         dedup_threshold: largest difference of a held frame from the frame before it: >= 0 and <= 1 (default 0.0035)
-        dedup_max: longest run of held frames in-betweened; longer runs are stills, returned as is: >= 1 and <= 64
+        dedup_max: longest hold (frames showing one drawing) in-betweened; longer ones are stills: >= 1 and <= 64
             (default 5)
         mask: where to synthesize: 0 keeps the nearest source frame's pixel, 1 the new one
     Bad arguments raise ``vapoursynth.Error`` with a message that starts with ``vfi.RIFE:``.
@@ -92,7 +92,7 @@ def RRIN(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
         tile_overlap: pixels that neighbouring tiles share (less than tile/2): >= 0 (default 64)
         dedup: 1: held frames (animation on twos/threes) become in-betweens of the drawings: 0 or 1 (default 0)
         dedup_threshold: largest difference of a held frame from the frame before it: >= 0 and <= 1 (default 0.0035)
-        dedup_max: longest run of held frames in-betweened; longer runs are stills, returned as is: >= 1 and <= 64
+        dedup_max: longest hold (frames showing one drawing) in-betweened; longer ones are stills: >= 1 and <= 64
             (default 5)
         mask: where to synthesize: 0 keeps the nearest source frame's pixel, 1 the new one
     Bad arguments raise ``vapoursynth.Error`` with a message that starts with ``vfi.RRIN:``.

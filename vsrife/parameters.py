@@ -216,7 +216,7 @@ SC_THRESHOLD = 0.12
 # dedup's default threshold on vsrife.scene.repeat_difference, between x264's noise on held frames and the slowest
 # real motion that benchmarks/dedup.py measured (docs/BENCHMARKS.md, "dedup").
 DEDUP_THRESHOLD = 0.0035
-# dedup's default longest run of held frames that still counts as drawings (longer runs are stills).
+# dedup's default longest hold (frames showing one drawing) that is in-betweened; longer holds are stills.
 DEDUP_MAX = 5
 
 
@@ -328,11 +328,11 @@ _TABLE: tuple[Parameter, ...] = (
               details="Largest difference (0 <= x <= 1: the mean absolute difference of the RGB samples at quarter "
                       "resolution) at which a frame counts as a repeat of the frame before it; the default keeps "
                       "x264's noise on held frames below it and slow real motion above it (docs/BENCHMARKS.md)."),
-    Parameter("dedup_max", "int", "longest run of held frames in-betweened; longer runs are stills, returned as is",
+    Parameter("dedup_max", "int", "longest hold (frames showing one drawing) in-betweened; longer ones are stills",
               default=DEDUP_MAX, allowed=(Range(1, 64),), cli=Cli(metavar="N"),
-              details="Longest run of held frames that dedup spreads in-betweens over (1 to 64); a longer run is a "
-                      "still, returned as it is without inference. A frame needs at most `dedup_max` + 2 source "
-                      "frames."),
+              details="Longest hold that dedup spreads in-betweens over, in frames showing one drawing (2 on twos, 3 "
+                      "on threes; 1 to 64); a longer hold is a still, returned as it is without inference. A frame "
+                      "needs at most `dedup_max` + 2 source frames."),
     Parameter("mask", "clip", "where to synthesize: 0 keeps the nearest source frame's pixel, 1 the new one",
               cli=Cli(metavar="FILE", help="an image used for every frame, or a video", parse=existing_file,
                       to_script=mask_script),

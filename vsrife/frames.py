@@ -93,5 +93,5 @@ def open_mask(path: str | Path) -> vs.VideoNode:
     if fmt.color_family == vs.GRAY:
         return clip
     gray = fmt.replace(color_family=vs.GRAY, subsampling_w=0, subsampling_h=0)
-    matrix = {"matrix_in_s": "709"} if fmt.color_family == vs.RGB else {}
+    matrix = {"matrix_s": "709"} if fmt.color_family == vs.RGB else {}
     return vs.core.resize.Point(clip, format=gray.id, range_s="full", **matrix)

@@ -18,12 +18,14 @@ Run: `python -m benchmarks.dedup [--part threshold|quality|stills ...]`; writes 
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+import vapoursynth as vs
 
 from testkit.animation import held_indices, on_holds, x264_roundtrip
 from testkit.frames import decode_rgb
@@ -39,6 +41,7 @@ ENCODINGS: tuple[tuple[int, str], ...] = ((18, "medium"), (23, "medium"), (28, "
                                           (23, "veryfast"), (28, "veryfast"))
 # The encodings the default threshold must hold for; crf 28 at veryfast is measured and shown, beyond them.
 COMMON = ENCODINGS[:5]
+QUALITY_FRAMES = 61  # frames 40-100: 30 held frames on twos, 40 on threes
 
 
 def _tensor(frame: np.ndarray) -> torch.Tensor:
@@ -97,11 +100,11 @@ def threshold_study(frames: np.ndarray) -> dict[str, object]:
             add(f"on {name}, x264 crf {crf} {preset}", "held", _pairs(encoded, held_pairs), common)
             add(f"on {name}, x264 crf {crf} {preset}", "moving", _pairs(encoded, moving_pairs), common)
     summary = {}
-    for name in CANDIDATES:
-        def values(kind: str) -> list[float]:
-            return [float(r["values"][name]) for r in rows if r["kind"] == kind and r["common"]]  # type: ignore[index]
+    def values(name: str, kind: str) -> list[float]:
+        return [float(r["values"][name]) for r in rows if r["kind"] == kind and r["common"]]  # type: ignore[index]
 
-        largest_held, smallest_moving = max(values("held")), min(values("moving"))
+    for name in CANDIDATES:
+        largest_held, smallest_moving = max(values(name, "held")), min(values(name, "moving"))
         summary[name] = {"largest_held": largest_held, "smallest_moving": smallest_moving,
                          "ratio": smallest_moving / largest_held if largest_held else None,
                          "middle": (largest_held * smallest_moving) ** 0.5}
@@ -109,7 +112,59 @@ def threshold_study(frames: np.ndarray) -> dict[str, object]:
             "summary": summary, "common": [f"crf {crf} {preset}" for crf, preset in COMMON]}
 
 
-PARTS = ("threshold",)
+def _rife(clip: vs.VideoNode, **args: object) -> vs.VideoNode:
+    return vs.core.vfi.RIFE(clip, device="cpu", precision="fp32", model="4.0", **args)
+
+
+def _all_frames(clip: vs.VideoNode) -> None:
+    for n in range(clip.num_frames):
+        clip.get_frame(n)
+
+
+def quality_study(frames: np.ndarray) -> dict[str, object]:
+    """PSNR against the real frames at the held positions (multi=2 outputs at held frames' source positions)."""
+    from testkit.frames import clip_from_frames, frame_array, psnr
+
+    rows: list[dict[str, object]] = []
+    for hold in (2, 3):
+        index = held_indices(len(frames), hold)
+        held = [k for k, i in enumerate(index) if i != k and i + hold < len(frames)]
+        for encoding in (None, (23, "medium")):
+            shown = on_holds(frames, hold)
+            if encoding is not None:
+                shown = x264_roundtrip(shown, *encoding)
+            clip = clip_from_frames(shown)
+            scores = {"copies": float(np.mean([psnr(shown[k], frames[k]) for k in held]))}
+            for label, args in (("plain", {}), ("dedup", {"dedup": 1})):
+                out = _rife(clip, multi=2, **args)
+                scores[label] = float(np.mean([psnr(frame_array(out.get_frame(2 * k)), frames[k].transpose(2, 0, 1))
+                                               for k in held]))
+            rows.append({"hold": hold, "encoding": "lossless" if encoding is None else
+                         f"x264 crf {encoding[0]} {encoding[1]}", "held_frames": len(held), **scores})
+            print(rows[-1], flush=True)
+    return {"clip": CLIP, "first_frame": FIRST, "frames": len(frames), "model": "4.0", "rows": rows}
+
+
+def stills_study(frames: np.ndarray, runs: int = 2) -> dict[str, object]:
+    """Seconds for every output of multi=2 over 10 moving frames, a 20-frame still and 10 moving frames."""
+    from testkit.frames import clip_from_frames
+
+    order = [*range(10), *[10] * 20, *range(11, 21)]
+    clip = clip_from_frames(np.ascontiguousarray(frames[order]))
+    times: dict[str, float] = {}
+    for label, args in (("plain", {}), ("dedup", {"dedup": 1})):
+        best = float("inf")
+        for _ in range(runs):
+            out = _rife(clip, multi=2, **args)
+            out.get_frame(0)  # the engine is built at creation; frame 0 is a source frame
+            best = min(best, harness.seconds(functools.partial(_all_frames, out)))
+        times[label] = best
+        print(label, best, flush=True)
+    return {"clip": CLIP, "first_frame": FIRST, "source_frames": len(order), "still_frames": 20,
+            "output_frames": 2 * len(order), "seconds": times, "runs": runs, "model": "4.0"}
+
+
+PARTS = ("threshold", "quality", "stills")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +176,10 @@ def main(argv: list[str] | None = None) -> int:
     data = dict((harness.read_result("dedup") or {}).get("data", {}))
     if "threshold" in args.part:
         data["threshold"] = threshold_study(frames)
+    if "quality" in args.part:
+        data["quality"] = quality_study(frames[:QUALITY_FRAMES])
+    if "stills" in args.part:
+        data["stills"] = stills_study(frames)
     harness.write_result("dedup", data, "python -m benchmarks.dedup")
     render.write()
     return 0

@@ -6,8 +6,9 @@
 //
 // Both filters are one createInterpolation and one getFrame; the table's Function row holds what differs.
 //
-// The plugin owns the argument checks, the output VideoInfo, the mapping output frame -> (source a, a+1, t), the
-// lazy frame requests and the frame properties. The pixels come from a Python engine (vsrife.engine, see
+// The plugin owns the argument checks, the output VideoInfo, the mapping output frame -> (source a, a+1, t) (with
+// dedup: (last drawing a, next drawing b, t), found by staged lazy requests), the lazy frame requests and the frame
+// properties. The pixels come from a Python engine (vsrife.engine, see
 // docs/INTERFACES.md) reached through pybridge.
 //
 // Graph: RGBS/RGBH clips go straight to the interpolating filter. Any other constant format is converted with the
@@ -447,7 +448,8 @@ const VSFrame *sourceAsIs(const InterpData *d, const VSFrame *frame, int number,
     return copy;
 }
 
-// What an output frame is made of: frame b synthesized at t between source frames a and b, or frame a as it is.
+// What an output frame is made of: the frame synthesized at t between source frames a and b, or frame a as it
+// is.
 struct Pair {
     int a = 0;
     int b = 0;
@@ -588,8 +590,8 @@ bool walkDedup(const InterpData *d, DedupWalk *walk, int s0, int64_t r, VSFrameC
         return true;
     }
     const double num = static_cast<double>(d->rate.num);
-    walk->pair = Pair{a, b, (static_cast<double>(s0 - a) * num + static_cast<double>(r)) / (static_cast<double>(b - a) * num),
-                      true};
+    const double t = (static_cast<double>(s0 - a) * num + static_cast<double>(r)) / (static_cast<double>(b - a) * num);
+    walk->pair = Pair{a, b, t, true};
     return true;
 }
 

@@ -150,14 +150,15 @@ def dedup(result: Result) -> str:
     quality = data.get("quality")
     if quality:
         rows = [[{2: "twos", 3: "threes"}[r["hold"]], r["encoding"], r["held_frames"], f"{r['dedup']:.2f}",
-                 f"{r['plain']:.2f}", f"{r['copies']:.2f}"] for r in quality["rows"]]
+                 f"{r['frame_drop']:.2f}", f"{r['copies']:.2f}"] for r in quality["rows"]]
         parts.append(
             "PSNR (dB, RGB) at the held positions against the real frames there (`python -m benchmarks.dedup --part "
             f"quality`): {quality['clip']} frames {quality['first_frame']}-"
-            f"{quality['first_frame'] + quality['frames'] - 1} made on twos/threes, `multi=2`, RIFE "
-            f"{quality['model']} CPU fp32. dedup: `dedup=1`; plain: the same filter without it (the network between "
-            "two copies of one drawing); copies: the held frames as the clip shows them.\n\n"
-            + _table(["drawn on", "clip", "held frames", "dedup", "plain", "copies"], rows) + "\n")
+            f"{quality['first_frame'] + quality['frames'] - 1} made on twos/threes, RIFE {quality['model']} CPU fp32. "
+            "dedup: the `multi=2` outputs of `dedup=1` at the held frames' positions; frame drop: the frame-drop "
+            "protocol on the drawings (every second or third frame kept, `multi=2` or `3`); copies: the held frames "
+            "as the clip shows them, which is also what the filter returns at those positions without dedup.\n\n"
+            + _table(["drawn on", "clip", "held frames", "dedup", "frame drop", "copies"], rows) + "\n")
     stills = data.get("stills")
     if stills:
         seconds = stills["seconds"]

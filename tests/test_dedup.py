@@ -8,6 +8,7 @@ so where each output frame comes from is a known answer.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -118,14 +119,18 @@ def test_held_runs_up_to_dedup_max_are_drawings_and_requests_stay_bounded(
         assert wanted[-1] - wanted[0] + 1 <= dedup_max + 2, (n, wanted)
 
 
-def test_known_answer_on_threes_for_rrin(rrin_crossfade_weights: Path, drawings: np.ndarray) -> None:
+@pytest.mark.parametrize("rate", [{"multi": 2}, {"factor_num": 5, "factor_den": 2}], ids=["multi2", "factor5/2"])
+def test_known_answer_on_threes_for_rrin(rrin_crossfade_weights: Path, drawings: np.ndarray,
+                                         rate: dict[str, int]) -> None:
     rrin = rrin_filter(rrin_crossfade_weights)
     frames = np.ascontiguousarray(drawings[:7, :64, :96])
     shown = on_holds(frames, 3)  # drawings 0, 3, 6
-    out = rrin(clip_from_frames(shown), multi=2, dedup=1)
-    for n in range(2 * 6 + 1):
-        a = 3 * (n // 6)
-        t = (n / 2 - a) / 3
+    out = rrin(clip_from_frames(shown), dedup=1, **rate)
+    factor = Fraction(rate.get("factor_num", rate.get("multi", 0)), rate.get("factor_den", 1))
+    for n in range(out.num_frames):
+        position = min(Fraction(n) / factor, Fraction(6))
+        a = 3 * int(position // 3)
+        t = float((position - a) / 3)
         expected = (1 - t) * shown[a] + t * shown[min(a + 3, 6)]
         assert np.allclose(frame_array(out.get_frame(n)), expected.transpose(2, 0, 1), atol=2e-6), n
 

@@ -90,8 +90,7 @@ def open_mask(path: str | Path) -> vs.VideoNode:
 
     clip = vs.core.bs.VideoSource(str(path), cachemode=0)
     fmt = clip.format
-    if fmt.color_family == vs.GRAY:
-        return clip
+    # limited-range video (a GRAY one too) is stretched to full range: its black is 0, its white 1
     gray = fmt.replace(color_family=vs.GRAY, subsampling_w=0, subsampling_h=0)
     matrix = {"matrix_s": "709"} if fmt.color_family == vs.RGB else {}
     return vs.core.resize.Point(clip, format=gray.id, range_s="full", **matrix)

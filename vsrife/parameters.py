@@ -214,9 +214,10 @@ class Parameter:
 SC_THRESHOLD = 0.12
 
 # dedup's default threshold on vsrife.scene.repeat_difference, between x264's noise on held frames and the slowest
-# real motion that benchmarks/dedup.py measured (docs/BENCHMARKS.md, "dedup").
+# real motion that benchmarks/dedup.py measured (docs/BENCHMARKS.md, "Animation: dedup").
 DEDUP_THRESHOLD = 0.0035
-# dedup's default longest hold (frames showing one drawing) that is in-betweened; longer holds are stills.
+# dedup's default longest hold (frames showing one drawing) that is in-betweened; longer holds are stills. A choice,
+# not a measurement: up to about a fifth of a second at 24 fps.
 DEDUP_MAX = 5
 
 

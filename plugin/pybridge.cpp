@@ -7,6 +7,9 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+#include <vector>
+
 #include "pybridge.h"
 
 namespace vfi {
@@ -246,90 +249,142 @@ Engine *createEngine(const char *module, const std::vector<EngineArg> &kwargs, s
     return e;
 }
 
-InterpResult interpolate(Engine *engine, const Plane in0[3], const Plane in1[3], const Plane out[3], double t,
-                         bool detectSceneChange, int source0, int source1, std::string &err) {
-    GIL gil;
-    const Plane *planes[3] = {in0, in1, out};
-    Ref buffers[3][3];
-    Ref views[3][3];
-    Ref frames[3];
-    bool ok = true;
-    for (int f = 0; f < 3 && ok; f++) {
-        Ref pairs[3];
-        for (int p = 0; p < 3 && ok; p++) {
-            const Plane &pl = planes[f][p];
-            Py_ssize_t size = static_cast<Py_ssize_t>(pl.stride) * pl.height;
-            buffers[f][p] = Ref(newPlaneBuffer(pl.data, size, f == 2));
-            if (!buffers[f][p]) {
-                ok = false;
-                break;
-            }
-            views[f][p] = Ref(PyMemoryView_FromObject(buffers[f][p].get()));
-            if (views[f][p])
-                pairs[p] = Ref(Py_BuildValue("(On)", views[f][p].get(), static_cast<Py_ssize_t>(pl.stride)));
-            ok = views[f][p] && pairs[p];
+namespace {
+
+// Frames handed to Python as tuples of (memoryview, stride) per plane, over buffers that count their exports. Call
+// release() when Python is done: it drops the views and tells whether something in Python still points into a frame.
+class FrameViews {
+public:
+    // Adds a frame of `count` planes; nullptr (with a Python error set) on failure.
+    PyObject *add(const Plane *planes, int count, bool writable) {
+        std::vector<Ref> pairs;
+        for (int p = 0; p < count; p++) {
+            const Plane &pl = planes[p];
+            Ref buffer(newPlaneBuffer(pl.data, static_cast<Py_ssize_t>(pl.stride) * pl.height, writable));
+            if (!buffer)
+                return nullptr;
+            Ref view(PyMemoryView_FromObject(buffer.get()));
+            buffers_.push_back(std::move(buffer));
+            if (!view)
+                return nullptr;
+            pairs.emplace_back(Py_BuildValue("(On)", view.get(), static_cast<Py_ssize_t>(pl.stride)));
+            views_.push_back(std::move(view));
+            if (!pairs.back())
+                return nullptr;
         }
-        if (ok) {
-            frames[f] = Ref(Py_BuildValue("(OOO)", pairs[0].get(), pairs[1].get(), pairs[2].get()));
-            ok = static_cast<bool>(frames[f]);
-        }
+        Ref tuple(PyTuple_New(count));
+        if (!tuple)
+            return nullptr;
+        for (int p = 0; p < count; p++)
+            PyTuple_SetItem(tuple.get(), p, pairs[static_cast<size_t>(p)].release()); // steals the reference
+        frames_.push_back(std::move(tuple));
+        return frames_.back().get();
     }
 
+    // Releases the memoryviews; false when an export survives (the engine kept an array made from a plane), so the
+    // frames must stay alive. A reference cycle (an exception's traceback) may be all that holds an export, so
+    // collect once before concluding.
+    bool release() {
+        frames_.clear();
+        releaseViews();
+        if (exported()) {
+            PyGC_Collect();
+            releaseViews();
+        }
+        if (exported())
+            return false;
+        for (Ref &buffer : buffers_)
+            reinterpret_cast<PlaneBuffer *>(buffer.get())->data = nullptr;
+        return true;
+    }
+
+private:
+    void releaseViews() {
+        for (Ref &view : views_)
+            if (!Ref(PyObject_CallMethod(view.get(), "release", nullptr)))
+                PyErr_Clear();
+    }
+
+    bool exported() const {
+        return std::any_of(buffers_.begin(), buffers_.end(), [](const Ref &buffer) {
+            return reinterpret_cast<PlaneBuffer *>(buffer.get())->exports > 0;
+        });
+    }
+
+    std::vector<Ref> buffers_;
+    std::vector<Ref> views_;
+    std::vector<Ref> frames_;
+};
+
+const char *const kKeptBuffer = "internal error: the engine kept a reference to frame memory after it returned";
+
+} // namespace
+
+InterpResult interpolate(Engine *engine, const Plane in0[3], const Plane in1[3], const Plane out[3], double t,
+                         bool detectSceneChange, int source0, int source1, const MaskPlane *mask, std::string &err) {
+    GIL gil;
     InterpResult result = InterpResult::Error;
-    if (ok) {
-        Ref detect(PyBool_FromLong(detectSceneChange));
-        Ref ret(PyObject_CallFunction(engine->interpolate, "OOOdO(ii)", frames[0].get(), frames[1].get(),
-                                      frames[2].get(), t, detect.get(), source0, source1));
-        if (!ret) {
-            err = takeError();
+    {
+        FrameViews views;
+        PyObject *frame0 = views.add(in0, 3, false);
+        PyObject *frame1 = frame0 ? views.add(in1, 3, false) : nullptr;
+        PyObject *output = frame1 ? views.add(out, 3, true) : nullptr;
+        Ref maskArg;
+        if (output && mask) {
+            PyObject *plane = views.add(&mask->plane, 1, false);
+            if (plane)
+                maskArg = Ref(Py_BuildValue("(Oi)", PyTuple_GetItem(plane, 0), mask->number));
+        } else if (output) {
+            maskArg = Ref(Py_BuildValue(""));
+        }
+        if (maskArg) {
+            Ref detect(PyBool_FromLong(detectSceneChange));
+            Ref ret(PyObject_CallFunction(engine->interpolate, "OOOdO(ii)O", frame0, frame1, output, t, detect.get(),
+                                          source0, source1, maskArg.get()));
+            if (!ret) {
+                err = takeError();
+            } else {
+                int truth = PyObject_IsTrue(ret.get());
+                if (truth < 0)
+                    err = "interpolate() returned something that is not a bool: " + takeError();
+                else
+                    result = truth ? InterpResult::Interpolated : InterpResult::SceneCut;
+            }
         } else {
-            int truth = PyObject_IsTrue(ret.get());
-            if (truth < 0)
-                err = "interpolate() returned something that is not a bool: " + takeError();
-            else
-                result = truth ? InterpResult::Interpolated : InterpResult::SceneCut;
+            err = takeError();
+        }
+        maskArg = Ref();
+        if (!views.release()) {
+            err = kKeptBuffer;
+            return InterpResult::BufferKept;
+        }
+    }
+    return result;
+}
+
+InterpResult difference(Engine *engine, const Plane in0[3], const Plane in1[3], int source0, int source1,
+                        double *value, std::string &err) {
+    GIL gil;
+    InterpResult result = InterpResult::Error;
+    FrameViews views;
+    PyObject *frame0 = views.add(in0, 3, false);
+    PyObject *frame1 = frame0 ? views.add(in1, 3, false) : nullptr;
+    if (frame1) {
+        Ref ret(PyObject_CallMethod(engine->object, "difference", "OO(ii)", frame0, frame1, source0, source1));
+        double number = ret ? PyFloat_AsDouble(ret.get()) : -1.0;
+        if (!ret || PyErr_Occurred()) {
+            err = "difference() failed: " + takeError();
+        } else {
+            *value = number;
+            result = InterpResult::Interpolated;
         }
     } else {
         err = takeError();
     }
-
-    // The buffers point into VapourSynth frames that are freed after this returns. Release our memoryviews; if an
-    // export survives (the engine kept an array made from a plane), the frames must stay alive, so the caller leaks
-    // them instead of risking a use after free. A reference cycle (an exception's traceback) may be all that holds
-    // an export, so collect once before concluding.
-    for (int f = 0; f < 3; f++)
-        frames[f] = Ref();
-    for (int f = 0; f < 3; f++) {
-        for (int p = 0; p < 3; p++) {
-            if (views[f][p]) {
-                Ref r(PyObject_CallMethod(views[f][p].get(), "release", nullptr));
-                if (!r)
-                    PyErr_Clear();
-            }
-        }
-    }
-    auto exported = [&buffers]() {
-        for (int f = 0; f < 3; f++)
-            for (int p = 0; p < 3; p++)
-                if (buffers[f][p] && reinterpret_cast<PlaneBuffer *>(buffers[f][p].get())->exports > 0)
-                    return true;
-        return false;
-    };
-    if (exported()) {
-        PyGC_Collect();
-        for (int f = 0; f < 3; f++)
-            for (int p = 0; p < 3; p++)
-                if (views[f][p] && !Ref(PyObject_CallMethod(views[f][p].get(), "release", nullptr)))
-                    PyErr_Clear();
-    }
-    if (exported()) {
-        err = "internal error: the engine kept a reference to frame memory after interpolate() returned";
+    if (!views.release()) {
+        err = kKeptBuffer;
         return InterpResult::BufferKept;
     }
-    for (int f = 0; f < 3; f++)
-        for (int p = 0; p < 3; p++)
-            if (buffers[f][p])
-                reinterpret_cast<PlaneBuffer *>(buffers[f][p].get())->data = nullptr;
     return result;
 }
 

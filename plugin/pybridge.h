@@ -49,10 +49,22 @@ class Engine;
 // <module>.create_engine(**kwargs). Returns nullptr and sets err (no prefix) on failure.
 Engine *createEngine(const char *module, const std::vector<EngineArg> &kwargs, std::string &err);
 
-// engine.interpolate(frame0, frame1, out, t, detect_scene_change, (source0, source1)); each frame is a tuple of 3
-// (memoryview, stride); source0 and source1 are the numbers of in0 and in1 in the source clip.
+// One plane of a GRAY mask frame and its number in the mask clip (the engine keeps its tensor by that number).
+struct MaskPlane {
+    Plane plane;
+    int number;
+};
+
+// engine.interpolate(frame0, frame1, out, t, detect_scene_change, (source0, source1), mask); each frame is a tuple of
+// 3 (memoryview, stride); source0 and source1 are the numbers of in0 and in1 in the source clip; mask is None or
+// ((memoryview, stride), number).
 InterpResult interpolate(Engine *engine, const Plane in0[3], const Plane in1[3], const Plane out[3], double t,
-                         bool detectSceneChange, int source0, int source1, std::string &err);
+                         bool detectSceneChange, int source0, int source1, const MaskPlane *mask, std::string &err);
+
+// engine.difference(frame0, frame1, (source0, source1)) into *value: how far frame1 is from being a repeat of
+// frame0. Returns Interpolated on success (value set), Error or BufferKept otherwise.
+InterpResult difference(Engine *engine, const Plane in0[3], const Plane in1[3], int source0, int source1,
+                        double *value, std::string &err);
 
 // Drops the engine (takes the GIL; leaks it if the interpreter is already gone).
 void destroyEngine(Engine *engine);

@@ -6,8 +6,9 @@
 //
 // Both filters are one createInterpolation and one getFrame; the table's Function row holds what differs.
 //
-// The plugin owns the argument checks, the output VideoInfo, the mapping output frame -> (source a, a+1, t), the
-// lazy frame requests and the frame properties. The pixels come from a Python engine (vsrife.engine, see
+// The plugin owns the argument checks, the output VideoInfo, the mapping output frame -> (source a, a+1, t) (with
+// dedup: (last drawing a, next drawing b, t), found by staged lazy requests), the lazy frame requests and the frame
+// properties. The pixels come from a Python engine (vsrife.engine, see
 // docs/INTERFACES.md) reached through pybridge.
 //
 // Graph: RGBS/RGBH clips go straight to the interpolating filter. Any other constant format is converted with the
@@ -19,6 +20,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -311,14 +314,43 @@ void checkClip(const VSVideoInfo *vi, const VSAPI *vsapi) {
                        std::to_string(vi->numFrames));
 }
 
+const char *maskSampleType(const VSVideoFormat &f) {
+    if (f.sampleType == stFloat)
+        return f.bitsPerSample == 16 ? "float16" : "float32";
+    return f.bitsPerSample == 8 ? "uint8" : "uint16";
+}
+
+// mask: GRAY, integer 8-16 bit or float 16/32 bit, the clip's size, one frame or as many as the clip.
+void checkMask(const VSVideoInfo *mask, const VSVideoInfo *vi, const VSAPI *vsapi) {
+    const VSVideoFormat &f = mask->format;
+    char name[32] = "variable";
+    if (f.colorFamily != cfUndefined)
+        vsapi->getVideoFormatName(&f, name);
+    bool intOk = f.sampleType == stInteger && f.bitsPerSample >= 8 && f.bitsPerSample <= 16;
+    bool floatOk = f.sampleType == stFloat && (f.bitsPerSample == 16 || f.bitsPerSample == 32);
+    if (f.colorFamily != cfGray || (!intOk && !floatOk))
+        throw ArgError(std::string("mask must be a GRAY clip of 8-16 bit integer or 16/32 bit float samples (got ") +
+                       name + ")");
+    if (mask->width != vi->width || mask->height != vi->height)
+        throw ArgError("mask must have the clip's size " + std::to_string(vi->width) + "x" +
+                       std::to_string(vi->height) + " (got " +
+                       (mask->width > 0 ? std::to_string(mask->width) + "x" + std::to_string(mask->height)
+                                        : std::string("a variable size")) +
+                       ")");
+    if (mask->numFrames != 1 && mask->numFrames != vi->numFrames)
+        throw ArgError("mask must have 1 frame or as many as the clip (" + std::to_string(vi->numFrames) +
+                       ") (got " + std::to_string(mask->numFrames) + ")");
+}
+
 ///////////////////////////////////////////////////////////////////////////////////////////////////
 // Frame properties
 
 const char *const kSceneChangeNext = "_SceneChangeNext";
 const char *const kSceneChangePrev = "_SceneChangePrev";
-// Set by the internal RGBS filter on a frame repeated at a scene change, so that the selector returns the
-// original source frame instead of its round trip through RGB.
-const char *const kRepeatMarker = "VfiSceneCutRepeat";
+// Set by the internal RGBS filter on a source frame it returns as it is (at a scene change, in a still, with dedup),
+// to that frame's number, so that the selector returns the original source frame instead of its round trip through
+// RGB.
+const char *const kSourceMarker = "VfiSourceFrame";
 // The colour description an interpolated frame takes over from its source frame a.
 const char *const kColourProps[] = {"_Matrix", "_Primaries", "_Transfer", "_Range", "_ColorRange", "_ChromaLocation"};
 
@@ -364,14 +396,29 @@ const VSFrame *copyWithDuration(const VSFrame *f, const Rate &rate, const VSVide
 ///////////////////////////////////////////////////////////////////////////////////////////////////
 // The interpolating filter: works on RGBS or RGBH frames and calls the engine.
 
+// One engine per filter instance, shared by the interpolating filter and, with dedup, the difference filter.
+using EnginePtr = std::shared_ptr<Engine>;
+
+EnginePtr shareEngine(Engine *engine) {
+    return EnginePtr(engine, destroyEngine);
+}
+
+// The difference filter's property: the engine's difference of a source frame from the frame before it.
+const char *const kDifferenceProp = "VfiDedupDifference";
+
 struct InterpData {
     std::string prefix; // "vfi.RIFE: "
-    VSNode *node = nullptr;
+    VSNode *node = nullptr; // the RGB source; with dedup, the difference filter over it
     VSVideoInfo srcVi{};
     Rate rate;
     bool sc = false;
-    bool markRepeats = false; // a selector downstream swaps repeated frames for the originals
-    Engine *engine = nullptr;
+    bool markRepeats = false; // a selector downstream swaps frames returned as-is for the originals
+    bool dedup = false;
+    double dedupThreshold = 0.0;
+    int dedupMax = 0;
+    VSNode *mask = nullptr; // GRAY, the source's size; nullptr: no mask
+    int maskFrames = 0;
+    EnginePtr engine;
 };
 
 // PyTorch's CPU buffers come and go with every frame; glibc keeps the freed pages in fragmented malloc arenas, and a
@@ -389,43 +436,55 @@ void releaseFreedMemory() {
 #endif
 }
 
-// Frame a again at a scene change: the source frame itself, marked when a selector downstream must swap it.
-const VSFrame *sceneCutRepeat(const InterpData *d, const VSFrame *f0, VSCore *core, const VSAPI *vsapi) {
-    const VSFrame *copy = copyWithDuration(f0, d->rate, d->srcVi, core, vsapi);
-    if (!d->markRepeats)
-        return copy;
-    VSFrame *marked = vsapi->copyFrame(copy, core);
-    vsapi->freeFrame(copy);
-    vsapi->mapSetInt(vsapi->getFramePropertiesRW(marked), kRepeatMarker, 1, maReplace);
-    return marked;
+// Source frame `number` returned as it is, marked when a selector downstream must swap it for the original.
+const VSFrame *sourceAsIs(const InterpData *d, const VSFrame *frame, int number, VSCore *core, const VSAPI *vsapi) {
+    VSFrame *copy = vsapi->copyFrame(frame, core);
+    vsapi->freeFrame(frame);
+    VSMap *props = vsapi->getFramePropertiesRW(copy);
+    setDuration(props, d->rate, d->srcVi, vsapi);
+    vsapi->mapDeleteKey(props, kDifferenceProp);
+    if (d->markRepeats)
+        vsapi->mapSetInt(props, kSourceMarker, number, maReplace);
+    return copy;
 }
 
-const VSFrame *VS_CC interpGetFrame(int n, int activationReason, void *instanceData, void **, VSFrameContext *ctx,
-                                     VSCore *core, const VSAPI *vsapi) {
-    InterpData *d = static_cast<InterpData *>(instanceData);
-    Position p = mapFrame(n, d->rate, d->srcVi.numFrames);
+// What an output frame is made of: the frame synthesized at t between source frames a and b, or frame a as it
+// is.
+struct Pair {
+    int a = 0;
+    int b = 0;
+    double t = 0.0;
+    bool inference = false;
+};
 
-    if (activationReason == arInitial) {
-        vsapi->requestFrameFilter(p.a, d->node, ctx);
-        if (p.inference)
-            vsapi->requestFrameFilter(p.a + 1, d->node, ctx);
-        return nullptr;
-    }
-    if (activationReason != arAllFramesReady)
-        return nullptr;
+int maskFrame(const InterpData *d, int a) {
+    return d->maskFrames == 1 ? 0 : a;
+}
 
-    const VSFrame *f0 = vsapi->getFrameFilter(p.a, d->node, ctx);
-    if (!p.inference)
-        return copyWithDuration(f0, d->rate, d->srcVi, core, vsapi);
+void requestPair(const InterpData *d, const Pair &pair, VSFrameContext *ctx, const VSAPI *vsapi) {
+    vsapi->requestFrameFilter(pair.a, d->node, ctx);
+    if (!pair.inference)
+        return;
+    vsapi->requestFrameFilter(pair.b, d->node, ctx);
+    if (d->mask)
+        vsapi->requestFrameFilter(maskFrame(d, pair.a), d->mask, ctx);
+}
 
-    const VSFrame *f1 = vsapi->getFrameFilter(p.a + 1, d->node, ctx);
+// The output frame for a pair whose frames are ready (requested with requestPair).
+const VSFrame *producePair(const InterpData *d, const Pair &pair, VSFrameContext *ctx, VSCore *core,
+                           const VSAPI *vsapi) {
+    const VSFrame *f0 = vsapi->getFrameFilter(pair.a, d->node, ctx);
+    if (!pair.inference)
+        return sourceAsIs(d, f0, pair.a, core, vsapi);
+
+    const VSFrame *f1 = vsapi->getFrameFilter(pair.b, d->node, ctx);
     bool detect = false;
     if (d->sc) {
         const VSMap *p0 = vsapi->getFramePropertiesRO(f0);
         const VSMap *p1 = vsapi->getFramePropertiesRO(f1);
         if (intPropNonzero(p0, kSceneChangeNext, vsapi) || intPropNonzero(p1, kSceneChangePrev, vsapi)) {
             vsapi->freeFrame(f1);
-            return sceneCutRepeat(d, f0, core, vsapi);
+            return sourceAsIs(d, f0, pair.a, core, vsapi);
         }
         detect = !hasKey(p0, kSceneChangeNext, vsapi) && !hasKey(p0, kSceneChangePrev, vsapi) &&
                  !hasKey(p1, kSceneChangeNext, vsapi) && !hasKey(p1, kSceneChangePrev, vsapi);
@@ -435,6 +494,7 @@ const VSFrame *VS_CC interpGetFrame(int n, int activationReason, void *instanceD
     VSMap *props = vsapi->getFramePropertiesRW(dst);
     vsapi->mapDeleteKey(props, kSceneChangeNext);
     vsapi->mapDeleteKey(props, kSceneChangePrev);
+    vsapi->mapDeleteKey(props, kDifferenceProp);
     setDuration(props, d->rate, d->srcVi, vsapi);
 
     Plane in0[3], in1[3], out[3];
@@ -444,85 +504,265 @@ const VSFrame *VS_CC interpGetFrame(int n, int activationReason, void *instanceD
         in1[i] = Plane{const_cast<uint8_t *>(vsapi->getReadPtr(f1, i)), vsapi->getStride(f1, i), h};
         out[i] = Plane{vsapi->getWritePtr(dst, i), vsapi->getStride(dst, i), h};
     }
+    const VSFrame *maskFrameRef = nullptr;
+    MaskPlane mask{};
+    if (d->mask) {
+        int number = maskFrame(d, pair.a);
+        maskFrameRef = vsapi->getFrameFilter(number, d->mask, ctx);
+        mask = MaskPlane{Plane{const_cast<uint8_t *>(vsapi->getReadPtr(maskFrameRef, 0)),
+                               vsapi->getStride(maskFrameRef, 0), vsapi->getFrameHeight(maskFrameRef, 0)},
+                         number};
+    }
 
     std::string err;
-    InterpResult result = interpolate(d->engine, in0, in1, out, p.t, detect, p.a, p.a + 1, err);
+    InterpResult result = interpolate(d->engine.get(), in0, in1, out, pair.t, detect, pair.a, pair.b,
+                                      d->mask ? &mask : nullptr, err);
     releaseFreedMemory();
-    switch (result) {
-    case InterpResult::Interpolated:
-        vsapi->freeFrame(f0);
-        vsapi->freeFrame(f1);
-        return dst;
-    case InterpResult::SceneCut:
-        vsapi->freeFrame(dst);
-        vsapi->freeFrame(f1);
-        return sceneCutRepeat(d, f0, core, vsapi);
-    case InterpResult::BufferKept:
+    if (result == InterpResult::BufferKept) {
         // Python may still read or write these frames: leaking them is the only safe choice.
         vsapi->setFilterError((d->prefix + err).c_str(), ctx);
         return nullptr;
+    }
+    vsapi->freeFrame(f1);
+    vsapi->freeFrame(maskFrameRef);
+    switch (result) {
+    case InterpResult::Interpolated:
+        vsapi->freeFrame(f0);
+        return dst;
+    case InterpResult::SceneCut:
+        vsapi->freeFrame(dst);
+        return sourceAsIs(d, f0, pair.a, core, vsapi);
     case InterpResult::Error:
     default:
         vsapi->freeFrame(dst);
         vsapi->freeFrame(f0);
-        vsapi->freeFrame(f1);
         vsapi->setFilterError((d->prefix + err).c_str(), ctx);
         return nullptr;
     }
 }
 
+// dedup: what one output frame has learned between its request stages (kept in frameData). The source frames lo..hi
+// were requested; held says, for each one read, whether it repeats the frame before it.
+struct DedupWalk {
+    int lo = 0;
+    int hi = 0;
+    std::map<int, bool> held;
+    bool resolved = false; // pair is known and its frames were requested
+    Pair pair;
+};
+
+// dedup: reads the frames that arrived and either resolves the pair (held frames placed on the timeline of distinct
+// frames; a drawing shown for more than dedupMax frames is a still, left as it is) or asks for one more frame. Source
+// frame s0 + r/num is the output's position. Returns true when walk->pair is resolved. At most dedupMax + 2 source
+// frames are read: the hold, the next drawing, and the frame before the hold (which tells that it starts there).
+bool walkDedup(const InterpData *d, DedupWalk *walk, int s0, int64_t r, VSFrameContext *ctx, const VSAPI *vsapi) {
+    const int last = d->srcVi.numFrames - 1;
+    for (int k : {walk->lo, walk->hi}) {
+        if (walk->held.count(k))
+            continue;
+        const VSFrame *frame = vsapi->getFrameFilter(k, d->node, ctx);
+        int err = 0;
+        double value = vsapi->mapGetFloat(vsapi->getFramePropertiesRO(frame), kDifferenceProp, 0, &err);
+        walk->held[k] = !err && value <= d->dedupThreshold;
+        vsapi->freeFrame(frame);
+    }
+    const bool heldLo = walk->held[walk->lo], heldHi = walk->held[walk->hi];
+    // repeats known so far; with its first frame the drawing is shown one frame more (a hold of 2 on twos)
+    const int heldCount = walk->hi - walk->lo - 1 + int(heldLo) + int(heldHi);
+    if (heldCount + 1 > d->dedupMax) {
+        // a still: its frames as they are; only its last frame moves on to the next drawing, as without dedup
+        bool moving = r != 0 && !walk->held[s0 + 1];
+        walk->pair = moving ? Pair{s0, s0 + 1, static_cast<double>(r) / static_cast<double>(d->rate.num), true}
+                            : Pair{s0, s0, 0.0, false};
+        return true;
+    }
+    if (heldLo) {
+        vsapi->requestFrameFilter(--walk->lo, d->node, ctx);
+        return false;
+    }
+    if (heldHi && walk->hi < last) {
+        vsapi->requestFrameFilter(++walk->hi, d->node, ctx);
+        return false;
+    }
+    const int a = walk->lo, b = walk->hi;
+    if (heldHi || (r == 0 && s0 == a)) { // the drawing is held to the end of the clip, or this is frame a itself
+        walk->pair = Pair{s0, s0, 0.0, false};
+        return true;
+    }
+    const double num = static_cast<double>(d->rate.num);
+    const double t = (static_cast<double>(s0 - a) * num + static_cast<double>(r)) / (static_cast<double>(b - a) * num);
+    walk->pair = Pair{a, b, t, true};
+    return true;
+}
+
+const VSFrame *VS_CC interpGetFrame(int n, int activationReason, void *instanceData, void **frameData,
+                                     VSFrameContext *ctx, VSCore *core, const VSAPI *vsapi) {
+    InterpData *d = static_cast<InterpData *>(instanceData);
+    Position p = mapFrame(n, d->rate, d->srcVi.numFrames);
+    DedupWalk *walk = static_cast<DedupWalk *>(*frameData);
+
+    if (activationReason == arError) {
+        delete walk;
+        *frameData = nullptr;
+        return nullptr;
+    }
+    if (!d->dedup || p.a >= d->srcVi.numFrames - 1) {
+        Pair pair{p.a, p.a + 1, p.t, p.inference};
+        if (activationReason == arInitial) {
+            requestPair(d, pair, ctx, vsapi);
+            return nullptr;
+        }
+        return activationReason == arAllFramesReady ? producePair(d, pair, ctx, core, vsapi) : nullptr;
+    }
+
+    if (activationReason == arInitial) {
+        walk = new DedupWalk;
+        walk->lo = p.a;
+        walk->hi = p.a + 1;
+        *frameData = walk;
+        vsapi->requestFrameFilter(walk->lo, d->node, ctx);
+        vsapi->requestFrameFilter(walk->hi, d->node, ctx);
+        return nullptr;
+    }
+    if (activationReason != arAllFramesReady || !walk)
+        return nullptr;
+    if (!walk->resolved) {
+        const int64_t r = static_cast<int64_t>(n) * d->rate.den % d->rate.num;
+        if (!walkDedup(d, walk, p.a, r, ctx, vsapi))
+            return nullptr;
+        // the pair's frames again: they are cached, and frames of earlier stages need not be at hand in this one
+        walk->resolved = true;
+        requestPair(d, walk->pair, ctx, vsapi);
+        return nullptr;
+    }
+    Pair pair = walk->pair;
+    delete walk;
+    *frameData = nullptr;
+    return producePair(d, pair, ctx, core, vsapi);
+}
+
 void VS_CC interpFree(void *instanceData, VSCore *, const VSAPI *vsapi) {
     InterpData *d = static_cast<InterpData *>(instanceData);
     vsapi->freeNode(d->node);
-    destroyEngine(d->engine);
+    vsapi->freeNode(d->mask);
     delete d;
 }
 
 ///////////////////////////////////////////////////////////////////////////////////////////////////
-// The selector: original source frames where no inference is needed or a scene change repeats one, the
-// back-converted result elsewhere, with the colour properties of its source frame a.
+// The difference filter (dedup): source frame k unchanged, with the engine's difference from frame k-1 as
+// kDifferenceProp (none on frame 0). The core's cache keeps it, so each pair is measured once.
+
+struct DifferenceData {
+    std::string prefix;
+    VSNode *node = nullptr;
+    EnginePtr engine;
+};
+
+const VSFrame *VS_CC differenceGetFrame(int n, int activationReason, void *instanceData, void **,
+                                         VSFrameContext *ctx, VSCore *core, const VSAPI *vsapi) {
+    DifferenceData *d = static_cast<DifferenceData *>(instanceData);
+    if (activationReason == arInitial) {
+        if (n > 0)
+            vsapi->requestFrameFilter(n - 1, d->node, ctx);
+        vsapi->requestFrameFilter(n, d->node, ctx);
+        return nullptr;
+    }
+    if (activationReason != arAllFramesReady)
+        return nullptr;
+    const VSFrame *f1 = vsapi->getFrameFilter(n, d->node, ctx);
+    if (n == 0)
+        return f1;
+    const VSFrame *f0 = vsapi->getFrameFilter(n - 1, d->node, ctx);
+    Plane in0[3], in1[3];
+    for (int i = 0; i < 3; i++) {
+        int h = vsapi->getFrameHeight(f1, i);
+        in0[i] = Plane{const_cast<uint8_t *>(vsapi->getReadPtr(f0, i)), vsapi->getStride(f0, i), h};
+        in1[i] = Plane{const_cast<uint8_t *>(vsapi->getReadPtr(f1, i)), vsapi->getStride(f1, i), h};
+    }
+    std::string err;
+    double value = 0.0;
+    InterpResult result = difference(d->engine.get(), in0, in1, n - 1, n, &value, err);
+    if (result == InterpResult::BufferKept) {
+        vsapi->setFilterError((d->prefix + err).c_str(), ctx);
+        return nullptr;
+    }
+    vsapi->freeFrame(f0);
+    if (result != InterpResult::Interpolated) {
+        vsapi->freeFrame(f1);
+        vsapi->setFilterError((d->prefix + err).c_str(), ctx);
+        return nullptr;
+    }
+    VSFrame *dst = vsapi->copyFrame(f1, core);
+    vsapi->freeFrame(f1);
+    vsapi->mapSetFloat(vsapi->getFramePropertiesRW(dst), kDifferenceProp, value, maReplace);
+    return dst;
+}
+
+void VS_CC differenceFree(void *instanceData, VSCore *, const VSAPI *vsapi) {
+    DifferenceData *d = static_cast<DifferenceData *>(instanceData);
+    vsapi->freeNode(d->node);
+    delete d;
+}
+
+///////////////////////////////////////////////////////////////////////////////////////////////////
+// The selector: original source frames where the interpolating filter returned one as it is (no inference needed, a
+// scene change, a still), the back-converted result elsewhere, with the colour properties of its source frame a.
 
 struct SelectData {
     VSNode *src = nullptr;
     VSNode *interpolated = nullptr; // same format and length as the output
     VSVideoInfo srcVi{};
     Rate rate;
+    bool dedup = false; // which outputs are source frames depends on the frames: ask the interpolating filter
 };
 
-const VSFrame *VS_CC selectGetFrame(int n, int activationReason, void *instanceData, void **, VSFrameContext *ctx,
-                                     VSCore *core, const VSAPI *vsapi) {
+const VSFrame *VS_CC selectGetFrame(int n, int activationReason, void *instanceData, void **frameData,
+                                     VSFrameContext *ctx, VSCore *core, const VSAPI *vsapi) {
     SelectData *d = static_cast<SelectData *>(instanceData);
     Position p = mapFrame(n, d->rate, d->srcVi.numFrames);
+    const bool askInterpolated = p.inference || d->dedup;
     if (activationReason == arInitial) {
         // Frame a is also an input of the interpolation, so asking for it here costs a cache lookup.
         vsapi->requestFrameFilter(p.a, d->src, ctx);
-        if (p.inference)
+        if (askInterpolated)
             vsapi->requestFrameFilter(n, d->interpolated, ctx);
-    } else if (activationReason == arAllFramesReady) {
-        const VSFrame *source = vsapi->getFrameFilter(p.a, d->src, ctx);
-        if (!p.inference)
-            return copyWithDuration(source, d->rate, d->srcVi, core, vsapi);
-        const VSFrame *result = vsapi->getFrameFilter(n, d->interpolated, ctx);
-        if (intPropNonzero(vsapi->getFramePropertiesRO(result), kRepeatMarker, vsapi)) {
-            vsapi->freeFrame(result);
-            return copyWithDuration(source, d->rate, d->srcVi, core, vsapi);
-        }
-        VSFrame *dst = vsapi->copyFrame(result, core);
-        vsapi->freeFrame(result);
-        const VSMap *from = vsapi->getFramePropertiesRO(source);
-        VSMap *to = vsapi->getFramePropertiesRW(dst);
-        for (const char *key : kColourProps) {
-            int err = 0;
-            int64_t value = vsapi->mapGetInt(from, key, 0, &err);
-            if (err)
-                vsapi->mapDeleteKey(to, key);
-            else
-                vsapi->mapSetInt(to, key, value, maReplace);
-        }
-        vsapi->freeFrame(source);
-        return dst;
+        return nullptr;
     }
-    return nullptr;
+    if (activationReason != arAllFramesReady)
+        return nullptr;
+    if (*frameData) { // second stage: the source frame the interpolating filter named
+        int number = static_cast<int>(reinterpret_cast<intptr_t>(*frameData)) - 1;
+        *frameData = nullptr;
+        return copyWithDuration(vsapi->getFrameFilter(number, d->src, ctx), d->rate, d->srcVi, core, vsapi);
+    }
+    if (!askInterpolated)
+        return copyWithDuration(vsapi->getFrameFilter(p.a, d->src, ctx), d->rate, d->srcVi, core, vsapi);
+    const VSFrame *result = vsapi->getFrameFilter(n, d->interpolated, ctx);
+    int err = 0;
+    int64_t number = vsapi->mapGetInt(vsapi->getFramePropertiesRO(result), kSourceMarker, 0, &err);
+    if (!err) {
+        vsapi->freeFrame(result);
+        if (number == p.a)
+            return copyWithDuration(vsapi->getFrameFilter(p.a, d->src, ctx), d->rate, d->srcVi, core, vsapi);
+        *frameData = reinterpret_cast<void *>(static_cast<intptr_t>(number) + 1);
+        vsapi->requestFrameFilter(static_cast<int>(number), d->src, ctx);
+        return nullptr;
+    }
+    const VSFrame *source = vsapi->getFrameFilter(p.a, d->src, ctx);
+    VSFrame *dst = vsapi->copyFrame(result, core);
+    vsapi->freeFrame(result);
+    const VSMap *from = vsapi->getFramePropertiesRO(source);
+    VSMap *to = vsapi->getFramePropertiesRW(dst);
+    for (const char *key : kColourProps) {
+        int missing = 0;
+        int64_t value = vsapi->mapGetInt(from, key, 0, &missing);
+        if (missing)
+            vsapi->mapDeleteKey(to, key);
+        else
+            vsapi->mapSetInt(to, key, value, maReplace);
+    }
+    vsapi->freeFrame(source);
+    return dst;
 }
 
 void VS_CC selectFree(void *instanceData, VSCore *, const VSAPI *vsapi) {
@@ -688,6 +928,16 @@ void createInterpolation(const VSMap *in, VSMap *out, const params::Function &fu
         engineArgs.push_back(EngineArg{"height", EngineArg::Kind::Int, vi->height, 0.0, ""});
         engineArgs.push_back(EngineArg{"sample_type", EngineArg::Kind::Text, 0, 0.0,
                                        (native && f.bitsPerSample == 16) ? "float16" : "float32"});
+        int noMask = 0;
+        NodeRef mask(vsapi, vsapi->mapGetNode(in, "mask", 0, &noMask)); // nullptr when not given
+        if (mask.get()) {
+            const VSVideoInfo *maskVi = vsapi->getVideoInfo(mask.get());
+            checkMask(maskVi, vi, vsapi);
+            const VSVideoFormat &m = maskVi->format;
+            engineArgs.push_back(EngineArg{"mask_sample_type", EngineArg::Kind::Text, 0, 0.0, maskSampleType(m)});
+            engineArgs.push_back(EngineArg{"mask_peak", EngineArg::Kind::Float, 0,
+                                           m.sampleType == stFloat ? 1.0 : double((1 << m.bitsPerSample) - 1), ""});
+        }
 
         Colorimetry color;
         NodeRef rgb(vsapi, nullptr);
@@ -717,25 +967,41 @@ void createInterpolation(const VSMap *in, VSMap *out, const params::Function &fu
         data->rate = rate;
         data->sc = args.integer("sc") != 0;
         data->markRepeats = !native;
-        data->engine = engine;
+        data->engine = shareEngine(engine);
+        data->dedup = args.integer("dedup") != 0;
+        data->dedupThreshold = args.real("dedup_threshold");
+        data->dedupMax = static_cast<int>(args.integer("dedup_max"));
+        if (data->dedup) {
+            DifferenceData *diff = new DifferenceData{prefix, rgb.release(), data->engine};
+            VSFilterDependency diffDeps[] = {{diff->node, rpGeneral}};
+            std::string diffName = std::string(function.name) + "_difference";
+            rgb.reset(vsapi->createVideoFilter2(diffName.c_str(), &data->srcVi, differenceGetFrame, differenceFree,
+                                                fmParallel, diffDeps, 1, diff, core));
+            if (!rgb.get())
+                throw ArgError("could not create the internal difference filter");
+        }
         data->node = rgb.release();
+        data->maskFrames = mask.get() ? vsapi->getVideoInfo(mask.get())->numFrames : 0;
+        data->mask = mask.release();
 
         VSVideoInfo interpVi = outVi;
         interpVi.format = data->srcVi.format;
-        VSFilterDependency deps[] = {{data->node, rpGeneral}};
+        VSFilterDependency deps[] = {{data->node, rpGeneral}, {data->mask, rpGeneral}};
+        const int depCount = data->mask ? 2 : 1;
         if (native) {
             InterpData *d = data;
             data = nullptr; // owned by the filter from here on (freed by interpFree)
-            vsapi->createVideoFilter(out, function.name, &interpVi, interpGetFrame, interpFree, fmParallel, deps, 1,
-                                     d, core);
+            vsapi->createVideoFilter(out, function.name, &interpVi, interpGetFrame, interpFree, fmParallel, deps,
+                                     depCount, d, core);
             return;
         }
 
         std::string internalName = std::string(function.name) + "_interpolate";
         InterpData *d = data;
         data = nullptr;
+        const bool dedup = d->dedup;
         NodeRef interp(vsapi, vsapi->createVideoFilter2(internalName.c_str(), &interpVi, interpGetFrame, interpFree,
-                                                        fmParallel, deps, 1, d, core));
+                                                        fmParallel, deps, depCount, d, core));
         if (!interp.get())
             throw ArgError("could not create the internal interpolation filter");
 
@@ -748,6 +1014,7 @@ void createInterpolation(const VSMap *in, VSMap *out, const params::Function &fu
         SelectData *sel = new SelectData;
         sel->srcVi = *vi;
         sel->rate = rate;
+        sel->dedup = dedup;
         sel->src = src.release();
         sel->interpolated = back.release();
         VSFilterDependency selDeps[] = {{sel->src, rpGeneral}, {sel->interpolated, rpGeneral}};
@@ -756,7 +1023,7 @@ void createInterpolation(const VSMap *in, VSMap *out, const params::Function &fu
     } catch (const std::exception &e) {
         if (data) {
             vsapi->freeNode(data->node);
-            destroyEngine(data->engine);
+            vsapi->freeNode(data->mask);
             delete data;
         }
         vsapi->mapSetError(out, (prefix + e.what()).c_str());

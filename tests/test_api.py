@@ -23,7 +23,8 @@ from vsrife.weights import resolve_weight_files
 FILTER_NAMES = ("RIFE", "RRIN")
 
 # The Python type each VapourSynth argument type has in vsrife.api; data arguments named *_path are paths.
-API_TYPES: dict[str, object] = {"int": int | None, "float": float | None, "data": str | None}
+API_TYPES: dict[str, object] = {"int": int | None, "float": float | None, "data": str | None,
+                               "vnode": vs.VideoNode | None}
 
 
 def _moving_clip(count: int = 3, width: int = 64, height: int = 64) -> vs.VideoNode:

@@ -230,6 +230,28 @@ def test_folder_to_folder_keeps_the_frames_in_natural_order(image_folder: Path, 
     assert sorted(p.name for p in output.iterdir()) == [f"frame_{n:03d}.png" for n in range(6)]
 
 
+def test_dedup_and_a_mask_image_from_the_command_line(bikes_path: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "twos"
+    folder.mkdir()
+    for index in range(6):  # frames 100, 102, 104 of bikes.mp4, each shown twice: animation on twos
+        ffmpeg("-i", bikes_path, "-vf", f"select=eq(n\\,{100 + index - index % 2}),{SMALL}", "-frames:v", "1",
+               folder / f"img{index}.png")
+    mask = tmp_path / "mask.png"  # black (keep) on the bottom 18 rows: a subtitle band
+    ffmpeg("-f", "lavfi", "-i", "color=white:s=160x68,drawbox=x=0:y=50:w=160:h=18:color=black:t=fill",
+           "-frames:v", "1", mask)
+    output = tmp_path / "out"
+    result = vsrife("interpolate", folder, "-o", f"{output}/", "--dedup", "--mask", mask, "-q")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    written = sorted(output.iterdir())
+    assert len(written) == 12
+    # output 2 sits on held frame 1: the in-between of frames 0 and 2 at t = 0.5, whose nearest frame is 2
+    held, nearest, copy = frames_of(written[2])[0], frames_of(folder / "img2.png")[0], frames_of(folder / "img1.png")[0]
+    assert np.array_equal(held[:, 50:], nearest[:, 50:])
+    assert np.abs(held[:, :50].astype(int) - copy[:, :50]).mean() > 1.0
+    missing = vsrife("interpolate", folder, "-o", f"{tmp_path / 'none'}/", "--mask", tmp_path / "no.png", "-q")
+    assert missing.returncode == 2 and "no.png: no such file" in missing.stderr
+
+
 def test_folder_rate_and_a_differing_image(image_folder: Path, tone_clip: Path, tmp_path: Path) -> None:
     output = tmp_path / "out.mp4"
     result = vsrife("interpolate", image_folder, "-o", output, "--rate", "24000/1001", "-q")

@@ -34,7 +34,9 @@ def RIFE(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
          fps_num: int | None = None, fps_den: int | None = None, model: str | None = None,
          model_path: PathArgument | None = None, scale: float | None = None, ensemble: int | None = None,
          sc: int | None = None, sc_threshold: float | None = None, device: str | None = None,
-         precision: str | None = None, tile: int | None = None, tile_overlap: int | None = None) -> vs.VideoNode:
+         precision: str | None = None, tile: int | None = None, tile_overlap: int | None = None,
+         dedup: int | None = None, dedup_threshold: float | None = None, dedup_max: int | None = None,
+         mask: vs.VideoNode | None = None) -> vs.VideoNode:
     """Raise the frame rate of ``clip`` with RIFE: ``core.vfi.RIFE`` (README.md, section ``core.vfi.RIFE``).
 
     None leaves a parameter to the plugin, which then uses its default:
@@ -53,6 +55,11 @@ def RIFE(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
         precision: auto, fp32, fp16 or bf16 (default 'auto')
         tile: the tiles each frame is cut into: 0 (automatic) or a tile size of at least 64 pixels (default 0)
         tile_overlap: pixels that neighbouring tiles share (less than tile/2): >= 0 (default 64)
+        dedup: 1: held frames (animation on twos/threes) become in-betweens of the drawings: 0 or 1 (default 0)
+        dedup_threshold: largest difference of a held frame from the frame before it: >= 0 and <= 1 (default 0.0035)
+        dedup_max: longest hold (frames showing one drawing) in-betweened; longer ones are stills: >= 1 and <= 64
+            (default 5)
+        mask: where to synthesize: 0 keeps the nearest source frame's pixel, 1 the new one
     Bad arguments raise ``vapoursynth.Error`` with a message that starts with ``vfi.RIFE:``.
     """
     # Captured first, so it holds exactly the parameters above and nothing else.
@@ -65,7 +72,8 @@ def RRIN(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
          fps_num: int | None = None, fps_den: int | None = None, model: str | None = None,
          model_path: PathArgument | None = None, sc: int | None = None, sc_threshold: float | None = None,
          device: str | None = None, precision: str | None = None, tile: int | None = None,
-         tile_overlap: int | None = None) -> vs.VideoNode:
+         tile_overlap: int | None = None, dedup: int | None = None, dedup_threshold: float | None = None,
+         dedup_max: int | None = None, mask: vs.VideoNode | None = None) -> vs.VideoNode:
     """Raise the frame rate of ``clip`` with RRIN: ``core.vfi.RRIN`` (README.md, section ``core.vfi.RRIN``).
 
     None leaves a parameter to the plugin, which then uses its default:
@@ -82,6 +90,11 @@ def RRIN(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
         precision: auto, fp32, fp16 or bf16 (default 'auto')
         tile: the tiles each frame is cut into: 0 (automatic) or a tile size of at least 64 pixels (default 0)
         tile_overlap: pixels that neighbouring tiles share (less than tile/2): >= 0 (default 64)
+        dedup: 1: held frames (animation on twos/threes) become in-betweens of the drawings: 0 or 1 (default 0)
+        dedup_threshold: largest difference of a held frame from the frame before it: >= 0 and <= 1 (default 0.0035)
+        dedup_max: longest hold (frames showing one drawing) in-betweened; longer ones are stills: >= 1 and <= 64
+            (default 5)
+        mask: where to synthesize: 0 keeps the nearest source frame's pixel, 1 the new one
     Bad arguments raise ``vapoursynth.Error`` with a message that starts with ``vfi.RRIN:``.
     """
     # Captured first, so it holds exactly the parameters above and nothing else.

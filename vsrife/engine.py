@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from . import parameters, registry, tiling, weights
 from .errors import VfiError
 from .models import InterpolationNet, build_model
-from .scene import scene_change_metric
+from .scene import repeat_difference, scene_change_metric
 
 # A plane as the plugin hands it over: the plane's bytes (stride * height) and its stride in bytes.
 Plane = tuple[memoryview, int]
@@ -30,6 +30,10 @@ Frame = Sequence[Plane]
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 SAMPLE_TYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
+MASK_SAMPLE_TYPES: dict[str, np.dtype[Any]] = {**SAMPLE_TYPES, "uint8": np.dtype(np.uint8),
+                                               "uint16": np.dtype(np.uint16)}
+# A mask plane as the plugin hands it over, with its frame number in the mask clip.
+Mask = tuple[Plane, int]
 
 # Midpoint-only (3.x) nets reach other positions by bisection; t is rounded to a multiple of 1/2**depth.
 MIDPOINT_BISECTION_DEPTH = 4
@@ -237,6 +241,8 @@ def create_engine(
     sc_threshold: float,
     tile: int,
     tile_overlap: int,
+    mask_sample_type: str | None = None,
+    mask_peak: float = 1.0,
 ) -> Engine:
     """Build the engine for one filter instance: resolve weights (fetching them if needed) and load the net.
 
@@ -244,8 +250,12 @@ def create_engine(
     marked engine), checked here against that table too; a filter that does not take one passes its default.
     tile: 0 picks a tile size from the device's free memory (0 again when the whole frame fits), > 0 is the tile
     size in pixels; tile_overlap: pixels shared by neighbouring tiles. scale: the flow resolution, or AUTO_SCALE (0)
-    for the one auto_scale picks for width x height; Engine.scale is the resolved value.
+    for the one auto_scale picks for width x height; Engine.scale is the resolved value. mask_sample_type: the
+    sample type of the mask planes interpolate() receives (None: no mask), mask_peak the sample value meaning 1.
     """
+    if mask_sample_type is not None and mask_sample_type not in MASK_SAMPLE_TYPES:
+        raise EngineError(f"mask sample type '{mask_sample_type}' is not supported; choose "
+                          f"{', '.join(MASK_SAMPLE_TYPES)}")
     if sample_type not in SAMPLE_TYPES:
         raise EngineError(f"sample type '{sample_type}' is not supported; RGBS or RGBH frames are required")
     check_arguments(ensemble=ensemble, sc_threshold=sc_threshold, tile=tile, tile_overlap=tile_overlap)
@@ -283,6 +293,8 @@ def create_engine(
         sc_threshold=sc_threshold,
         tile=tile,
         tile_overlap=tile_overlap,
+        mask_sample_type=None if mask_sample_type is None else MASK_SAMPLE_TYPES[mask_sample_type],
+        mask_peak=mask_peak,
     )
 
 
@@ -317,6 +329,8 @@ class Engine:
         sc_threshold: float,
         tile: int,
         tile_overlap: int,
+        mask_sample_type: np.dtype | None = None,
+        mask_peak: float = 1.0,
     ) -> None:
         self.net = net
         self.device = device
@@ -336,13 +350,18 @@ class Engine:
         self._lock = threading.Lock()
         # source frame number -> its tensor, padded tensor and the net's features: each is made once per frame
         self.sources: FrameCache[int, SourceFrame] = FrameCache(SOURCE_CACHE_FRAMES)
+        self.mask_sample_type = mask_sample_type
+        self.mask_peak = mask_peak
+        # mask frame number -> its 1x1xHxW float32 weights on the device (one frame for a one-frame mask)
+        self.masks: FrameCache[int, torch.Tensor] = FrameCache(2)
 
     def interpolate(self, frame0: Frame, frame1: Frame, out: Frame, t: float, detect_scene_change: bool,
-                    source_frames: tuple[int, int] | None = None) -> bool:
+                    source_frames: tuple[int, int] | None = None, mask: Mask | None = None) -> bool:
         """Write the frame at position t between frame0 and frame1 into out; False if they straddle a cut.
 
         source_frames: the numbers of frame0 and frame1 in the source clip, which key what the engine keeps per
-        frame (tensors, the net's features); None keeps nothing.
+        frame (tensors, the net's features); None keeps nothing. mask: a plane of weights (mask_sample_type, 0 to
+        mask_peak) and its number in the mask clip: 0 keeps the nearest source frame's pixel, 1 the synthesized one.
         """
         with torch.inference_mode():
             numbers = source_frames or (None, None)
@@ -351,8 +370,32 @@ class Engine:
                 return False
             with self._lock:
                 result = self._synthesize_frame(source0, source1, t)
+            if mask is not None:
+                result = self._masked(result, frame0 if t < 0.5 else frame1, mask)
             self._tensor_to_frame(result, out)
         return True
+
+    def difference(self, frame0: Frame, frame1: Frame, source_frames: tuple[int, int] | None = None) -> float:
+        """How far frame1 is from being a repeat of frame0 (dedup compares it with dedup_threshold)."""
+        with torch.inference_mode():
+            numbers = source_frames or (None, None)
+            return repeat_difference(self._source(frame0, numbers[0]).image, self._source(frame1, numbers[1]).image)
+
+    def _masked(self, result: torch.Tensor, nearest: Frame, mask: Mask) -> torch.Tensor:
+        """mask * result + (1 - mask) * nearest in float32, nearest read from its frame as it is: a weight of 0 gives
+        its samples bit for bit, 1 the result's."""
+        if self.mask_sample_type is None:
+            raise EngineError("a mask was passed to an engine created without mask_sample_type")
+        plane, number = mask
+        weights = self.masks.get(number, lambda: self._mask_tensor(plane))
+        original = np.stack([self._plane_array(p) for p in nearest]).astype(np.float32)
+        source = torch.from_numpy(original).unsqueeze(0).to(self.device)
+        return result.float() * weights + source * (1.0 - weights)
+
+    def _mask_tensor(self, plane: Plane) -> torch.Tensor:
+        assert self.mask_sample_type is not None
+        values = self._plane_array(plane, self.mask_sample_type).astype(np.float32) / self.mask_peak
+        return torch.from_numpy(np.clip(values, 0.0, 1.0))[None, None].to(self.device)
 
     def _source(self, frame: Frame, number: int | None) -> SourceFrame:
         """The source frame as a tensor on the device: converted once per source frame number (every time when
@@ -430,10 +473,11 @@ class Engine:
             return image
         return F.pad(image, (0, right, 0, bottom), mode="replicate")
 
-    def _plane_array(self, plane: Plane) -> np.ndarray:
+    def _plane_array(self, plane: Plane, sample_type: np.dtype | None = None) -> np.ndarray:
+        sample_type = self.sample_type if sample_type is None else sample_type
         buffer, stride = plane
-        row_length = stride // self.sample_type.itemsize
-        rows = np.frombuffer(buffer, dtype=self.sample_type, count=row_length * self.height)
+        row_length = stride // sample_type.itemsize
+        rows = np.frombuffer(buffer, dtype=sample_type, count=row_length * self.height)
         return rows.reshape(self.height, row_length)[:, : self.width]
 
     def _frame_to_tensor(self, frame: Frame) -> torch.Tensor:

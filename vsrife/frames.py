@@ -81,3 +81,16 @@ def image_sequence(folder: str | Path, fpsnum: int = 25, fpsden: int = 1) -> vs.
 
     blank = vs.core.std.BlankClip(first, length=len(files), fpsnum=fpsnum, fpsden=fpsden)
     return vs.core.std.FrameEval(blank, frame).std.AssumeFPS(fpsnum=fpsnum, fpsden=fpsden)
+
+
+def open_mask(path: str | Path) -> vs.VideoNode:
+    """A mask file (an image, used for every frame, or a video) as the GRAY clip the filters' `mask` takes: full
+    range, same bit depth; RGB through BT.709 luma, YUV its luma plane."""
+    import vapoursynth as vs
+
+    clip = vs.core.bs.VideoSource(str(path), cachemode=0)
+    fmt = clip.format
+    # limited-range video (a GRAY one too) is stretched to full range: its black is 0, its white 1
+    gray = fmt.replace(color_family=vs.GRAY, subsampling_w=0, subsampling_h=0)
+    matrix = {"matrix_s": "709"} if fmt.color_family == vs.RGB else {}
+    return vs.core.resize.Point(clip, format=gray.id, range_s="full", **matrix)

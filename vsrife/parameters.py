@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Literal
 
 from .errors import VfiError
@@ -212,6 +213,27 @@ class Parameter:
 # The scene-change metric's default threshold: bikes.mp4's fastest motion measures 0.082, its cuts 0.20 to 0.33.
 SC_THRESHOLD = 0.12
 
+# dedup's default threshold on vsrife.scene.repeat_difference, between x264's noise on held frames and the slowest
+# real motion that benchmarks/dedup.py measured (docs/BENCHMARKS.md, "Animation: dedup").
+DEDUP_THRESHOLD = 0.0035
+# dedup's default longest hold (frames showing one drawing) that is in-betweened; longer holds are stills. A choice,
+# not a measurement: up to about a fifth of a second at 24 fps.
+DEDUP_MAX = 5
+
+
+def existing_file(text: str) -> str:
+    """The absolute path of an existing file; ValueError otherwise."""
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise ValueError(f"{text}: no such file")
+    return str(path.resolve())
+
+
+def mask_script(name: str, value: object) -> ScriptArgument:
+    """The mask file opened as a GRAY clip before the filter call (vsrife.frames.open_mask)."""
+    return ScriptArgument(name, ("from vsrife.frames import open_mask",
+                                 f"{name} = open_mask({str(value)!r})  # 0 keeps the source pixel, 1 the new one"))
+
 # In the order of every function's arguments: positional callers rely on it, so new rows go at the end.
 _TABLE: tuple[Parameter, ...] = (
     Parameter("clip", "clip", "the clip to interpolate", functions=(*FILTERS, RATE), cli=None,
@@ -293,6 +315,32 @@ _TABLE: tuple[Parameter, ...] = (
               engine=True, allowed=(Range(0),), cli=Cli(metavar="N"),
               details="Pixels that neighbouring tiles share (>= 0, less than `tile`/2). For a `tile` below 256 the "
                       "default is `tile`/4."),
+    Parameter("dedup", "int", "1: held frames (animation on twos/threes) become in-betweens of the drawings",
+              default=0, allowed=(Value(0), Value(1)),
+              cli=Cli(switch=True, help="held frames (animation on twos/threes) become in-betweens of the drawings"),
+              details="1: a frame that repeats the one before it (difference at most `dedup_threshold`) is a held "
+                      "frame; every output is placed on the timeline of the distinct frames, so a video on twos "
+                      "comes out with a new drawing in every frame. Same frame count and rate as without it. See "
+                      "Animation."),
+    Parameter("dedup_threshold", "float", "largest difference of a held frame from the frame before it",
+              default=DEDUP_THRESHOLD, allowed=(Range(0.0, 1.0),), cli=Cli(metavar="X"),
+              note="it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter "
+                   "resolution",
+              details="Largest difference (0 <= x <= 1: the mean absolute difference of the RGB samples at quarter "
+                      "resolution) at which a frame counts as a repeat of the frame before it; the default keeps "
+                      "x264's noise on held frames below it and slow real motion above it (docs/BENCHMARKS.md)."),
+    Parameter("dedup_max", "int", "longest hold (frames showing one drawing) in-betweened; longer ones are stills",
+              default=DEDUP_MAX, allowed=(Range(1, 64),), cli=Cli(metavar="N"),
+              details="Longest hold that dedup spreads in-betweens over, in frames showing one drawing (2 on twos, 3 "
+                      "on threes; 1 to 64); a longer hold is a still, returned as it is without inference. A frame "
+                      "needs at most `dedup_max` + 2 source frames."),
+    Parameter("mask", "clip", "where to synthesize: 0 keeps the nearest source frame's pixel, 1 the new one",
+              cli=Cli(metavar="FILE", help="an image used for every frame, or a video", parse=existing_file,
+                      to_script=mask_script),
+              details="A GRAY clip of the source's size, one frame or as many as the source: per pixel, 0 keeps "
+                      "the nearest source frame's pixel (frame a for t < 0.5, else frame b), 1 the synthesized "
+                      "one, values between blend (integer masks scaled by their maximum). Protects subtitles, "
+                      "logos, UI. See Animation."),
 )
 
 PARAMETERS: dict[str, Parameter] = {parameter.name: parameter for parameter in _TABLE}

@@ -441,6 +441,8 @@ def images(paths: tuple[Path, Path], exp: int, out_dir: Path, method: str, filte
     pair = image_clip(paths)
     steps = 2**exp
     try:
+        if "mask" in filter_args:  # a file, as the command line gives it
+            filter_args = {**filter_args, "mask": frames.open_mask(filter_args["mask"])}
         clip = getattr(vs.core.vfi, METHODS[method].filter)(pair, multi=steps, **filter_args)[: steps + 1]
     except vs.Error as exc:
         raise MediaError(str(exc)) from None

@@ -87,11 +87,12 @@ class RIFE4(InterpolationNet):
         return next(self.blocks[0].parameters()).dtype
 
     def encode_frame(self, image: Tensor) -> Tensor | None:
-        """Float32 features of one frame (4.7+), computed in the net's dtype from the frame as given."""
+        """Float32 features of one frame (4.7+), computed in the net's dtype from the frame as given; contiguous
+        (not channels-last), the layout the native warps read."""
         if self.encode is None:
             return None
         features: Tensor = self.encode(image.to(self.compute_dtype))
-        return features.float()
+        return features.float().contiguous()
 
     def forward(self, img0: Tensor, img1: Tensor, timestep: float, scale: float, ensemble: bool,
                 features: tuple[Tensor, Tensor] | None = None) -> Tensor:
@@ -115,7 +116,7 @@ class RIFE4(InterpolationNet):
             return None
         if features is None:  # from the frames as given, as published
             return self.encode_frame(img0), self.encode_frame(img1)  # type: ignore[return-value]
-        return features[0].float(), features[1].float()
+        return features[0].float().contiguous(), features[1].float().contiguous()
 
     def _estimate(self, img0: Tensor, img1: Tensor, features: tuple[Tensor, Tensor] | None,
                   timestep: float | Tensor, scale: float, ensemble: bool) -> tuple[Tensor, Tensor]:

@@ -8,7 +8,8 @@ work on a shared machine, which only ever adds time, is unlikely to hit one netw
 each source frame's encoder features are computed once, so a frame costs the blocks plus one encoder pass; GFLOP
 counts exactly that, as this implementation computes it (torch's FlopCounterMode: convolutions, 2 FLOP per multiply-
 add, the warps and resizes not counted; the upsampling layers run as 3x3 convolutions, 9/4 of a transposed
-convolution's multiply-adds). Writes benchmarks/results/model_zoo.json.
+convolution's multiply-adds). Writes benchmarks/results/model_zoo-<CPU kind>.json (one result per harness.CPU_KINDS);
+docs/BENCHMARKS.md shows each with every network's time per GFLOP relative to 4.0's (issue 21: at most 1.25).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="passes over all the networks")
     parser.add_argument("--architectures", nargs="*", default=None, help="only these (default: every 4.x network)")
     args = parser.parse_args(argv)
-    harness.write_result("model_zoo", measure(args.frames, args.rounds, args.architectures),
+    harness.write_result(f"model_zoo-{harness.cpu_kind()}", measure(args.frames, args.rounds, args.architectures),
                          f"python -m benchmarks.model_zoo --frames {args.frames} --rounds {args.rounds}")
     render.write()
     return 0

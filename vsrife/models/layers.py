@@ -13,8 +13,13 @@ from torch import Tensor, nn
 
 from ..kernels import resize, warp
 
-__all__ = ["InterpolationNet", "Upsample2x", "check_scale", "conv_leaky", "conv_prelu", "deconv_prelu",
-           "flow_alignment", "resize", "resize_flow", "smallest_common_multiple", "swap_flow", "warp"]
+__all__ = ["ConvLeaky", "InterpolationNet", "Upsample2x", "check_scale", "conv_leaky", "conv_leaky_relu", "conv_prelu",
+           "deconv_prelu", "flow_alignment", "fused_conv_applies", "parameters_key", "resize", "resize_flow", "smallest_common_multiple",
+           "swap_flow", "warp"]
+
+# oneDNN's convolution with fused pointwise steps (what inductor's CPU freezing uses); absent from some builds
+_CONV_POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None) \
+    if torch.backends.mkldnn.is_available() else None
 
 
 class InterpolationNet(nn.Module):
@@ -68,9 +73,52 @@ def conv_prelu(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.PReLU(out_ch))
 
 
+def parameters_key(*parameters: Tensor | None) -> tuple[tuple[object, ...], ...]:
+    """What identifies the current values of parameters: tensors derived from them are rebuilt when it changes
+    (loaded, moved, cast)."""
+    return tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in parameters if p is not None)
+
+
+def fused_conv_applies(x: Tensor, weight: Tensor) -> bool:
+    """Whether oneDNN's fused convolution applies: CPU, fp32 or bf16, no gradient wanted."""
+    return (_CONV_POINTWISE is not None and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
+            and weight.dtype == x.dtype and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
+
+
+def conv_leaky_relu(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, groups: int, slope: float,
+                    residual: Tensor | None = None) -> Tensor:
+    """leaky_relu(conv3x3(x, padding 1) + residual, slope): one oneDNN pass (and an in-place activation with a
+    residual) on the CPU where it applies, else the plain PyTorch ops (other devices, float64, autograd)."""
+    if not fused_conv_applies(x, weight):
+        y = F.conv2d(x, weight, bias, stride, 1, 1, groups)
+        return F.leaky_relu(y if residual is None else y + residual, slope)
+    assert _CONV_POINTWISE is not None
+    if residual is None:
+        out: Tensor = _CONV_POINTWISE(x, weight, bias, [1, 1], [stride, stride], [1, 1], groups, "leaky_relu",
+                                      [slope], "")
+        return out
+    # oneDNN fuses only ReLU after the sum; the activation runs in place on the fused result
+    out = _CONV_POINTWISE.binary(x, residual, weight, bias, [1, 1], [stride, stride], [1, 1], groups, "add", None,
+                                 None, [], None)
+    return F.leaky_relu_(out, slope)
+
+
+class ConvLeaky(nn.Sequential):
+    """A 3x3 convolution followed by LeakyReLU (keys: .0 conv; the activation has none), fused on the CPU."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, slope: float = 0.2) -> None:
+        super().__init__(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.LeakyReLU(slope))
+        self.slope = slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        conv = self[0]
+        assert isinstance(conv, nn.Conv2d)
+        return conv_leaky_relu(x, conv.weight, conv.bias, conv.stride[0], conv.groups, self.slope)
+
+
 def conv_leaky(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
     """3x3 convolution followed by LeakyReLU(0.2) (keys: .0 conv; the activation has none)."""
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.LeakyReLU(0.2))
+    return ConvLeaky(in_ch, out_ch, stride, 0.2)
 
 
 # Kernel taps of a 4x4 stride-2 transposed convolution that reach output phase p (row or column 2i + p), as
@@ -94,7 +142,7 @@ class Upsample2x(nn.ConvTranspose2d):
     def _as_conv3x3(self) -> tuple[Tensor, Tensor | None]:
         """Weight (4 * out_ch, in_ch, 3, 3) and bias, channel 4o + 2a + b for output phase (a, b); rebuilt only when
         the parameters change (loaded, moved, cast)."""
-        key = tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in (self.weight, self.bias) if p is not None)
+        key = parameters_key(self.weight, self.bias)
         if self._conv is None or self._conv[0] != key:
             in_ch, out_ch = self.weight.shape[:2]
             conv = self.weight.new_zeros(out_ch, 2, 2, in_ch, 3, 3)

@@ -10,10 +10,11 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.weak import WeakTensorKeyDictionary
 
 from ..kernels import resize, warp
 
-__all__ = ["ConvLeaky", "InterpolationNet", "Upsample2x", "check_scale", "conv_leaky", "conv_leaky_relu", "conv_prelu",
+__all__ = ["ConvLeaky", "ConvPReLU", "InterpolationNet", "Upsample2x", "check_scale", "conv3x3", "conv_leaky", "conv_prelu",
            "deconv_prelu", "flow_alignment", "fused_conv_applies", "parameters_key", "resize", "resize_flow", "smallest_common_multiple",
            "swap_flow", "warp"]
 
@@ -68,11 +69,6 @@ class InterpolationNet(nn.Module):
             raise ValueError(f"{type(self).__name__} only interpolates the midpoint (timestep 0.5), got {timestep}")
 
 
-def conv_prelu(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
-    """3x3 convolution followed by a per-channel PReLU (keys: .0 conv, .1 PReLU)."""
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.PReLU(out_ch))
-
-
 def parameters_key(*parameters: Tensor | None) -> tuple[tuple[object, ...], ...]:
     """What identifies the current values of parameters: tensors derived from them are rebuilt when it changes
     (loaded, moved, cast)."""
@@ -85,22 +81,64 @@ def fused_conv_applies(x: Tensor, weight: Tensor) -> bool:
             and weight.dtype == x.dtype and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
 
 
-def conv_leaky_relu(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int, groups: int, slope: float,
-                    residual: Tensor | None = None) -> Tensor:
-    """leaky_relu(conv3x3(x, padding 1) + residual, slope): one oneDNN pass (and an in-place activation with a
-    residual) on the CPU where it applies, else the plain PyTorch ops (other devices, float64, autograd)."""
+# weight -> {(its version, input shape, stride, groups): the weight in oneDNN's layout for that convolution}
+_PACKED: WeakTensorKeyDictionary = WeakTensorKeyDictionary()
+_PACKED_SHAPES = 4  # input shapes kept per weight (frame sizes, tiles); more start the weight's cache afresh
+
+
+def _packed_weight(weight: Tensor, x: Tensor, stride: int, groups: int) -> Tensor:
+    """The weight reordered once into oneDNN's blocked layout for inputs shaped like x: otherwise oneDNN reorders it
+    on every call, which costs more than the convolution itself on the coarse levels."""
+    key = (0 if weight.is_inference() else weight._version, tuple(x.shape), stride, groups)
+    per_weight = _PACKED.get(weight)
+    if per_weight is None:
+        per_weight = _PACKED[weight] = {}
+    packed = per_weight.get(key)
+    if packed is None:
+        if len(per_weight) >= _PACKED_SHAPES:
+            per_weight.clear()
+        packed = torch.ops.mkldnn._reorder_convolution_weight(weight, [1, 1], [stride, stride], [1, 1], groups,
+                                                              list(x.shape))
+        per_weight[key] = packed
+    return packed
+
+
+def conv3x3(x: Tensor, weight: Tensor, bias: Tensor | None, stride: int = 1, groups: int = 1,
+            slope: float | None = None, residual: Tensor | None = None) -> Tensor:
+    """conv3x3(x, padding 1), plus residual when given, then leaky_relu(slope) when slope is given: one oneDNN pass
+    with prepacked weights on the CPU where it applies (the activation after a residual in place: oneDNN fuses only
+    ReLU there), else the plain PyTorch ops (other devices, float64, autograd)."""
     if not fused_conv_applies(x, weight):
         y = F.conv2d(x, weight, bias, stride, 1, 1, groups)
-        return F.leaky_relu(y if residual is None else y + residual, slope)
+        y = y if residual is None else y + residual
+        return y if slope is None else F.leaky_relu(y, slope)
     assert _CONV_POINTWISE is not None
+    packed = _packed_weight(weight, x, stride, groups)
+    geometry = ([1, 1], [stride, stride], [1, 1], groups)
     if residual is None:
-        out: Tensor = _CONV_POINTWISE(x, weight, bias, [1, 1], [stride, stride], [1, 1], groups, "leaky_relu",
-                                      [slope], "")
+        out: Tensor = _CONV_POINTWISE(x, packed, bias, *geometry, "none" if slope is None else "leaky_relu",
+                                      [] if slope is None else [slope], "")
         return out
-    # oneDNN fuses only ReLU after the sum; the activation runs in place on the fused result
-    out = _CONV_POINTWISE.binary(x, residual, weight, bias, [1, 1], [stride, stride], [1, 1], groups, "add", None,
-                                 None, [], None)
-    return F.leaky_relu_(out, slope)
+    out = _CONV_POINTWISE.binary(x, residual, packed, bias, *geometry, "add", None, None, [], None)
+    return out if slope is None else F.leaky_relu_(out, slope)
+
+
+def _conv(sequential: nn.Sequential) -> nn.Conv2d:
+    conv = sequential[0]
+    assert isinstance(conv, nn.Conv2d)
+    return conv
+
+
+class ConvPReLU(nn.Sequential):
+    """A 3x3 convolution followed by a per-channel PReLU (keys: .0 conv, .1 PReLU)."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1) -> None:
+        super().__init__(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.PReLU(out_ch))
+
+    def forward(self, x: Tensor) -> Tensor:
+        conv, prelu = _conv(self), self[1]
+        assert isinstance(prelu, nn.PReLU)
+        return F.prelu(conv3x3(x, conv.weight, conv.bias, conv.stride[0], conv.groups), prelu.weight)
 
 
 class ConvLeaky(nn.Sequential):
@@ -111,9 +149,13 @@ class ConvLeaky(nn.Sequential):
         self.slope = slope
 
     def forward(self, x: Tensor) -> Tensor:
-        conv = self[0]
-        assert isinstance(conv, nn.Conv2d)
-        return conv_leaky_relu(x, conv.weight, conv.bias, conv.stride[0], conv.groups, self.slope)
+        conv = _conv(self)
+        return conv3x3(x, conv.weight, conv.bias, conv.stride[0], conv.groups, self.slope)
+
+
+def conv_prelu(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
+    """3x3 convolution followed by a per-channel PReLU (keys: .0 conv, .1 PReLU)."""
+    return ConvPReLU(in_ch, out_ch, stride)
 
 
 def conv_leaky(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
@@ -158,7 +200,7 @@ class Upsample2x(nn.ConvTranspose2d):
     def unshuffled(self, x: Tensor) -> Tensor:
         """The output before its pixel shuffle: 4 * out_ch channels at the size of x (channel 4o + 2a + b)."""
         weight, bias = self._as_conv3x3()
-        return F.conv2d(x, weight, bias, padding=1)
+        return conv3x3(x, weight, bias)
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
         return F.pixel_shuffle(self.unshuffled(x), 2)

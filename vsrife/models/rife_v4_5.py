@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import Upsample2x, conv_leaky, conv_leaky_relu, fused_conv_applies, parameters_key, resize, resize_flow
+from .layers import Upsample2x, conv3x3, conv_leaky, fused_conv_applies, parameters_key, resize, resize_flow
 from .rife_v4_0 import RIFE4, BlockOutput, Head
 
 _LEAKY_SLOPE = 0.2
@@ -49,7 +49,7 @@ class ResidualConv(nn.Module):
             return F.leaky_relu(self.conv(x) * self.beta + x, _LEAKY_SLOPE)
         weight, bias = self._folded(x.dtype)
         residual = None if x.dtype == torch.float32 else x
-        return conv_leaky_relu(x, weight, bias, 1, self.conv.groups, _LEAKY_SLOPE, residual=residual)
+        return conv3x3(x, weight, bias, 1, self.conv.groups, _LEAKY_SLOPE, residual)
 
 
 class ResidualFlowBlock(nn.Module):
@@ -115,7 +115,7 @@ class Encoder(nn.Module):
         for layer in self.layers[:-1]:
             assert isinstance(layer, nn.Conv2d)
             if self.activated:
-                x = conv_leaky_relu(x, layer.weight, layer.bias, layer.stride[0], layer.groups, _LEAKY_SLOPE)
+                x = conv3x3(x, layer.weight, layer.bias, layer.stride[0], layer.groups, _LEAKY_SLOPE)
             else:
                 x = layer(x)
         out: Tensor = self.layers[-1](x)

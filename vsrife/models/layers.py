@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from fractions import Fraction
@@ -75,9 +76,16 @@ def parameters_key(*parameters: Tensor | None) -> tuple[tuple[object, ...], ...]
     return tuple((p.data_ptr(), p._version, p.dtype, p.device) for p in parameters if p is not None)
 
 
+@functools.cache
+def _fused_dtypes() -> tuple[torch.dtype, ...]:
+    """What oneDNN's fused convolution takes here: bf16 only where the CPU has AVX512-BW/VL/DQ or AVX-NE-CONVERT."""
+    bf16 = _CONV_POINTWISE is not None and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return (torch.float32, torch.bfloat16) if bf16 else (torch.float32,)
+
+
 def fused_conv_applies(x: Tensor, weight: Tensor) -> bool:
-    """Whether oneDNN's fused convolution applies: CPU, fp32 or bf16, no gradient wanted."""
-    return (_CONV_POINTWISE is not None and x.device.type == "cpu" and x.dtype in (torch.float32, torch.bfloat16)
+    """Whether oneDNN's fused convolution applies: CPU, a dtype it takes here, no gradient wanted."""
+    return (_CONV_POINTWISE is not None and x.device.type == "cpu" and x.dtype in _fused_dtypes()
             and weight.dtype == x.dtype and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
 
 
@@ -154,8 +162,9 @@ class ConvLeaky(nn.Sequential):
 
 
 def conv_prelu(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
-    """3x3 convolution followed by a per-channel PReLU (keys: .0 conv, .1 PReLU)."""
-    return ConvPReLU(in_ch, out_ch, stride)
+    """3x3 convolution followed by a per-channel PReLU (keys: .0 conv, .1 PReLU), as PyTorch computes it (the 3.x
+    nets: their tests bound them against the published code in float32); ConvPReLU is the same on oneDNN's path."""
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.PReLU(out_ch))
 
 
 def conv_leaky(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:

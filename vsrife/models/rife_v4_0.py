@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import kernels
-from .layers import (InterpolationNet, Upsample2x, check_scale, conv_leaky, conv_prelu, flow_alignment, resize,
+from .layers import (ConvPReLU, InterpolationNet, Upsample2x, check_scale, conv_leaky, flow_alignment, resize,
                      resize_flow, swap_flow)
 
 # residual flow (both halves) above this many pixels after block 1 means the motion is too large for the scales
@@ -246,7 +246,7 @@ class RIFE40(RIFE4):
     """RIFE 4.0 to 4.4: four blocks of plain convolutions, no feature encoder."""
 
     def __init__(self, shape: PlainShape = PLAIN_SHAPES["rife-4.0"]) -> None:
-        conv = conv_prelu if shape.prelu else conv_leaky
+        conv = ConvPReLU if shape.prelu else conv_leaky
         # block0 sees img0, img1, timestep (7); later ones add the mask and the current flow (12)
         blocks = [FlowBlock(7 if i == 0 else 12, width, conv, shape.residual)
                   for i, width in enumerate((192, 128, 96, 64))]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 import vapoursynth as vs
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, register_flop_formula
 
 from testkit.frames import decode_rgb
 from testkit.samples import fetch_sample
@@ -40,6 +40,14 @@ def representatives() -> dict[str, list[str]]:
         if entry.method == "rife" and name.startswith("4."):
             names.setdefault(entry.architecture, []).append(name)
     return names
+
+
+@register_flop_formula(torch.ops.mkldnn._convolution_pointwise)
+def _fused_convolution_flop(x_shape: list[int], *args: object, out_shape: list[int], **_: object) -> int:
+    """The convolution's FLOP in oneDNN's fused convolution (vsrife.models.layers.conv3x3), which torch does not
+    count: its weight is the second argument (.default) or the third (.binary, after the summand)."""
+    shapes = [a for a in args[:2] if isinstance(a, (list, tuple, torch.Size)) and len(a) == 4]
+    return int(conv_flop_count(list(x_shape), list(shapes[-1]), list(out_shape), transposed=False))
 
 
 def gflop_per_frame(net: InterpolationNet, padded_height: int, padded_width: int) -> float:

@@ -15,9 +15,9 @@ from torch.utils.weak import WeakTensorKeyDictionary
 
 from ..kernels import resize, warp
 
-__all__ = ["ConvLeaky", "ConvPReLU", "InterpolationNet", "Upsample2x", "check_scale", "conv3x3", "conv_leaky", "conv_prelu",
-           "deconv_prelu", "flow_alignment", "fused_conv_applies", "parameters_key", "resize", "resize_flow", "smallest_common_multiple",
-           "swap_flow", "warp"]
+__all__ = ["ConvLeaky", "ConvPReLU", "InterpolationNet", "Upsample2x", "check_scale", "conv3x3", "conv_leaky",
+           "conv_prelu", "deconv_prelu", "flow_alignment", "fused_conv_applies", "parameters_key", "resize",
+           "resize_flow", "smallest_common_multiple", "swap_flow", "warp"]
 
 # oneDNN's convolution with fused pointwise steps (what inductor's CPU freezing uses); absent from some builds
 _CONV_POINTWISE = getattr(getattr(torch.ops, "mkldnn", None), "_convolution_pointwise", None) \

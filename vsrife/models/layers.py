@@ -89,7 +89,7 @@ def fused_conv_applies(x: Tensor, weight: Tensor) -> bool:
             and weight.dtype == x.dtype and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
 
 
-# weight -> {(its version, input shape, stride, groups): the weight in oneDNN's layout for that convolution}
+# weight -> {(its storage, dtype, version, input shape, stride, groups): the weight in oneDNN's layout for it}
 _PACKED: WeakTensorKeyDictionary = WeakTensorKeyDictionary()
 _PACKED_SHAPES = 4  # input shapes kept per weight (frame sizes, tiles); more start the weight's cache afresh
 
@@ -97,7 +97,9 @@ _PACKED_SHAPES = 4  # input shapes kept per weight (frame sizes, tiles); more st
 def _packed_weight(weight: Tensor, x: Tensor, stride: int, groups: int) -> Tensor:
     """The weight reordered once into oneDNN's blocked layout for inputs shaped like x: otherwise oneDNN reorders it
     on every call, which costs more than the convolution itself on the coarse levels."""
-    key = (0 if weight.is_inference() else weight._version, tuple(x.shape), stride, groups)
+    # storage and version: a parameter's .data may be replaced (module.to) or written in place (load_state_dict)
+    version = 0 if weight.is_inference() else weight._version
+    key = (weight.data_ptr(), weight.dtype, version, tuple(x.shape), stride, groups)
     per_weight = _PACKED.get(weight)
     if per_weight is None:
         per_weight = _PACKED[weight] = {}

@@ -86,7 +86,7 @@ def _fused_dtypes() -> tuple[torch.dtype, ...]:
 def fused_conv_applies(x: Tensor, weight: Tensor) -> bool:
     """Whether oneDNN's fused convolution applies: CPU, a dtype it takes here, no gradient wanted, not traced for
     export (ONNX has no such operator) nor compiled (torch.compile fuses by itself)."""
-    return (_CONV_POINTWISE is not None and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+    return (_CONV_POINTWISE is not None and not torch._C._get_tracing_state() and not torch.compiler.is_compiling()
             and x.device.type == "cpu" and x.dtype in _fused_dtypes() and weight.dtype == x.dtype
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)))
 

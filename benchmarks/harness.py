@@ -41,6 +41,20 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+# The kinds of CPU whose results sit side by side (a benchmark that keeps one result per kind names it
+# <name>-<kind>): what decides which precision and which oneDNN kernels run.
+CPU_KINDS = {"amx": "Intel with AMX", "avx512-bf16": "AVX512-BF16 without AMX (AMD Zen 4)",
+             "avx2": "AVX2 without native bf16 (AMD Zen 3)"}
+
+
+def cpu_kind() -> str:
+    """This CPU's key in CPU_KINDS, from its feature flags."""
+    from vsrife.engine import cpu_flags
+
+    flags = cpu_flags()
+    return "amx" if "amx_bf16" in flags else "avx512-bf16" if "avx512_bf16" in flags else "avx2"
+
+
 def machine() -> dict[str, object]:
     """What a result depends on besides the code: the CPU, its bf16, torch's threads and the versions."""
     import torch

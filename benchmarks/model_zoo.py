@@ -8,7 +8,8 @@ work on a shared machine, which only ever adds time, is unlikely to hit one netw
 each source frame's encoder features are computed once, so a frame costs the blocks plus one encoder pass; GFLOP
 counts exactly that, as this implementation computes it (torch's FlopCounterMode: convolutions, 2 FLOP per multiply-
 add, the warps and resizes not counted; the upsampling layers run as 3x3 convolutions, 9/4 of a transposed
-convolution's multiply-adds). Writes benchmarks/results/model_zoo.json.
+convolution's multiply-adds). Writes benchmarks/results/model_zoo-<CPU kind>.json (one result per harness.CPU_KINDS);
+docs/BENCHMARKS.md shows each with every network's time per GFLOP relative to 4.0's (issue 21: at most 1.25).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 import vapoursynth as vs
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, conv_flop_count, register_flop_formula
 
 from testkit.frames import decode_rgb
 from testkit.samples import fetch_sample
@@ -39,6 +40,14 @@ def representatives() -> dict[str, list[str]]:
         if entry.method == "rife" and name.startswith("4."):
             names.setdefault(entry.architecture, []).append(name)
     return names
+
+
+@register_flop_formula(torch.ops.mkldnn._convolution_pointwise)
+def _fused_convolution_flop(x_shape: list[int], *args: object, out_shape: list[int], **_: object) -> int:
+    """The convolution's FLOP in oneDNN's fused convolution (vsrife.models.layers.conv3x3), which torch does not
+    count: its weight is the second argument (.default) or the third (.binary, after the summand)."""
+    shapes = [a for a in args[:2] if isinstance(a, (list, tuple, torch.Size)) and len(a) == 4]
+    return int(conv_flop_count(list(x_shape), list(shapes[-1]), list(out_shape), transposed=False))
 
 
 def gflop_per_frame(net: InterpolationNet, padded_height: int, padded_width: int) -> float:
@@ -90,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="passes over all the networks")
     parser.add_argument("--architectures", nargs="*", default=None, help="only these (default: every 4.x network)")
     args = parser.parse_args(argv)
-    harness.write_result("model_zoo", measure(args.frames, args.rounds, args.architectures),
+    harness.write_result(f"model_zoo-{harness.cpu_kind()}", measure(args.frames, args.rounds, args.architectures),
                          f"python -m benchmarks.model_zoo --frames {args.frames} --rounds {args.rounds}")
     render.write()
     return 0

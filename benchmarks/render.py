@@ -268,25 +268,50 @@ def mlrt_peer(result: Result) -> str:
         f"frame-drop PSNR {data['default_vs_fp32_db']:+.3f} dB against ours fp32.\n")
 
 
-def model_zoo(result: Result) -> str:
+# Issue 21: every 4.x network at most this many times 4.0's time per GFLOP.
+PER_GFLOP_GOAL = 1.25
+
+
+def per_gflop_vs_baseline(rows: Sequence[dict[str, Any]]) -> list[float]:
+    """Each row's seconds per GFLOP divided by that of the row of model 4.0."""
+    baseline = next(r for r in rows if "4.0" in r["models"])
+    per_gflop = baseline["seconds"] / baseline["gflop"]
+    return [r["seconds"] / r["gflop"] / per_gflop for r in rows]
+
+
+def model_zoo(result: Result, kind: str) -> str:
     data = result["data"]
+    ratios = per_gflop_vs_baseline(data["rows"])
     rows = [[r["family"], ", ".join(r["models"]), f"{r['parameters_m']:.1f} M", r["padded"], f"{r['gflop']:.0f}",
-             f"{r['seconds']:.2f}"] for r in data["rows"]]
+             f"{r['seconds']:.2f}", f"{ratio:.2f}"] for r, ratio in zip(data["rows"], ratios, strict=True)]
+    worst = max(range(len(ratios)), key=ratios.__getitem__)
+    return (
+        f"### {harness.CPU_KINDS[kind]}\n\n"
+        f"One run, {result['date']} on {_machine(result, torch=False).replace(', ', ' with ', 1)}, torch "
+        f"{result['machine']['torch']}, plugin {data['plugin']}, commit {result['commit']}: the fastest of "
+        f"{data['frames']} frames in each of {data['rounds']} rounds (`{result['command']}`).\n\n"
+        + _table(["family", "models (same network)", "parameters", "padded to", "GFLOP/frame", "s/frame",
+                  "time per GFLOP vs 4.0"], rows)
+        + f"\n\nGoal (issue 21): every network at most {PER_GFLOP_GOAL:.2f}x 4.0's time per GFLOP. This run: worst "
+        f"{ratios[worst]:.2f}x ({', '.join(data['rows'][worst]['models'])}; "
+        f"{'met' if ratios[worst] <= PER_GFLOP_GOAL else 'not met'}).\n")
+
+
+def _model_zoo(read: Callable[[str], Result | None]) -> str | None:
+    parts = [model_zoo(result, kind) for kind in harness.CPU_KINDS if (result := read(f"model_zoo-{kind}"))]
+    if not parts:
+        return None
     return (
         "## Model zoo\n\n"
-        f"Every RIFE 4.x network at {data['width']}x{data['height']} on the CPU in fp32 (`{result['command']}`): "
-        "seconds per interpolated frame through "
-        f"`core.vfi.RIFE`, the fastest of {data['frames']} frames in each of {data['rounds']} rounds over all "
-        f"networks (`multi=2`, plugin {data['plugin']}, each round after one warm-up frame) and GFLOP per frame "
-        "(the blocks on the padded pair plus one encoder pass, as computed here: torch's FlopCounterMode counts the "
-        "convolutions, not the warps and resizes, and our upsampling layers run as 3x3 convolutions). Seeded random "
-        "weights: a pass costs the same whatever the weights, except that 4.0/4.1 rerun blocks on large motion, "
-        f"which random weights do not trigger. One run, {result['date']} on "
-        f"{_machine(result, torch=False).replace(', ', ' with ', 1)}, torch {result['machine']['torch']}; the machine "
-        "was shared with other work (the same network measured 1.1 to 1.8 s/frame within a minute there), so the "
-        "fastest frame counts and differences under about 20 % are noise; GFLOP is exact.\n\n"
-        + _table(["family", "models (same network)", "parameters", "padded to", "GFLOP/frame", "s/frame"], rows)
-        + "\n")
+        "Every RIFE 4.x network at 1280x720 on the CPU in fp32 (`python -m benchmarks.model_zoo`), one table per kind "
+        "of CPU: seconds per interpolated frame through `core.vfi.RIFE` (`multi=2`, each round after one warm-up "
+        "frame, the rounds visiting every network in turn) and GFLOP per frame (the blocks on the padded pair plus "
+        "one encoder pass, as computed here: torch's FlopCounterMode counts the convolutions, not the warps and "
+        "resizes, and our upsampling layers run as 3x3 convolutions). Seeded random weights: a pass costs the same "
+        "whatever the weights, except that 4.0/4.1 rerun blocks on large motion, which random weights do not "
+        "trigger. The machines were shared with other work, so the fastest frame counts and differences under "
+        "about 20 % are noise; GFLOP is exact. Time per GFLOP vs 4.0: a network's seconds per GFLOP over 4.0's, "
+        "both from the same run.\n\n" + "\n".join(parts))
 
 
 def cluster(result: Result) -> str:
@@ -430,7 +455,7 @@ def _soak(name: str, heading: str) -> Callable[[Callable[[str], Result | None]],
 SECTIONS: tuple[Callable[[Callable[[str], Result | None]], str | None], ...] = (
     _one(speed, "speed"), _rrin, _one(quality, "quality"), _one(scene_metric, "scene_metric"), _one(dedup, "dedup"),
     _one(cli_overhead, "cli_overhead"), _one(precision_cpu, "precision_cpu"), _soak("soak", "## Memory soak"),
-    _one(weights_hash, "weights_hash"), _one(mlrt_peer, "mlrt_peer"), _one(model_zoo, "model_zoo"),
+    _one(weights_hash, "weights_hash"), _one(mlrt_peer, "mlrt_peer"), _model_zoo,
     _one(cluster, "cluster"), _one(cpu_levers, "cpu_levers"), _one(scale_rule, "scale_rule"),
     _soak("memory_long_run", "## Memory over 2000 frames at 1280x720"),
 )

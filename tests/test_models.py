@@ -280,3 +280,25 @@ def test_native_glue_matches_the_reference_glue(frames: Tensor, version: str, dt
             reference = model(img0, img1, 0.25, 1.0, False)
     # fp32: summation order only; bf16: a convolution input rounded the other way now and then
     assert _psnr(native, reference) > (80 if dtype == torch.float32 else 50)
+
+
+@pytest.mark.parametrize(("stride", "groups", "slope", "residual"),
+                         [(1, 1, None, False), (2, 1, 0.2, False), (1, 2, 0.2, False), (1, 1, 0.2, True)])
+def test_fused_convolution_is_the_plain_one(stride: int, groups: int, slope: float | None, residual: bool) -> None:
+    """oneDNN's fused convolution with prepacked weights (the CPU path of every 4.x convolution) against the plain
+    PyTorch ops in float64, twice (the second call reuses the packed weight), and that the CPU really takes it."""
+    torch.manual_seed(0)
+    x = torch.randn(1, 32, 20, 24).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(32, 32 // groups, 3, 3) * 0.1
+    bias = torch.randn(32)
+    extra = torch.randn(1, 32, 20 // stride, 24 // stride) if residual else None
+    exact = F.conv2d(x.double(), weight.double(), bias.double(), stride, 1, 1, groups)
+    exact = exact if extra is None else exact + extra.double()
+    exact = exact if slope is None else F.leaky_relu(exact, slope)
+    assert layers.fused_conv_applies(x, weight)
+    with torch.inference_mode(), torch.profiler.profile() as profile:
+        outs = [layers.conv3x3(x, weight, bias, stride, groups, slope, extra) for _ in range(2)]
+    assert any(e.key == "mkldnn::_convolution_pointwise" for e in profile.key_averages())
+    for out in outs:
+        assert out.dtype == torch.float32 and out.shape == exact.shape
+        assert (out.double() - exact).abs().max().item() < 1e-4

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import kernels
-from .layers import (InterpolationNet, Upsample2x, check_scale, conv_leaky, conv_prelu, flow_alignment, resize,
+from .layers import (ConvPReLU, InterpolationNet, Upsample2x, check_scale, conv_leaky, flow_alignment, resize,
                      resize_flow, swap_flow)
 
 # residual flow (both halves) above this many pixels after block 1 means the motion is too large for the scales
@@ -87,11 +87,12 @@ class RIFE4(InterpolationNet):
         return next(self.blocks[0].parameters()).dtype
 
     def encode_frame(self, image: Tensor) -> Tensor | None:
-        """Float32 features of one frame (4.7+), computed in the net's dtype from the frame as given."""
+        """Float32 features of one frame (4.7+), computed in the net's dtype from the frame as given; contiguous
+        (not channels-last), the layout the native warps read."""
         if self.encode is None:
             return None
         features: Tensor = self.encode(image.to(self.compute_dtype))
-        return features.float()
+        return features.float().contiguous()
 
     def forward(self, img0: Tensor, img1: Tensor, timestep: float, scale: float, ensemble: bool,
                 features: tuple[Tensor, Tensor] | None = None) -> Tensor:
@@ -115,7 +116,7 @@ class RIFE4(InterpolationNet):
             return None
         if features is None:  # from the frames as given, as published
             return self.encode_frame(img0), self.encode_frame(img1)  # type: ignore[return-value]
-        return features[0].float(), features[1].float()
+        return features[0].float().contiguous(), features[1].float().contiguous()
 
     def _estimate(self, img0: Tensor, img1: Tensor, features: tuple[Tensor, Tensor] | None,
                   timestep: float | Tensor, scale: float, ensemble: bool) -> tuple[Tensor, Tensor]:
@@ -245,7 +246,7 @@ class RIFE40(RIFE4):
     """RIFE 4.0 to 4.4: four blocks of plain convolutions, no feature encoder."""
 
     def __init__(self, shape: PlainShape = PLAIN_SHAPES["rife-4.0"]) -> None:
-        conv = conv_prelu if shape.prelu else conv_leaky
+        conv = ConvPReLU if shape.prelu else conv_leaky
         # block0 sees img0, img1, timestep (7); later ones add the mask and the current flow (12)
         blocks = [FlowBlock(7 if i == 0 else 12, width, conv, shape.residual)
                   for i, width in enumerate((192, 128, 96, 64))]

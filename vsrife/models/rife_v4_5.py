@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import Upsample2x, conv_leaky, resize, resize_flow
+from .layers import Upsample2x, conv3x3, conv_leaky, fused_conv_applies, parameters_key, resize, resize_flow
 from .rife_v4_0 import RIFE4, BlockOutput, Head
 
 _LEAKY_SLOPE = 0.2
@@ -26,9 +26,30 @@ class ResidualConv(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, 1, 1, groups=groups)
         self.beta = nn.Parameter(torch.ones((1, channels, 1, 1)))
+        self._fold: tuple[tuple[object, ...], Tensor, Tensor | None] | None = None
+
+    def _folded(self, dtype: torch.dtype) -> tuple[Tensor, Tensor | None]:
+        """Weight and bias of one convolution computing conv(x) * beta, plus x in float32 (an identity tap: one
+        fused oneDNN pass with the activation); in bfloat16 the identity would round beta * w to 8 bits, so x is
+        added after the convolution. Rebuilt only when the parameters change."""
+        key = parameters_key(self.conv.weight, self.conv.bias, self.beta)
+        if self._fold is None or self._fold[0] != key:
+            gain = self.beta.detach().reshape(-1)
+            weight = self.conv.weight.detach() * gain.view(-1, 1, 1, 1)
+            if dtype == torch.float32:
+                per_group = weight.shape[1]
+                channels = torch.arange(weight.shape[0], device=weight.device)
+                weight[channels, channels % per_group, 1, 1] += 1.0
+            bias = None if self.conv.bias is None else self.conv.bias.detach() * gain
+            self._fold = (key, weight, bias)
+        return self._fold[1], self._fold[2]
 
     def forward(self, x: Tensor) -> Tensor:
-        return F.leaky_relu(self.conv(x) * self.beta + x, _LEAKY_SLOPE)
+        if not fused_conv_applies(x, self.conv.weight):  # as published (other devices, float64, autograd)
+            return F.leaky_relu(self.conv(x) * self.beta + x, _LEAKY_SLOPE)
+        weight, bias = self._folded(x.dtype)
+        residual = None if x.dtype == torch.float32 else x
+        return conv3x3(x, weight, bias, 1, self.conv.groups, _LEAKY_SLOPE, residual)
 
 
 class ResidualFlowBlock(nn.Module):
@@ -92,9 +113,11 @@ class Encoder(nn.Module):
         if self.clamps:
             x = x.clamp(0.0, 1.0)
         for layer in self.layers[:-1]:
-            x = layer(x)
+            assert isinstance(layer, nn.Conv2d)
             if self.activated:
-                x = F.leaky_relu(x, _LEAKY_SLOPE)
+                x = conv3x3(x, layer.weight, layer.bias, layer.stride[0], layer.groups, _LEAKY_SLOPE)
+            else:
+                x = layer(x)
         out: Tensor = self.layers[-1](x)
         return out
 

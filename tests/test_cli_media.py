@@ -321,17 +321,18 @@ def test_what_the_encoder_cannot_store_is_said(bikes_path: Path, tmp_path: Path)
 def test_hdr10_without_ffmpegs_option_goes_to_x265_or_is_refused(hdr10: Path, tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """An ffmpeg without -mastering_display (before 8.0): libx265 gets the metadata as x265 parameters."""
-    from vsrife import media
+    from vsrife import encoding, media
 
     monkeypatch.setattr(media, "ffmpeg_input_options", lambda: frozenset())
     hdr = media.probe(hdr10).hdr
     assert hdr is not None and hdr.mastering_display == MASTERING and hdr.content_light == "1000,400"
-    tags, options = media.hdr_tags(hdr, media.video_options(".mkv", "libx265", None, False))
+    tags, options = encoding.hdr_tags(hdr, encoding.video_options(".mkv", "libx265", None, False))
     assert tags is None and f"master-display={MASTERING}" in options["x265-params"]
     output = tmp_path / "x265.mkv"
     clip = vs.core.bs.VideoSource(str(hdr10))
-    media.encode(clip, output, output_options=options, tags=media.VideoTags(media.colour_options(props(hdr10))))
+    colour = encoding.VideoTags(media.colour_options(props(hdr10)))
+    encoding.encode(clip, output, output_options=options, tags=colour)
     assert props(output)["ContentLightLevelMax"] == 1000
     assert props(output)["MasteringDisplayMaxLuminance"] == 1000
     with pytest.raises(media.MediaError, match="cannot give libx264 the source's HDR10 metadata"):
-        media.hdr_tags(hdr, media.video_options(".mkv", "libx264", None, False))
+        encoding.hdr_tags(hdr, encoding.video_options(".mkv", "libx264", None, False))

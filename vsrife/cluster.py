@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from . import media, render
+from . import encoding, media, render
 from .media import MediaError
 from .parameters import SC_THRESHOLD
 from .scene import scene_change_metric
@@ -164,7 +164,7 @@ class ProgressBoard:
 
 
 def render_chunk(spec: GraphSpec, chunk: Chunk, total: int, path: str, video_options: dict[str, Any],
-                 tags: media.VideoTags, board: Any, threads: int) -> ChunkTimes:
+                 tags: encoding.VideoTags, board: Any, threads: int) -> ChunkTimes:
     """A Ray task: encode the chunk's frames of the spec's graph into `path` with `threads` torch threads, and check
     that all of them are there."""
     started_at, started = time.time(), time.monotonic()
@@ -182,7 +182,7 @@ def render_chunk(spec: GraphSpec, chunk: Chunk, total: int, path: str, video_opt
             board.report.remote(chunk.index, done)
             last_report = time.monotonic()
 
-    media.encode(clip[chunk.start:chunk.stop], Path(path), output_options=video_options, tags=tags,
+    encoding.encode(clip[chunk.start:chunk.stop], Path(path), output_options=video_options, tags=tags,
                  progress=report)
     encoded = time.monotonic()
     written = media.count_video_frames(Path(path))
@@ -286,9 +286,9 @@ def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
     with `threads` torch threads."""
     import_ray(address == "local")  # before any work: a missing extra is the first thing to say
     render.check_threads(threads)
-    if plan_.output_fps > media.MILLISECOND_MAX_FPS:
+    if plan_.output_fps > encoding.MILLISECOND_MAX_FPS:
         raise MediaError(f"--cluster: {float(plan_.output_fps):.2f} fps is too fast for the Matroska chunks, which "
-                         f"store times in milliseconds; ask for at most {media.MILLISECOND_MAX_FPS} fps")
+                         f"store times in milliseconds; ask for at most {encoding.MILLISECOND_MAX_FPS} fps")
     planning = time.monotonic()
     settings = render.output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
                                       warn=warn)
@@ -302,7 +302,7 @@ def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
     try:
         began = time.monotonic()
         # Signals after connecting: ray.init installs its own SIGTERM handler
-        with connected(address) as ray, media.stop_on_signals():
+        with connected(address) as ray, encoding.stop_on_signals():
             options = task_options(ray, str(plan_.spec.filter_args.get("device", "auto")), threads)
             report.connect_s = time.monotonic() - began
             board = ray.remote(ProgressBoard).options(num_cpus=0).remote(len(chunks))
@@ -312,7 +312,7 @@ def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
                                 settings.tags, board, threads): chunk for chunk in chunks}
             report.times = _collect(ray, refs, board, total, progress)
             joining = time.monotonic()
-            media.concat([scratch / chunk.filename() for chunk in chunks], output, streams=settings.streams,
+            encoding.concat([scratch / chunk.filename() for chunk in chunks], output, streams=settings.streams,
                          output_options=settings.stream_options)
             report.join_s = time.monotonic() - joining
     finally:

@@ -15,7 +15,7 @@ from typing import Any
 import ffmpeg
 import vapoursynth as vs
 
-from . import frames, media
+from . import encoding, frames, media
 from .media import MediaError
 from .rate import output_rate
 from .registry import METHODS
@@ -196,7 +196,7 @@ class OutputSettings:
     """How an output file is written: the video encoder's options and tags, the companion streams."""
 
     video_options: dict[str, Any]
-    tags: media.VideoTags  # what the y4m frames do not carry: colour description, SAR, HDR10 metadata, padding
+    tags: encoding.VideoTags  # what the y4m frames do not carry: colour description, SAR, HDR10 metadata, padding
     streams: list[Any]  # the source's audio and subtitles, cut to the rendered range
     stream_options: dict[str, Any]
 
@@ -208,21 +208,21 @@ def output_settings(plan_: Plan, output: Path, *, codec: str | None = None, crf:
     check_output(output, plan_.spec.input, overwrite=overwrite)
     source = plan_.source
     suffix = output.suffix.lower()
-    if suffix in media.MILLISECOND_CONTAINERS and plan_.output_fps > media.MILLISECOND_MAX_FPS:
+    if suffix in encoding.MILLISECOND_CONTAINERS and plan_.output_fps > encoding.MILLISECOND_MAX_FPS:
         raise MediaError(f"{output.name}: {float(plan_.output_fps):.2f} fps is too fast for Matroska and WebM, which "
                          f"store times in milliseconds (frames would share a timestamp); write .mp4 or .mov, "
-                         f"or ask for at most {media.MILLISECOND_MAX_FPS} fps")
-    options = media.video_options(output.suffix, codec, crf, lossless,
+                         f"or ask for at most {encoding.MILLISECOND_MAX_FPS} fps")
+    options = encoding.video_options(output.suffix, codec, crf, lossless,
                                   deep=source.bits > 8 or source.high_dynamic_range)
     hdr = None
     if source.hdr is not None:
-        hdr, options = media.hdr_tags(source.hdr, options)
+        hdr, options = encoding.hdr_tags(source.hdr, options)
     colour = dict(source.colour)
     if plan_.spec.rgb_source:
         colour |= {"colorspace": 1, "range": "tv"}  # the script converts RGB to limited-range BT.709 YUV
-    tags = media.VideoTags(colour, source.sar, hdr)
+    tags = encoding.VideoTags(colour, source.sar, hdr)
     width = source.width * (2 if plan_.spec.montage else 1)
-    fit = media.check_container(output.suffix, options, width=width, height=source.height,
+    fit = encoding.check_container(output.suffix, options, width=width, height=source.height,
                                 pix_fmt=source.pixel_format, tags=tags)
     name = options["c:v"]
     if fit.pixel_format.replace("yuvj", "yuv") != source.pixel_format:  # yuvj: the same, tagged full range
@@ -236,12 +236,12 @@ def output_settings(plan_: Plan, output: Path, *, codec: str | None = None, crf:
              f"{width + right}x{source.height + bottom} ({right} column(s) on the right, {bottom} row(s) at the "
              "bottom, repeating the edge pixels)")
     cut = plan_.spec.start is not None or plan_.spec.end is not None or source.damaged
-    companion = media.Companion(plan_.spec.input, start_s=plan_.start_s,
+    companion = encoding.Companion(plan_.spec.input, start_s=plan_.start_s,
                                 duration_s=plan_.duration_s if cut else None)
     streams: list[Any] = []
     stream_options: dict[str, Any] = {}
     if not plan_.spec.input.is_dir():
-        streams, stream_options = media.companion_plan(companion, output.suffix, warn)
+        streams, stream_options = encoding.companion_plan(companion, output.suffix, warn)
     return OutputSettings(options, replace(tags, pad=fit.pad), streams, stream_options)
 
 
@@ -271,7 +271,7 @@ def interpolate(plan_: Plan, output: Path, *, threads: int | None = None, codec:
     pin_threads(threads)
     clip = build(plan_.spec)
     with progress_bar(clip.num_frames, progress) as update:
-        media.encode(clip, output, streams=settings.streams,
+        encoding.encode(clip, output, streams=settings.streams,
                      output_options=settings.video_options | settings.stream_options, tags=settings.tags,
                      progress=update)
     return clip.num_frames
@@ -294,7 +294,7 @@ def interpolate_to_folder(plan_: Plan, out_dir: Path, *, threads: int | None = N
         warn(f"this ffmpeg cannot write the HDR10 metadata of {plan_.spec.input.name} ({hdr.describe()}) into "
              "PNG files (mDCV, cLLI); the frames keep their colour description (cICP) only")
         hdr = None
-    tags = media.VideoTags({key: value for key, value in plan_.source.colour.items()
+    tags = encoding.VideoTags({key: value for key, value in plan_.source.colour.items()
                             if key in ("color_primaries", "color_trc")}, plan_.source.sar, hdr)
     return len(write_png_frames(clip, out_dir, overwrite=overwrite, progress=progress, tags=tags))
 
@@ -399,7 +399,7 @@ def frame_name(index: int, count: int) -> str:
 
 
 def write_png_frames(clip: vs.VideoNode, out_dir: Path, *, overwrite: bool = False, progress: bool = True,
-                     tags: media.VideoTags | None = None) -> list[Path]:
+                     tags: encoding.VideoTags | None = None) -> list[Path]:
     """Write an RGB or GRAY clip (8 or 16 bits) as DIR/frame_NNN.png; with `overwrite`, the images that were in
     DIR before are removed once the new ones are complete. Returns the new files in order."""
     pixel_format, order = raw_pixel_format(clip.format)
@@ -414,7 +414,7 @@ def write_png_frames(clip: vs.VideoNode, out_dir: Path, *, overwrite: bool = Fal
         pattern = Path(scratch) / f"frame_%0{digits}d.png"
         raw = {"format": "rawvideo", "pix_fmt": pixel_format, "s": f"{clip.width}x{clip.height}", "framerate": 1}
         with progress_bar(clip.num_frames, progress) as update:
-            media.encode(clip, pattern, y4m=False, input_options=raw, output_options={"start_number": 0},
+            encoding.encode(clip, pattern, y4m=False, input_options=raw, output_options={"start_number": 0},
                          tags=tags, progress=update, atomic=False)
         if overwrite:
             for old in earlier:
@@ -453,12 +453,12 @@ def images(paths: tuple[Path, Path], exp: int, out_dir: Path, method: str, filte
         split = frames_in.video.split()
         palette = split[0].filter("palettegen")
         paletted = ffmpeg.filter([split[1], palette], "paletteuse")
-        media.run_into(ffmpeg.output(paletted, str(media.partial_path(gif)), f="gif"), gif)
+        encoding.run_into(ffmpeg.output(paletted, str(encoding.partial_path(gif)), f="gif"), gif)
     if mp4 is not None:
         if clip.width % 2 or clip.height % 2:
             warn(f"{mp4.name}: H.264 in 4:2:0 needs an even size: the {clip.width}x{clip.height} frames are padded "
                  f"to {clip.width + clip.width % 2}x{clip.height + clip.height % 2} with black")
         even = frames_in.video.filter("pad", "ceil(iw/2)*2", "ceil(ih/2)*2")
-        media.run_into(ffmpeg.output(even, str(media.partial_path(mp4)), vcodec="libx264", crf=16,
+        encoding.run_into(ffmpeg.output(even, str(encoding.partial_path(mp4)), vcodec="libx264", crf=16,
                                   pix_fmt="yuv420p", f="mp4"), mp4)
     return written

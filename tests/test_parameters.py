@@ -14,6 +14,7 @@ import vapoursynth as vs
 
 from vsrife import cli, codegen, parameters, stubgen
 from vsrife.engine import EngineError, check_arguments, create_engine
+from vsrife.errors import CliError
 from vsrife.parameters import PARAMETERS, Cli, Parameter, Range, ScriptArgument, Value
 from vsrife.script import GraphSpec, script_text
 
@@ -174,7 +175,7 @@ def test_a_missing_mask_file_is_a_usage_error(tmp_path: Path, capsys: pytest.Cap
 
 def test_an_option_the_filter_does_not_take_is_refused_by_name() -> None:
     args = cli.build_parser().parse_args(["script", "in.mkv", "--method", "rrin", "--ensemble"])
-    with pytest.raises(cli.CliError, match=r"^--ensemble is a RIFE option; RRIN has none$"):
+    with pytest.raises(CliError, match=r"^--ensemble is a RIFE option; RRIN has none$"):
         cli._filter_args(args)
 
 

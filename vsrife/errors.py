@@ -6,3 +6,7 @@ from __future__ import annotations
 
 class VfiError(Exception):
     """An error whose message is meant for the user: what is wrong and what to do, in one line."""
+
+
+class CliError(VfiError):
+    """A failure of the command line itself, reported like every VfiError: ``error: <message>``, exit code 1."""

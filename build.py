@@ -3,7 +3,7 @@
 
 Each command prepares `.venv` at the repo root with a Python >= 3.12, installs the project with its test
 extras, fetches what it needs (weights, the sample clip) into the cache, then does its job. `test` also checks the
-code with ruff and mypy and fails on their findings.
+code with ruff and mypy and the length of its modules, and fails on their findings.
 """
 
 from __future__ import annotations
@@ -105,10 +105,27 @@ def venv_output(command: list[str | os.PathLike[str]]) -> str:
                           cwd=ROOT).stdout
 
 
+MAX_MODULE_LINES = 500  # a vsrife/ module longer than this does more than one job: split it by job
+
+
+def oversized_modules() -> list[str]:
+    """The vsrife/ modules over MAX_MODULE_LINES lines, as "path: N lines"."""
+    found = []
+    for path in sorted((ROOT / "vsrife").rglob("*.py")):
+        count = len(path.read_text(encoding="utf-8").splitlines())
+        if count > MAX_MODULE_LINES:
+            found.append(f"{path.relative_to(ROOT)}: {count} lines")
+    return found
+
+
 def check_code() -> bool:
-    """ruff and mypy (configured in pyproject.toml, installed by the test extra) and the benchmark document's
-    renderer; True when none finds anything."""
+    """ruff and mypy (configured in pyproject.toml, installed by the test extra), the benchmark document's
+    renderer and the modules' length; True when none finds anything."""
     clean = True
+    oversized = oversized_modules()
+    if oversized:
+        log(f"modules over {MAX_MODULE_LINES} lines ({'; '.join(oversized)}); that is a failure")
+        clean = False
     # the linter, the type checker, and docs/BENCHMARKS.md against what its results give
     for tool in (["ruff", "check", "."], ["mypy"], ["benchmarks.render", "--check"]):
         log(f"checking the code: {' '.join(tool)}")

@@ -565,18 +565,19 @@ def test_stages_train_their_nets_and_chain_through_init(tmp_path: Path, syntheti
     assert _changed(start, _unet_states(flow_run)) == {"Flow_L"}
     log = (tmp_path / "flow" / LOG_NAME).read_text()
     assert f" validation {small.name} epe " in log and "(zero flow " in log
-    # the flow loss teaches the flow net: 30 steps on one batch bring its error below that of zero flow
+    # the flow loss teaches the flow net: 30 steps on one batch bring its error well below that of zero flow
+    # (0.39-0.46 of it under every oneDNN ISA cap at lr 3e-4; at 1e-3 the path depends on the ISA's rounding)
     learner = Trainer(_stage_config(tmp_path / "learn", "flow", batch=4), [small], [])
     pairs = sample_pairs([small], np.random.default_rng(3), 4, 32, None)
     zero = float(masked_l1(torch.zeros_like(pairs[2]), pairs[2], pairs[3]))
     for group in learner.optimizer.param_groups:
-        group["lr"] = 1e-3
+        group["lr"] = 3e-4
     for _ in range(30):
         loss = learner.flow_losses(*pairs)["flow"]
         learner.optimizer.zero_grad()
         loss.backward()
         learner.optimizer.step()
-    assert float(learner.flow_losses(*pairs)["flow"]) < 0.9 * zero
+    assert float(learner.flow_losses(*pairs)["flow"]) < 0.7 * zero
 
     fuse = Trainer(_stage_config(tmp_path / "fuse", "fuse", init=str(tmp_path / "flow" / CHECKPOINT_NAME)),
                    [tiny_triplet], [])

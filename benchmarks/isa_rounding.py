@@ -32,6 +32,9 @@ from testkit.samples import fetch_sample
 # name -> environment of the process that renders; "native" is the CPU's own best everywhere
 SETTINGS: dict[str, dict[str, str]] = {
     "native": {},
+    "oneDNN capped at AVX2": {"ONEDNN_MAX_CPU_ISA": "AVX2"},  # what an AVX-512 machine shares with an AVX2 one
+    "all three at AVX2 (an AVX2 CPU)": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2",
+                                        "VSRIFE_KERNELS": "avx2"},
     "oneDNN capped at SSE41": {"ONEDNN_MAX_CPU_ISA": "SSE41"},
     "ATen capped at default": {"ATEN_CPU_CAPABILITY": "default"},
     "native kernels generic": {"VSRIFE_KERNELS": "generic"},

@@ -10,13 +10,13 @@ Every setting is compared with the uncapped one: max abs difference and PSNR ove
 
     python -m benchmarks.isa_rounding [--pairs 10]
 
-prints a Markdown table (machine, date and command included) for the README's cluster section.
+writes benchmarks/results/isa_rounding-<CPU kind>.json (one result per harness.CPU_KINDS), shown in docs/BENCHMARKS.md
+("Rounding between instruction sets"); the README's cluster section sums it up.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import math
 import os
 import subprocess
@@ -26,8 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.harness import ROOT, cpu_name
 from testkit.samples import fetch_sample
+
+from . import harness, render
+from .harness import ROOT
 
 # name -> environment of the process that renders; "native" is the CPU's own best everywhere
 SETTINGS: dict[str, dict[str, str]] = {
@@ -67,7 +69,7 @@ def seeded_425_weights(path: Path) -> Path:
     return path
 
 
-def render(frames_path: Path, weights_425: Path, out: Path) -> None:
+def render_cases(frames_path: Path, weights_425: Path, out: Path) -> None:
     """Worker: the midpoints of every case into `out` (an .npz), in this process's instruction-set setting."""
     import torch
     import vapoursynth as vs
@@ -96,10 +98,11 @@ def render(frames_path: Path, weights_425: Path, out: Path) -> None:
     np.savez(out, allow_pickle=False, **results)
 
 
-def compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+def compare(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
+    """Max abs difference and PSNR (None where the frames are identical)."""
     difference = a.astype(np.float64) - b.astype(np.float64)
     mse = float(np.mean(difference**2))
-    return float(np.abs(difference).max()), math.inf if mse == 0 else 10 * math.log10(1 / mse)
+    return {"max_abs": float(np.abs(difference).max()), "psnr": None if mse == 0 else 10 * math.log10(1 / mse)}
 
 
 def main() -> int:
@@ -108,7 +111,7 @@ def main() -> int:
     parser.add_argument("--worker", nargs=3, type=Path, metavar=("FRAMES", "WEIGHTS", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        render(*args.worker)
+        render_cases(*args.worker)
         return 0
     base = {key: value for key, value in os.environ.items() if key not in CAPS}
     with tempfile.TemporaryDirectory(prefix="isa-rounding-") as scratch:
@@ -123,22 +126,14 @@ def main() -> int:
                             str(weights_425), str(out)], check=True, env={**base, **env}, cwd=ROOT)
             rendered[name] = dict(np.load(out))
     native = rendered["native"]
-    aten, glue, threads = native["info"]
-    print(f"Measured {datetime.date.today().isoformat()} on {cpu_name()} (ATen {aten}, native kernels {glue}, "
-          f"{threads} torch threads, oneDNN uncapped), {args.pairs} midpoints of bikes.mp4 at 640x272 per case, "
-          f"with `python -m benchmarks.isa_rounding --pairs {args.pairs}`:\n")
-    print("| setting against native | RIFE 4.0 fp32 | RIFE 4.0 bf16 | RIFE 4.25 fp32 | RIFE 4.25 bf16 |")
-    print("|---|---|---|---|---|")
-    for name, result in rendered.items():
-        if name == "native":
-            continue
-        cells = []
-        for model, precision in CASES:
-            key = f"{model} {precision}"
-            worst, psnr = compare(result[key], native[key])
-            cells.append("identical" if worst == 0 else f"{worst:.1e} / {psnr:.1f} dB")
-        print(f"| {name} | " + " | ".join(cells) + " |")
-    print("\nCells: max abs difference / PSNR against the native run.")
+    aten, glue, threads = (str(value) for value in native["info"])
+    rows = [{"setting": name, "cells": [compare(result[key], native[key]) for key in (f"{m} {p}" for m, p in CASES)]}
+            for name, result in rendered.items() if name != "native"]
+    harness.write_result(f"isa_rounding-{harness.cpu_kind()}",
+                         {"pairs": args.pairs, "aten": aten, "kernels": glue, "threads": int(threads),
+                          "cases": [f"RIFE {m} {p}" for m, p in CASES], "rows": rows},
+                         f"python -m benchmarks.isa_rounding --pairs {args.pairs}")
+    render.write()
     return 0
 
 

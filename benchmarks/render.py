@@ -297,21 +297,27 @@ def model_zoo(result: Result, kind: str) -> str:
         f"{'met' if ratios[worst] <= PER_GFLOP_GOAL else 'not met'}).\n")
 
 
-def _model_zoo(read: Callable[[str], Result | None]) -> str | None:
-    parts = [model_zoo(result, kind) for kind in harness.CPU_KINDS if (result := read(f"model_zoo-{kind}"))]
-    if not parts:
-        return None
-    return (
-        "## Model zoo\n\n"
-        "Every RIFE 4.x network at 1280x720 on the CPU in fp32 (`python -m benchmarks.model_zoo`), one table per kind "
-        "of CPU: seconds per interpolated frame through `core.vfi.RIFE` (`multi=2`, each round after one warm-up "
-        "frame, the rounds visiting every network in turn) and GFLOP per frame (the blocks on the padded pair plus "
-        "one encoder pass, as computed here: torch's FlopCounterMode counts the convolutions, not the warps and "
-        "resizes, and our upsampling layers run as 3x3 convolutions). Seeded random weights: a pass costs the same "
-        "whatever the weights, except that 4.0/4.1 rerun blocks on large motion, which random weights do not "
-        "trigger. The machines were shared with other work, so the fastest frame counts and differences under "
-        "about 20 % are noise; GFLOP is exact. Time per GFLOP vs 4.0: a network's seconds per GFLOP over 4.0's, "
-        "both from the same run.\n\n" + "\n".join(parts))
+def _per_cpu_kind(name: str, render_one: Callable[[Result, str], str], intro: str
+                  ) -> Callable[[Callable[[str], Result | None]], str | None]:
+    """A section with one table per kind of CPU, from the results <name>-<kind>; None when there are none."""
+    def section(read: Callable[[str], Result | None]) -> str | None:
+        parts = [render_one(result, kind) for kind in harness.CPU_KINDS if (result := read(f"{name}-{kind}"))]
+        return intro + "\n".join(parts) if parts else None
+
+    return section
+
+
+MODEL_ZOO_INTRO = (
+    "## Model zoo\n\n"
+    "Every RIFE 4.x network at 1280x720 on the CPU in fp32 (`python -m benchmarks.model_zoo`), one table per kind "
+    "of CPU: seconds per interpolated frame through `core.vfi.RIFE` (`multi=2`, each round after one warm-up "
+    "frame, the rounds visiting every network in turn) and GFLOP per frame (the blocks on the padded pair plus "
+    "one encoder pass, as computed here: torch's FlopCounterMode counts the convolutions, not the warps and "
+    "resizes, and our upsampling layers run as 3x3 convolutions). Seeded random weights: a pass costs the same "
+    "whatever the weights, except that 4.0/4.1 rerun blocks on large motion, which random weights do not "
+    "trigger. The machines were shared with other work, so the fastest frame counts and differences under "
+    "about 20 % are noise; GFLOP is exact. Time per GFLOP vs 4.0: a network's seconds per GFLOP over 4.0's, "
+    "both from the same run.\n\n")
 
 
 def cluster(result: Result) -> str:
@@ -451,12 +457,40 @@ def _soak(name: str, heading: str) -> Callable[[Callable[[str], Result | None]],
     return _one(lambda result: memory_soak(result, heading), name)
 
 
+def isa_rounding(result: Result, kind: str) -> str:
+    data = result["data"]
+
+    def cell(measured: dict[str, float | None]) -> str:
+        psnr = measured["psnr"]
+        return "identical" if psnr is None else f"{measured['max_abs']:.1e} / {psnr:.1f} dB"
+
+    rows = [[row["setting"], *(cell(measured) for measured in row["cells"])] for row in data["rows"]]
+    return (
+        f"### {harness.CPU_KINDS[kind]}\n\n"
+        f"{result['date']} on {_machine(result, threads=False)} (ATen {data['aten']}, native kernels "
+        f"{data['kernels']}, {data['threads']} torch threads), commit {result['commit']}, {data['pairs']} midpoints "
+        f"per case (`{result['command']}`).\n\n"
+        + _table(["setting against native", *data["cases"]], rows) + "\n")
+
+
+ISA_ROUNDING_INTRO = (
+    "## Rounding between instruction sets\n\n"
+    "How much `core.vfi.RIFE`'s frames move when oneDNN (`ONEDNN_MAX_CPU_ISA`), PyTorch's own kernels "
+    "(`ATEN_CPU_CAPABILITY`) and the native kernels (`VSRIFE_KERNELS`) are capped below the CPU's best, each "
+    "setting in a process of its own (`python -m benchmarks.isa_rounding`): what a cluster that mixes CPU kinds "
+    "joins. Midpoints of bikes.mp4 frame pairs at 640x272, RIFE 4.0 with its real weights and RIFE 4.25 with "
+    "seeded random weights (which amplify rounding). Cells: max abs difference / PSNR against the uncapped run "
+    "(RGB in [0, 1]). One table per kind of CPU.\n\n")
+
+
 # The sections in their order in docs/BENCHMARKS.md.
 SECTIONS: tuple[Callable[[Callable[[str], Result | None]], str | None], ...] = (
     _one(speed, "speed"), _rrin, _one(quality, "quality"), _one(scene_metric, "scene_metric"), _one(dedup, "dedup"),
     _one(cli_overhead, "cli_overhead"), _one(precision_cpu, "precision_cpu"), _soak("soak", "## Memory soak"),
-    _one(weights_hash, "weights_hash"), _one(mlrt_peer, "mlrt_peer"), _model_zoo,
-    _one(cluster, "cluster"), _one(cpu_levers, "cpu_levers"), _one(scale_rule, "scale_rule"),
+    _one(weights_hash, "weights_hash"), _one(mlrt_peer, "mlrt_peer"),
+    _per_cpu_kind("model_zoo", model_zoo, MODEL_ZOO_INTRO),
+    _one(cluster, "cluster"), _per_cpu_kind("isa_rounding", isa_rounding, ISA_ROUNDING_INTRO),
+    _one(cpu_levers, "cpu_levers"), _one(scale_rule, "scale_rule"),
     _soak("memory_long_run", "## Memory over 2000 frames at 1280x720"),
 )
 

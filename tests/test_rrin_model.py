@@ -8,8 +8,10 @@ UNet(10,4,4), final UNet(9,3,4), registered in that order), not from vsrife's UN
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,7 +19,8 @@ from torch import Tensor
 
 from vsrife import weights
 from vsrife.models import build_model
-from vsrife.models.rrin import RRIN, RRINFork, RRINOfficial, warp_zeros
+from testkit import rrin_authors
+from vsrife.models.rrin import RRIN, RRINOfficial, warp_zeros
 
 Layout = list[tuple[str, tuple[int, ...]]]
 
@@ -83,7 +86,7 @@ def test_layout_matches_the_authors_net_exactly() -> None:
     assert sum(torch.Size(shape).numel() for _, shape in expected) == OFFICIAL_PARAMETERS
     assert sum(p.numel() for p in RRIN().parameters()) == OFFICIAL_PARAMETERS
     # the three variants differ only in behaviour, never in layout
-    for cls in (RRINOfficial, RRINFork):
+    for cls in (RRINOfficial,):
         assert [(k, tuple(v.shape)) for k, v in cls().state_dict().items()] == expected
 
 
@@ -143,29 +146,66 @@ def test_unexpected_key_fails(tmp_path: Path) -> None:
 
 
 @torch.no_grad()
-def test_variants_output_blend_or_residue() -> None:
+def test_every_variant_adds_the_residue_and_only_the_grid_differs() -> None:
     state = random_official_state(2)
     img0, img1 = _frames(3)
     official = build_model("rrin-official", {"model": state})
     ours = build_model("rrin", {"model": state})
     fork = build_model("rrin-fork", {"model": state})
-    assert isinstance(official, RRINOfficial) and isinstance(ours, RRIN) and isinstance(fork, RRINFork)
+    assert type(official) is RRINOfficial and type(fork) is RRINOfficial and type(ours) is RRIN
     for t in (0.5, 0.3):
-        # the authors' forward returns the blend; the residue is computed and dropped
-        blend_legacy = official.estimate(img0, img1, t).blend
-        assert torch.equal(official(img0, img1, t, 1.0, False), blend_legacy)
-        # ours: the paper's design, residue on, exact grid
-        blend_exact = ours.estimate(img0, img1, t).blend
-        expected = (ours.final(torch.cat((img0, img1, blend_exact), 1)) + blend_exact).clamp(0, 1)
-        output = ours(img0, img1, t, 1.0, False)
-        assert torch.equal(output, expected)
-        assert (output - blend_exact).abs().max() > 1e-3  # the residue does something with these weights
-        # the fork: residue on the authors' grid
-        assert torch.equal(fork.estimate(img0, img1, t).blend, blend_legacy)
-        expected_fork = (fork.final(torch.cat((img0, img1, blend_legacy), 1)) + blend_legacy).clamp(0, 1)
-        assert torch.equal(fork(img0, img1, t, 1.0, False), expected_fork)
+        for net in (ours, official):
+            out = net.estimate(img0, img1, t)
+            expected = (net.final(torch.cat((img0, img1, out.blend), 1)) + out.blend).clamp(0, 1)
+            assert torch.equal(net(img0, img1, t, 1.0, False), expected)
+            assert (out.output - out.blend).abs().max() > 1e-3  # the residue does something with these weights
         # the two grids differ, so the blends differ
-        assert (blend_exact - blend_legacy).abs().max() > 1e-4
+        assert (ours.estimate(img0, img1, t).blend - official.estimate(img0, img1, t).blend).abs().max() > 1e-4
+
+
+# ------------------------------------------------------------------------------------------------- the authors' code
+
+RECORDED = json.loads(rrin_authors.FIXTURE.with_suffix(".json").read_text())
+CASES = [(height, width, t) for height, width in rrin_authors.SIZES for t in rrin_authors.TIMES]
+
+
+@pytest.fixture(scope="module")
+def recorded_outputs() -> dict[str, np.ndarray]:
+    with np.load(rrin_authors.FIXTURE.with_suffix(".npz")) as arrays:
+        return {name: arrays[name] for name in arrays.files}
+
+
+def test_the_recording_is_of_the_pinned_published_code() -> None:
+    assert RECORDED["official_commit"] == "e868adb943f55a0f0f622c1db966e2f5c80835b7"  # the head their demo loads
+    assert RECORDED["fork_commit"] == "180161febc64b87f9993cd5ec99b8be64cf08645"
+    assert RECORDED["fork_equals_official"]  # so one set of outputs serves both
+    assert (RECORDED["weight_seed"], RECORDED["frame_seed"]) == (rrin_authors.WEIGHT_SEED, rrin_authors.FRAME_SEED)
+
+
+@torch.no_grad()
+@pytest.mark.parametrize("architecture, flow_name", [("rrin-official", "Flow_L"), ("rrin-fork", "Flow")])
+@pytest.mark.parametrize("height, width, t", CASES)
+def test_matches_the_published_forward(architecture: str, flow_name: str, height: int, width: int, t: float,
+                                       recorded_outputs: dict[str, np.ndarray]) -> None:
+    """The authors' Net (and the fork's) run on seeded weights under PyTorch 1.0's grid, recorded by
+    testkit.rrin_authors: our variant in float64 equals it to the recording's float32 rounding, and in float32
+    within ten times the published code's own float32 error."""
+    name = rrin_authors.case_name(height, width, t)
+    expected = torch.from_numpy(recorded_outputs[name]).double()
+    shapes = {key: tuple(value.shape) for key, value in RRIN().state_dict().items()}
+    state = {key.replace("Flow_L.", f"{flow_name}.", 1): value
+             for key, value in rrin_authors.seeded_state(shapes).items()}
+    net = build_model(architecture, {"model": state})
+    assert isinstance(net, RRINOfficial)
+    img0, img1 = rrin_authors.seeded_frames(height, width)
+    exact = net.double()(img0.double(), img1.double(), t, 1.0, False)
+    assert (exact - expected).abs().max() < 1e-7
+    single = net.float()(img0, img1, t, 1.0, False).double()
+    assert (single - expected).abs().max() < 10 * RECORDED["cases"][name]["official_fp32_error"]
+    # what the recording tells apart: the blend alone (the authors' early forward) and the exact grid (ours)
+    assert (net.double().estimate(img0.double(), img1.double(), t).blend - expected).abs().max() > 1e-2
+    ours = build_model("rrin", {"model": state}).double()
+    assert (ours(img0.double(), img1.double(), t, 1.0, False) - expected).abs().max() > 1e-4
 
 
 def _coordinate_image(height: int, width: int) -> Tensor:

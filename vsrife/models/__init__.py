@@ -15,7 +15,7 @@ from .rife_v3_5 import RIFE35
 from .rife_v3_8 import RIFE38
 from .rife_v4_0 import PLAIN_SHAPES, RIFE40
 from .rife_v4_5 import RESIDUAL_SHAPES, RIFE45
-from .rrin import RRIN, RRINFork, RRINOfficial
+from .rrin import RRIN, RRINOfficial
 
 __all__ = ["ARCHITECTURES", "InterpolationNet", "NetTraits", "build_model", "fitting_weights", "skeleton", "traits"]
 
@@ -28,7 +28,7 @@ ARCHITECTURES: dict[str, Callable[[], InterpolationNet]] = {
     "rife-3.8": RIFE38,
     "rrin": RRIN,
     "rrin-official": RRINOfficial,
-    "rrin-fork": RRINFork,
+    "rrin-fork": RRINOfficial,  # the authors' Net with the flow net renamed (key_aliases)
 }
 
 _MODULE_PREFIX = "module."  # left by DataParallel/DDP in the published files

@@ -1,13 +1,13 @@
 """RRIN (Li, Yuan, Wang, ICASSP 2020): flow, flow residue, adaptive weight map and image residue, four U-Nets.
 
 State-dict names and shapes follow the authors' release (`Flow_L.*`, `refine_flow.*`, `Mask.*`, `final.*`), so
-their `pretrained_model.pth.tar` loads strictly. Three variants differ only in data:
+their `pretrained_model.pth.tar` loads strictly. Every variant returns the blend plus the image residue, clamped, as
+the authors' `forward` has since their commit 8426371 ("Fixed"); they differ only in the sampling grid:
 
-- `RRIN` (our weights): the paper's full design (blend + image residue) and exact pixel-centre warping.
-- `RRINOfficial` (the authors' file): their released `forward` returns the blend without the residue, and their
-  grid maps pixel x to 2 (x / W - 0.5) under align_corners=True (PyTorch 1.0's grid_sample), off by up to one
-  pixel at the far edges; both are reproduced because the weights were trained that way.
-- `RRINFork` (the popular fork's files, which call the flow net `Flow`): residue on, the authors' grid.
+- `RRIN` (our weights): exact pixel-centre warping.
+- `RRINOfficial` (the authors' file, and the popular fork's, which calls the flow net `Flow`): their grid maps
+  pixel x to 2 (x / W - 0.5) under align_corners=True (PyTorch 1.0's grid_sample), off by up to one pixel at the
+  far edges; reproduced because their weights were trained that way.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class RRINOutputs:
     flow_t0: Tensor  # flow from time t to frame 0, pixels
     flow_t1: Tensor  # flow from time t to frame 1
     blend: Tensor    # weighted blend of the two warped frames
-    output: Tensor   # the filter's result: blend (+ image residue, clamped, where the variant has it)
+    output: Tensor   # the filter's result: blend + image residue, clamped
 
 
 class RRIN(InterpolationNet):
@@ -113,7 +113,6 @@ class RRIN(InterpolationNet):
     weight_roles: ClassVar[tuple[str, ...]] = ("model",)
     role_prefixes: ClassVar[dict[str, str]] = {"model": ""}
     key_aliases: ClassVar[dict[str, str]] = {"Flow.": "Flow_L."}  # the fork's name for the flow net
-    final_residue: ClassVar[bool] = True
     legacy_grid: ClassVar[bool] = False
 
     def __init__(self) -> None:
@@ -142,9 +141,7 @@ class RRIN(InterpolationNet):
         weights = torch.sigmoid(self.Mask(torch.cat((flow_t0, flow_t1, pair, warped0, warped1), 1)))
         weight0, weight1 = (1 - t) * weights[:, :1], t * weights[:, 1:2]
         blend = (weight0 * warped0 + weight1 * warped1) / (weight0 + weight1 + _BLEND_EPS)
-        output = blend
-        if self.final_residue:
-            output = (self.final(torch.cat((img0, img1, blend), 1)) + blend).clamp(0, 1)
+        output = (self.final(torch.cat((img0, img1, blend), 1)) + blend).clamp(0, 1)
         return RRINOutputs(flow_t0, flow_t1, blend, output)
 
     def forward(self, img0: Tensor, img1: Tensor, timestep: float, scale: float, ensemble: bool) -> Tensor:
@@ -152,9 +149,4 @@ class RRIN(InterpolationNet):
 
 
 class RRINOfficial(RRIN):
-    final_residue: ClassVar[bool] = False
-    legacy_grid: ClassVar[bool] = True
-
-
-class RRINFork(RRIN):
     legacy_grid: ClassVar[bool] = True

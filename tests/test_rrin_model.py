@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from vsrife import weights
 from vsrife.models import build_model
 from testkit import rrin_authors
-from vsrife.models.rrin import RRIN, RRINOfficial, warp_zeros
+from vsrife.models.rrin import RRIN, RRINOfficial, coarse_to_fine, pyramid_alignment, warp_zeros
 
 Layout = list[tuple[str, tuple[int, ...]]]
 
@@ -322,3 +322,62 @@ def test_blend_of_integer_flows_is_the_shifted_average() -> None:
     # the authors' grid lands elsewhere: the same flows give a different blend
     legacy = _constant_flow_net(RRINOfficial, (4.0, 0.0), (-4.0, 8.0)).estimate(img0, img1, 0.5).blend
     assert (legacy - expected).abs().max() > 1e-3
+
+
+# ------------------------------------------------------------------------------------------------- coarse to fine
+
+
+class _SmallShiftNet(nn.Module):
+    """A flow net that knows only small motion: per pair the one integer shift of at most `limit` pixels per axis
+    that best maps each frame onto the other (channels F0->1, F1->0 as Flow_L's)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def _shift(self, a: Tensor, b: Tensor) -> Tensor:
+        """Per sample the (dx, dy) for which a(x) is most like b(x + (dx, dy)), compared away from the borders."""
+        m, (height, width) = self.limit, a.shape[2:]
+        shifts = [(dx, dy) for dy in range(-m, m + 1) for dx in range(-m, m + 1)]
+        errors = torch.stack([(a[:, :, m:height - m, m:width - m]
+                               - b[:, :, m + dy:height - m + dy, m + dx:width - m + dx]).abs().mean((1, 2, 3))
+                              for dx, dy in shifts], 1)
+        return torch.tensor(shifts, dtype=a.dtype)[errors.argmin(1)]
+
+    def forward(self, pair: Tensor) -> Tensor:
+        a, b = pair[:, :3], pair[:, 3:]
+        height, width = a.shape[2:]
+        flows = torch.cat((self._shift(a, b), self._shift(b, a)), 1)
+        return flows.view(-1, 4, 1, 1).expand(-1, 4, height, width)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3, 4])
+def test_pyramid_alignment(levels: int) -> None:
+    net = RRIN()
+    net.flow_levels = levels
+    assert net.alignment(1.0) == pyramid_alignment(levels) == {1: 32, 2: 32, 3: 64, 4: 128}[levels]
+
+
+@torch.no_grad()
+def test_coarse_to_fine_finds_motion_the_single_pass_cannot() -> None:
+    """Frame b is frame a moved by (12, -8) px; a net that sees at most 3 px finds it over three levels, each finer
+    level adding the residual it sees between a frame and the other one warped by the coarser flows."""
+    texture = F.interpolate(torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(8)), size=(192, 192),
+                            mode="bicubic", align_corners=False)
+    shift_x, shift_y = 12, -8
+    img0 = texture[:, :, 32:160, 32:160]
+    img1 = texture[:, :, 32 - shift_y:160 - shift_y, 32 - shift_x:160 - shift_x]  # img1(x) = img0(x - shift)
+    net = _SmallShiftNet(limit=3)
+    # one level: clamped; two: (6, -4) at half size clamped to (3, -3), then (6, -2) more clamped to (3, -2)
+    for levels, expected in ((1, (3, -3)), (2, (9, -8)), (3, (shift_x, shift_y))):
+        estimates = coarse_to_fine(net, img0, img1, levels)
+        assert len(estimates) == levels
+        for level, estimate in enumerate(estimates):  # coarsest first, in its own pixels
+            assert estimate.shape[2:] == (128 >> (levels - 1 - level),) * 2
+        flow = estimates[-1][0, :, 40:88, 40:88]  # inside: the borders see the replicated edge
+        for channel, value in enumerate((*expected, -expected[0], -expected[1])):
+            torch.testing.assert_close(flow[channel], torch.full_like(flow[channel], float(value)))
+    # the same net in a whole RRIN: levels=1 is the authors' single pass through Flow_L
+    rrin = RRIN().eval()
+    pair = torch.cat((img0, img1), 1)
+    assert torch.equal(coarse_to_fine(rrin.Flow_L, img0, img1, 1)[-1], rrin.Flow_L(pair))

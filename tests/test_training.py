@@ -33,8 +33,9 @@ from vsrife.training.synthetic import (
 )
 from vsrife.training.trainer import (
     CHECKPOINT_NAME, HEAD_INIT_SCALE, LOG_NAME, WEIGHTS_NAME, TrainConfig, Trainer, TrainingError, autocast_dtype,
-    charbonnier, init_for_training, load_teacher, masked_l1, teacher_flows,
+    charbonnier, init_for_training, load_teacher, teacher_flows,
 )
+from vsrife.training.flow_stage import masked_l1
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_FRAME = 40  # frames 0-39 of bikes.mp4 are never used for training or tuning
@@ -193,11 +194,12 @@ def test_held_back_frames_are_never_trained_on(bikes: Path) -> None:
         assert not bad[a:c].any()
         seen.update(index)
     assert max(seen) == held_back - 1
-    assert source.validation_starts == [f for f in range(held_back, count - 2) if not bad[f:f + 2].any()]
-    for f, triplet in zip(source.validation_starts, source.validation(), strict=True):
+    assert source.validation_starts == [(f, span) for span in (2, 4) for f in range(held_back, count - span)
+                                        if not bad[f:f + span].any()]
+    for (f, span), triplet in zip(source.validation_starts, source.validation(), strict=True):
         assert torch.equal((torch.stack((triplet.img0, triplet.gt, triplet.img1)) * 255).round().to(torch.uint8),
-                           frames[f:f + 3])
-        assert triplet.t == 0.5
+                           frames[[f, f + span // 2, f + span]])
+        assert (triplet.t, triplet.span) == (0.5, span)
 
 
 def test_validation_only_video_spec(bikes: Path) -> None:
@@ -205,8 +207,8 @@ def test_validation_only_video_spec(bikes: Path) -> None:
     source = open_source(f"{bikes}@200:210", 2, 1.0)
     assert isinstance(source, FrameSequence)
     assert source.starts == []
-    assert source.validation_starts == list(range(8))
-    assert len(source.validation()) == 8
+    assert source.validation_starts == [(f, 2) for f in range(8)] + [(f, 4) for f in range(6)]
+    assert len(source.validation()) == 14
 
 
 # ------------------------------------------------------------------------------------------------- synthetic
@@ -586,6 +588,27 @@ def test_stages_train_their_nets_and_chain_through_init(tmp_path: Path, syntheti
     assert not _changed(_unet_states(flow_run), initial)  # --init took the flow run's weights
     fuse.run(progress=False)
     assert _changed(initial, _unet_states(fuse)) == {"refine_flow", "Mask", "final"}
+
+
+def test_levels_run_the_flow_net_coarse_to_fine_in_the_loop(tmp_path: Path, synthetic: SyntheticScenes,
+                                                          tiny_triplet: FrameSequence) -> None:
+    """--levels 2: the flow stage supervises both levels (the log's coarse term) and validates coarse to fine; the
+    image stages run the whole net that way; crops must suit the coarsest level."""
+    small = SyntheticScenes("synthetic-small", synthetic.images, SyntheticMotion.up_to(4))
+    flow_run = Trainer(_stage_config(tmp_path / "flow", "flow", steps=2, crop=64, levels=2), [small], [small])
+    assert flow_run.model.flow_levels == 2
+    pairs = sample_pairs([small], np.random.default_rng(4), 2, 64, None)
+    terms = flow_run.flow_losses(*pairs)
+    assert set(terms) == {"flow", "coarse"} and all(float(value) > 0 for value in terms.values())
+    assert flow_run.run(progress=False) is not None
+    log = (tmp_path / "flow" / LOG_NAME).read_text()
+    assert " step 2 lr " in log and " coarse " in log and f" validation {small.name} epe " in log
+    fuse = Trainer(_stage_config(tmp_path / "fuse", "fuse", steps=1, levels=2), [tiny_triplet], [tiny_triplet])
+    assert fuse.model.alignment(1.0) == 32 and fuse.run(progress=False) is None  # tiny_triplet holds no validation
+    with pytest.raises(TrainingError, match="--crop must be a positive multiple of 64 with --levels 3"):
+        Trainer(_stage_config(tmp_path / "x", "flow", levels=3), [small], [])
+    with pytest.raises(TrainingError, match="--levels must be 1 to 4"):
+        Trainer(_stage_config(tmp_path / "x", "flow", levels=5, crop=512), [small], [])
 
 
 def test_stage_errors(tmp_path: Path, synthetic: SyntheticScenes, tiny_triplet: FrameSequence) -> None:

@@ -75,7 +75,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         precision=args.precision, seed=args.seed, teacher=args.teacher, flow_weight=args.flow_weight,
         flow_loss=args.flow_loss, validate_every=args.validate_every,
         checkpoint_every=args.checkpoint_every, stage=args.stage, init=args.init or "",
-        clip_grad_norm=args.clip_grad_norm, head_lr_scale=args.head_lr_scale, data=list(args.data),
+        clip_grad_norm=args.clip_grad_norm, head_lr_scale=args.head_lr_scale, levels=args.levels, data=list(args.data),
         val=list(args.val or []),
     )
     try:
@@ -343,6 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     rrin.add_argument("--head-lr-scale", type=float, default=1.0, metavar="X",
                       help="learning-rate factor of each trained U-Net's last convolution, an output scale for "
                            "Adam (default 1)")
+    rrin.add_argument("--levels", type=int, default=1,
+                      help="run the flow net coarse to fine over this many levels in training and validation "
+                           "(default 1: one pass; the flow stage supervises every level)")
     rrin.add_argument("--out", required=True, help="run folder: checkpoint.pt, rrin_fp16.pth, train.log")
     rrin.add_argument("--steps", type=int, default=3000, help="optimizer steps in all (default 3000)")
     rrin.add_argument("--batch", type=int, default=4, help="triplets per step (default 4)")

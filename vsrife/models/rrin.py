@@ -79,8 +79,9 @@ class UNet(nn.Module):
         return self.last(x)
 
 
-def warp_zeros(image: Tensor, flow: Tensor, legacy_grid: bool) -> Tensor:
-    """Backward-warp image by flow (pixels), bilinear, zeros outside; coordinates in float32.
+def warp_zeros(image: Tensor, flow: Tensor, legacy_grid: bool, padding: str = "zeros") -> Tensor:
+    """Backward-warp image by flow (pixels), bilinear, zeros (or the border, padding="border") outside; coordinates
+    in float32.
 
     Exact: pixel x samples x + u. Legacy (the authors' grid): it samples (x + u) (W - 1) / W.
     """
@@ -93,8 +94,43 @@ def warp_zeros(image: Tensor, flow: Tensor, legacy_grid: bool) -> Tensor:
     gx = (xs + flow[:, 0].to(work)) * (2.0 / span_x) - 1.0
     gy = (ys + flow[:, 1].to(work)) * (2.0 / span_y) - 1.0
     grid = torch.stack((gx, gy), dim=3)
-    out = F.grid_sample(image.to(work), grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+    out = F.grid_sample(image.to(work), grid, mode="bilinear", padding_mode=padding, align_corners=True)
     return out.to(out_dtype)
+
+
+# Flow_L's five levels halve the size four times: each pyramid level needs its frames in multiples of this.
+FLOW_NET_MULTIPLE = 16
+# Most pyramid levels a caller may ask for: a fifth would estimate on frames of 1/16 size.
+MAX_FLOW_LEVELS = 4
+
+
+def pyramid_alignment(levels: int) -> int:
+    """The size multiple of frames that Flow_L runs on coarse to fine over `levels` levels (and the others on)."""
+    return max(32, FLOW_NET_MULTIPLE << (levels - 1))
+
+
+def coarse_to_fine(flow_net: nn.Module, img0: Tensor, img1: Tensor, levels: int) -> list[Tensor]:
+    """The bidirectional flows (N x 4: F0->1, F1->0, pixels) of `flow_net` applied coarse to fine, one per level,
+    coarsest first; the last is at full resolution.
+
+    The coarsest level sees both frames box-downscaled by 2^(levels-1). Each finer level upsamples the flows, warps
+    frame 1 toward frame 0 by F0->1 and frame 0 toward frame 1 by F1->0 (exact grid, border padding), and adds the
+    flows the net finds between each frame and the other's warped copy: the residual motion, which the coarse
+    level has brought down to the sizes the net handles.
+    """
+    frames = [(img0, img1)]
+    for _ in range(levels - 1):
+        frames.append((F.avg_pool2d(frames[-1][0], 2), F.avg_pool2d(frames[-1][1], 2)))
+    a, b = frames.pop()
+    flows = [flow_net(torch.cat((a, b), 1))]
+    n = img0.shape[0]
+    for a, b in reversed(frames):
+        flow = 2.0 * F.interpolate(flows[-1], scale_factor=2.0, mode="bilinear", align_corners=False)
+        b_to_a = warp_zeros(b, flow[:, :2], False, "border")  # looks like frame a where F0->1 is right
+        a_to_b = warp_zeros(a, flow[:, 2:], False, "border")
+        residual = flow_net(torch.cat((torch.cat((a, b_to_a), 1), torch.cat((b, a_to_b), 1))))
+        flows.append(flow + torch.cat((residual[:n, :2], residual[n:, :2]), 1))
+    return flows
 
 
 @dataclass
@@ -114,6 +150,8 @@ class RRIN(InterpolationNet):
     role_prefixes: ClassVar[dict[str, str]] = {"model": ""}
     key_aliases: ClassVar[dict[str, str]] = {"Flow.": "Flow_L."}  # the fork's name for the flow net
     legacy_grid: ClassVar[bool] = False
+    # Flow_L runs coarse to fine over this many levels (1: the authors' single pass); the engine sets it.
+    flow_levels: int = 1
 
     def __init__(self) -> None:
         super().__init__()
@@ -123,12 +161,12 @@ class RRIN(InterpolationNet):
         self.final = UNet(9, 3, 4)
 
     def alignment(self, scale: float) -> int:
-        return 32
+        return pyramid_alignment(self.flow_levels)
 
     def estimate(self, img0: Tensor, img1: Tensor, t: Tensor | float) -> RRINOutputs:
         """One pass at time t (a float, or a tensor broadcastable to N x 1 x 1 x 1 for per-sample times)."""
         pair = torch.cat((img0, img1), 1)
-        flow = self.Flow_L(pair)
+        flow = coarse_to_fine(self.Flow_L, img0, img1, self.flow_levels)[-1]
         flow01, flow10 = flow[:, :2], flow[:, 2:4]
         # Super SloMo: intermediate flows from the two full flows under linear motion
         flow_t0 = -(1 - t) * t * flow01 + t * t * flow10

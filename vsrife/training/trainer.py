@@ -28,8 +28,9 @@ from torch import Tensor, nn
 
 from ..engine import cpu_has_native_bf16, select_device
 from ..errors import VfiError
-from ..models.rrin import RRIN, RRINOutputs
-from .data import FlowPair, PairFlows, TripletSource, sample_batch, sample_pairs
+from ..models.rrin import MAX_FLOW_LEVELS, RRIN, RRINOutputs, coarse_to_fine, pyramid_alignment
+from .data import PairFlows, Triplet, TripletSource, sample_batch, sample_pairs
+from .flow_stage import flow_scores, pyramid_flow_loss
 
 CHARBONNIER_EPS = 1e-3
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -45,9 +46,6 @@ STAGE_NETS = {
     "fuse": ("refine_flow", "Mask", "final"),
     "joint": ("Flow_L", "refine_flow", "Mask", "final"),
 }
-
-# End-point error is reported per range of true motion (pixels): small, medium and the large motion of the gate.
-MOTION_RANGES = ((0.0, 4.0), (4.0, 16.0), (16.0, 48.0), (48.0, math.inf))
 
 
 class TrainingError(VfiError, ValueError):
@@ -74,6 +72,7 @@ class TrainConfig:
     init: str = ""  # weights to start from (a weight file or a run's checkpoint.pt); "" = fresh init
     clip_grad_norm: float = 0.0  # 0: no clipping
     head_lr_scale: float = 1.0  # learning-rate factor of each trained U-Net's last convolution
+    levels: int = 1  # Flow_L coarse to fine over this many levels, in training and validation
     data: list[str] = field(default_factory=list)
     val: list[str] = field(default_factory=list)
 
@@ -175,51 +174,6 @@ def load_init(model: RRIN, path: str) -> None:
     model.load_state_dict({name: value.to(own[name].dtype) for name, value in state.items()})
 
 
-def masked_l1(prediction: Tensor, target: Tensor, valid: Tensor) -> Tensor:
-    """Mean absolute flow error (pixels, per component) over the valid pixels of each flow (valid: N x 2 x H x W)."""
-    weight = valid.repeat_interleave(2, dim=1).to(prediction.dtype)
-    return ((prediction - target).abs() * weight).sum() / weight.sum().clamp(min=1)
-
-
-@dataclass
-class FlowScores:
-    """End-point errors (pixels) of the flow net and of zero flow on the validation pairs, per motion range."""
-
-    epe: float
-    zero_epe: float
-    ranges: list[tuple[float, float, float, int]]  # (model EPE, zero-flow EPE, share of pixels, pixels) per range
-
-    def describe(self) -> str:
-        parts = [f"epe {self.epe:.3f} (zero flow {self.zero_epe:.3f})"]
-        for (low, high), (model, zero, _, pixels) in zip(MOTION_RANGES, self.ranges, strict=True):
-            if pixels:
-                name = f"{low:g}-{high:g}" if math.isfinite(high) else f"{low:g}+"
-                parts.append(f"{name}px {model:.3f} ({zero:.3f}, {pixels} px)")
-        return " ".join(parts)
-
-
-def flow_scores(net: nn.Module, pairs: Sequence[FlowPair]) -> FlowScores:
-    """End-point errors of `net` (RRIN's Flow_L) on whole validation pairs padded like the filter pads frames."""
-    errors, norms = [], []
-    with torch.no_grad():
-        for pair in pairs:
-            height, width = pair.img0.shape[1:]
-            pad = (0, -width % 32, 0, -height % 32)
-            frames = F.pad(torch.cat((pair.img0, pair.img1)).unsqueeze(0), pad, mode="replicate")
-            predicted = net(frames)[0, :, :height, :width].float()
-            for channels, valid in ((slice(0, 2), pair.valid[0]), (slice(2, 4), pair.valid[1])):
-                errors.append((predicted[channels] - pair.flow[channels]).norm(dim=0)[valid])
-                norms.append(pair.flow[channels].norm(dim=0)[valid])
-    error, norm = torch.cat(errors).double(), torch.cat(norms).double()
-    ranges = []
-    for low, high in MOTION_RANGES:
-        inside = (norm >= low) & (norm < high)
-        count = int(inside.sum())
-        ranges.append((float(error[inside].mean()) if count else math.nan,
-                       float(norm[inside].mean()) if count else math.nan, count / max(1, norm.numel()), count))
-    return FlowScores(float(error.mean()), float(norm.mean()), ranges)
-
-
 def psnr(x: Tensor, y: Tensor) -> float:
     mse = float(((x.clamp(0, 1) - y) ** 2).mean())
     return 10 * math.log10(1.0 / max(mse, 1e-12))
@@ -232,8 +186,12 @@ class Trainer:
                  val_sources: Sequence[TripletSource]) -> None:
         if not sources:
             raise TrainingError("no training data; give --data PATH ...")
-        if config.crop <= 0 or config.crop % 32:
-            raise TrainingError(f"--crop must be a positive multiple of 32 (got {config.crop})")
+        if not 1 <= config.levels <= MAX_FLOW_LEVELS:
+            raise TrainingError(f"--levels must be 1 to {MAX_FLOW_LEVELS} (got {config.levels})")
+        align = pyramid_alignment(config.levels)
+        if config.crop <= 0 or config.crop % align:
+            raise TrainingError(f"--crop must be a positive multiple of {align}"
+                                + (f" with --levels {config.levels}" if align > 32 else "") + f" (got {config.crop})")
         if config.batch <= 0 or config.steps <= 0:
             raise TrainingError("--batch and --steps must be positive")
         if config.validate_every <= 0 or config.checkpoint_every <= 0:
@@ -270,6 +228,7 @@ class Trainer:
         init_for_training(self.model)
         if config.init:
             load_init(self.model, config.init)
+        self.model.flow_levels = config.levels
         self.model = self.model.to(self.device)
         self.model.train()
         trained = [getattr(self.model, name) for name in STAGE_NETS[config.stage]]
@@ -302,7 +261,11 @@ class Trainer:
             self.validation_pairs = {source.name: source.validation_pairs(self.pair_flows)
                                      for source in val_sources}
         else:
-            self.validation = [triplet for source in val_sources for triplet in source.validation()]
+            self.validation: dict[str, list[Triplet]] = {}  # by source and span: motion of different sizes
+            for source in val_sources:
+                for triplet in source.validation():
+                    name = source.name + (f" span {triplet.span}" if triplet.span else "")
+                    self.validation.setdefault(name, []).append(triplet)
 
     # ------------------------------------------------------------------------------------------ checkpoints
 
@@ -367,8 +330,8 @@ class Trainer:
     def flow_losses(self, img0: Tensor, img1: Tensor, flow: Tensor, valid: Tensor) -> dict[str, Tensor]:
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
-            predicted = self.model.Flow_L(torch.cat((img0, img1), 1))
-        return {"flow": masked_l1(predicted.float(), flow, valid)}
+            estimates = coarse_to_fine(self.model.Flow_L, img0, img1, self.config.levels)
+        return pyramid_flow_loss(estimates, flow, valid)
 
     def batch_terms(self) -> dict[str, Tensor]:
         """The loss terms of one freshly drawn batch for this stage."""
@@ -405,24 +368,29 @@ class Trainer:
             if not pairs:
                 return None
             self.model.eval()
-            self.flow_scores = {name: flow_scores(self.model.Flow_L, source_pairs)
+            self.flow_scores = {name: flow_scores(self.model.Flow_L, source_pairs, self.config.levels)
                                 for name, source_pairs in self.validation_pairs.items() if source_pairs}
             self.model.train()
             return float(np.mean([scores.epe for scores in self.flow_scores.values()]))
         if not self.validation:
             return None
         self.model.eval()
-        scores = []
+        self.psnr_scores: dict[str, tuple[float, float, int]] = {}  # (model, frame average, triplets) per group
+        align = self.model.alignment(1.0)
         with torch.no_grad():
-            for triplet in self.validation:
-                img0, gt, img1 = (x.unsqueeze(0).to(self.device) for x in (triplet.img0, triplet.gt, triplet.img1))
-                height, width = img0.shape[2:]
-                pad = (0, -width % 32, 0, -height % 32)
-                out = self.model(F.pad(img0, pad, mode="replicate"), F.pad(img1, pad, mode="replicate"),
-                                 triplet.t, 1.0, False)
-                scores.append(psnr(out[:, :, :height, :width].float(), gt))
+            for name, triplets in self.validation.items():
+                scores, averages = [], []
+                for triplet in triplets:
+                    img0, gt, img1 = (x.unsqueeze(0).to(self.device) for x in (triplet.img0, triplet.gt, triplet.img1))
+                    height, width = img0.shape[2:]
+                    pad = (0, -width % align, 0, -height % align)
+                    out = self.model(F.pad(img0, pad, mode="replicate"), F.pad(img1, pad, mode="replicate"),
+                                     triplet.t, 1.0, False)
+                    scores.append(psnr(out[:, :, :height, :width].float(), gt))
+                    averages.append(psnr((1 - triplet.t) * img0 + triplet.t * img1, gt))
+                self.psnr_scores[name] = (float(np.mean(scores)), float(np.mean(averages)), len(triplets))
         self.model.train()
-        return float(np.mean(scores))
+        return float(np.mean([score for score, _, count in self.psnr_scores.values() for _ in range(count)]))
 
     def run(self, progress: bool = True) -> float | None:
         """Train until config.steps; checkpoint and validate at their intervals; returns the last validation PSNR."""
@@ -452,6 +420,9 @@ class Trainer:
                             _log(log, f"step {self.step} validation {name} {scores.describe()}")
                         bar.write(f"step {self.step}: validation end-point error {last_val:.3f} px")
                     elif last_val is not None:
+                        for name, (score, average, count) in self.psnr_scores.items():
+                            _log(log, f"step {self.step} validation {name} psnr {score:.3f} (frame average "
+                                      f"{average:.3f}, {count} triplets)")
                         _log(log, f"step {self.step} validation_psnr {last_val:.3f}")
                         bar.write(f"step {self.step}: validation PSNR {last_val:.2f} dB")
                 if self.step % config.checkpoint_every == 0 or self.step == config.steps:

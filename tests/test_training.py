@@ -29,7 +29,8 @@ from vsrife.training.data import (
 )
 from vsrife.training.flows import TeacherFlows, consistent
 from vsrife.training.synthetic import (
-    Layer, LayerMotion, SyntheticMotion, random_scene, render, scene_flows, synthetic_pair, synthetic_triplet,
+    STILL, Layer, LayerMotion, SyntheticMotion, random_scene, render, scene_flows, synthetic_pair, synthetic_triplet,
+    visible_layers,
 )
 from vsrife.training.trainer import (
     CHECKPOINT_NAME, HEAD_INIT_SCALE, LOG_NAME, WEIGHTS_NAME, TrainConfig, Trainer, TrainingError, autocast_dtype,
@@ -335,6 +336,21 @@ def test_synthetic_background_covers_the_frame_under_extreme_motion(height: int,
                     layer = Layer(ones, background.alpha, LayerMotion(sx, sy, a, z))
                     frame = render([layer], height, width, 1.0)
                     assert torch.allclose(frame, torch.ones_like(frame), atol=1e-5), (sx, sy, a, z)
+
+
+def test_still_background_scenes(synthetic: SyntheticScenes) -> None:
+    """A share of scenes keeps the camera still: their background's exact flow is zero wherever it is seen."""
+    rng = np.random.default_rng(6)
+    still = [random_scene(rng, synthetic.images, 64, 96, SyntheticMotion(still_background=1.0))[0].motion
+             for _ in range(3)]
+    assert still == [STILL] * 3
+    moving = random_scene(rng, synthetic.images, 64, 96, SyntheticMotion(still_background=0.0))[0].motion
+    assert moving != STILL
+    layers = random_scene(rng, synthetic.images, 64, 96, SyntheticMotion(still_background=1.0, foreground_shift=30))
+    flow, valid = scene_flows(layers, 64, 96)
+    background = (visible_layers(layers, 64, 96, 0.0)[0] == 0) & valid[0]
+    assert background.sum() > 64 * 96 / 10 and float(flow[:2, background].abs().max()) == 0.0
+    assert float(flow[:2, valid[0] & ~background].abs().max()) > 1.0  # the layers in front do move
 
 
 def test_synthetic_source(synthetic: SyntheticScenes) -> None:

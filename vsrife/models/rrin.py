@@ -104,6 +104,19 @@ FLOW_NET_MULTIPLE = 16
 MAX_FLOW_LEVELS = 4
 
 
+# levels=0 (automatic): the levels for frames whose longer side is at most this many pixels, first match wins, else
+# AUTO_LEVELS_LARGEST; motion grows with the frame size, and each level halves what the flow net must see.
+# Provisional until benchmarks/studies/rrin_levels.py measures the shipped weights.
+AUTO_LEVELS_RULE = ((400, 1), (800, 2), (1600, 3))
+AUTO_LEVELS_LARGEST = 4
+
+
+def auto_flow_levels(width: int, height: int) -> int:
+    """The coarse-to-fine levels levels=0 stands for with our weights, for frames of width x height."""
+    side = max(width, height)
+    return next((levels for limit, levels in AUTO_LEVELS_RULE if side <= limit), AUTO_LEVELS_LARGEST)
+
+
 def pyramid_alignment(levels: int) -> int:
     """The size multiple of frames that Flow_L runs on coarse to fine over `levels` levels (and the others on)."""
     return max(32, FLOW_NET_MULTIPLE << (levels - 1))

@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+__version__ = version("vapoursynth-vfi")  # defined once, in pyproject.toml (the plugin registers its major.minor)
 
 __all__ = ["RIFE", "RRIN", "__version__"]
 

@@ -39,10 +39,15 @@ from vsrife.weights import cache_dir
 
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 COMPILERS = ("cc", "c++", "gcc", "g++", "clang", "clang++", "zig")
+PLUGIN_AND_KERNELS = ("vapoursynth/plugins/libvfi.so", "vsrife/kernels/libvfi_kernels.so")  # in the wheel
 SHARED = ("torch", "numpy")  # from the dev install, with what they require (see the docstring)
 SCRIPT = """\
+import sys
 import vapoursynth as vs
+import vsrife.kernels
 core = vs.core
+print("plugin:", core.vfi.plugin_path, file=sys.stderr)
+print("kernels:", vsrife.kernels.LIBRARY, vsrife.kernels.native_isa(), file=sys.stderr)
 clip = core.bs.VideoSource({source!r})[:3]
 core.vfi.RIFE(clip, multi=2).set_output()
 """
@@ -155,8 +160,8 @@ def test_release_files(release: Release) -> None:
         release.wheel.name
     with zipfile.ZipFile(release.wheel) as wheel:
         names = set(wheel.namelist())
-    assert {"vapoursynth/plugins/libvfi.so", "vsrife/kernels/libvfi_kernels.so", "vsrife/engine.py"} <= names
-    assert not any(name.endswith(".libs/") or ".libs/" in name for name in names)  # nothing grafted by auditwheel
+    assert {*PLUGIN_AND_KERNELS, "vsrife/engine.py"} <= names
+    assert not any(".libs/" in name for name in names)  # auditwheel grafted no library in
     with tarfile.open(release.sdist) as sdist:
         members = {Path(name).relative_to(Path(name).parts[0]).as_posix() for name in sdist.getnames()
                    if len(Path(name).parts) > 1}
@@ -165,22 +170,18 @@ def test_release_files(release: Release) -> None:
     assert sources | {"pyproject.toml", "plugin/build_backend.py"} <= members
 
 
-def disassembly(library: bytes, folder: Path) -> str:
-    path = folder / "library.so"
-    path.write_bytes(library)
+def avx_outside_dispatch(library: bytes, folder: Path) -> tuple[set[str], dict[str, int]]:
+    """The functions of a library that use AVX (VEX or EVEX instructions, whose mnemonics start with v, or ymm or
+    zmm registers) outside the kernels' AVX2 and AVX-512 builds, which run only where the CPU has them; and the
+    count of such instructions inside each of those builds."""
     objdump = shutil.which("objdump")
     if objdump is None:
         pytest.skip("objdump (binutils) is not installed")
-    return subprocess.run([objdump, "-d", "-C", "--no-show-raw-insn", str(path)], capture_output=True, text=True,
+    path = folder / "library.so"
+    path.write_bytes(library)
+    text = subprocess.run([objdump, "-d", "-C", "--no-show-raw-insn", str(path)], capture_output=True, text=True,
                           check=True).stdout
-
-
-def test_kernels_run_on_every_x86_64_cpu(release: Release, tmp_path: Path) -> None:
-    """Outside the AVX2 and AVX-512 builds of the hot loops (chosen at run time), the kernels use baseline x86-64
-    alone: no VEX or EVEX instruction (their mnemonics start with v), no ymm or zmm register."""
-    with zipfile.ZipFile(release.wheel) as wheel:
-        text = disassembly(wheel.read("vsrife/kernels/libvfi_kernels.so"), tmp_path)
-    function, wide, offenders = "", {"avx2": 0, "avx512f": 0}, set()
+    function, inside, outside = "", {"avx2": 0, "avx512f": 0}, set()
     for line in text.splitlines():
         header = re.match(r"[0-9a-f]+ <(.*)>:$", line)
         if header:
@@ -189,13 +190,24 @@ def test_kernels_run_on_every_x86_64_cpu(release: Release, tmp_path: Path) -> No
         instruction = line.split("\t")[1:2]
         if not instruction or not (instruction[0].startswith("v") or re.search(r"%[yz]mm", line)):
             continue
-        isa = next((isa for isa in wide if f"{isa}::" in function), None)
+        isa = next((isa for isa in inside if f"{isa}::" in function), None)
         if isa is None:
-            offenders.add(function)
+            outside.add(function)
         else:
-            wide[isa] += 1
-    assert not offenders, f"AVX instructions outside the run-time-chosen builds: {sorted(offenders)[:10]}"
-    assert wide["avx2"] > 0 and wide["avx512f"] > 0  # the disassembly named the functions (symbols were kept)
+            inside[isa] += 1
+    return outside, inside
+
+
+def test_libraries_run_on_every_x86_64_cpu(release: Release, tmp_path: Path) -> None:
+    """The plugin and the kernels use baseline x86-64 alone, but for the kernels' AVX2 and AVX-512 builds of their
+    hot loops, which they choose at run time."""
+    with zipfile.ZipFile(release.wheel) as wheel:
+        plugin, kernels = (wheel.read(name) for name in PLUGIN_AND_KERNELS)
+    outside, _ = avx_outside_dispatch(plugin, tmp_path)
+    assert not outside, f"AVX instructions in the plugin: {sorted(outside)[:10]}"
+    outside, inside = avx_outside_dispatch(kernels, tmp_path)
+    assert not outside, f"AVX instructions outside the run-time-chosen builds: {sorted(outside)[:10]}"
+    assert inside["avx2"] > 0 and inside["avx512f"] > 0  # the disassembly named the functions (symbols were kept)
 
 
 PROBE = """\
@@ -238,12 +250,18 @@ def frames_of_raw(data: bytes, width: int, height: int) -> np.ndarray:
 
 
 def test_vspipe_autoloads_the_wheels_plugin(fresh: FreshInstall, bikes_path: Path) -> None:
-    """core.vfi.RIFE under the fresh install's vspipe: the frames of the dev install's vspipe."""
+    """core.vfi.RIFE under the fresh install's vspipe: its plugin and kernels, the frames of the dev install's."""
     script = fresh.work / "double.vpy"
     script.write_text(SCRIPT.format(source=str(bikes_path)))
     piped = subprocess.run([str(fresh.bin("vspipe")), str(script), "-"], capture_output=True, timeout=600,
                            cwd=fresh.work, env=fresh.environment(), check=False)
-    assert piped.returncode == 0, piped.stderr.decode(errors="replace")
+    log = piped.stderr.decode(errors="replace")
+    assert piped.returncode == 0, log
+    said = dict(line.split(": ", 1) for line in log.splitlines() if line.startswith(("plugin: ", "kernels: ")))
+    site = fresh.site.resolve()
+    assert Path(said["plugin"]).resolve() == site / "vapoursynth" / "plugins" / "libvfi.so"
+    kernels, isa = said["kernels"].rsplit(" ", 1)
+    assert Path(kernels).resolve() == site / "vsrife" / "kernels" / "libvfi_kernels.so" and isa != "None"
     ours = piped.stdout
     dev = subprocess.run([str(VSPIPE), str(script), "-"], capture_output=True, timeout=600, check=True).stdout
     ours_frames, dev_frames = frames_of_raw(ours, 640, 272), frames_of_raw(dev, 640, 272)

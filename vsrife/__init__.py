@@ -5,10 +5,11 @@
 
 from __future__ import annotations
 
-from importlib.metadata import version
+from importlib.metadata import version as _installed_version
 from typing import TYPE_CHECKING
 
-__version__ = version("vapoursynth-vfi")  # defined once, in pyproject.toml (the plugin registers its major.minor)
+# defined once, in pyproject.toml; the plugin registers its major.minor with VapourSynth
+__version__ = _installed_version("vapoursynth-vfi")
 
 __all__ = ["RIFE", "RRIN", "__version__"]
 

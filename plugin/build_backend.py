@@ -10,7 +10,9 @@ autoloads from ``site-packages/vapoursynth/plugins`` (re-run ``pip install -e`` 
 kernels are renamed over the old library, so running processes keep theirs).
 
 The plugin is compiled against the running Python's headers with ``Py_LIMITED_API`` = 3.12 and is not linked to
-libpython or libtorch: the host process (python or vspipe) provides the Python symbols.
+libpython or libtorch: the host process (python or vspipe) provides the Python symbols. It registers the major and
+minor of pyproject.toml's version. The compiler is ``$CXX`` (default ``c++``, this machine's toolchain);
+``build.py wheel`` sets it to zig's clang for an old glibc, which makes the wheel a manylinux one.
 """
 
 from __future__ import annotations

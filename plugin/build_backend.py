@@ -10,7 +10,9 @@ autoloads from ``site-packages/vapoursynth/plugins`` (re-run ``pip install -e`` 
 kernels are renamed over the old library, so running processes keep theirs).
 
 The plugin is compiled against the running Python's headers with ``Py_LIMITED_API`` = 3.12 and is not linked to
-libpython or libtorch: the host process (python or vspipe) provides the Python symbols.
+libpython or libtorch: the host process (python or vspipe) provides the Python symbols. It registers the major and
+minor of pyproject.toml's version. The compiler is ``$CXX`` (default ``c++``, this machine's toolchain);
+``build.py wheel`` sets it to zig's clang for an old glibc, which makes the wheel a manylinux one.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import functools
 import hashlib
 import io
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -29,6 +32,7 @@ import sys
 import sysconfig
 import tarfile
 import tempfile
+import tomllib
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,7 +46,6 @@ KERNELS_DIR = PLUGIN_DIR.parent / "vsrife" / "kernels"
 KERNELS_ARCNAME = "vsrife/kernels/libvfi_kernels.so"  # where vsrife.kernels loads it from
 LIMITED_API = "0x030C0000"  # Python 3.12
 ABI_TAG = "cp312-abi3"
-
 
 
 class CompileError(RuntimeError):
@@ -61,6 +64,16 @@ def _vapoursynth_include() -> str:
         if spec is None or not spec.submodule_search_locations:
             raise CompileError(f"cannot find the VapourSynth headers (vapoursynth is not importable: {exc})") from exc
         return str(Path(list(spec.submodule_search_locations)[0]) / "include")
+
+
+def _version_defines() -> list[str]:
+    """The project's version (pyproject.toml, its one definition) as the plugin's major and minor: VapourSynth's
+    plugin version holds no more."""
+    version = tomllib.loads((PLUGIN_DIR.parent / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    match = re.match(r"(\d+)\.(\d+)", version)
+    if match is None:
+        raise CompileError(f"pyproject.toml: version {version!r} does not start with MAJOR.MINOR")
+    return [f"-DVFI_VERSION_MAJOR={match[1]}", f"-DVFI_VERSION_MINOR={match[2]}"]
 
 
 def _platform_tag() -> str:
@@ -103,7 +116,7 @@ def compile_plugin(output: Path) -> Path:
     if not sources:
         raise CompileError(f"no C++ sources found in {PLUGIN_DIR}")
     flags = ["-O2", f"-I{_vapoursynth_include()}", f"-I{sysconfig.get_paths()['include']}",
-             f"-DPy_LIMITED_API={LIMITED_API}"]
+             f"-DPy_LIMITED_API={LIMITED_API}", *_version_defines()]
     return _compile("VapourSynth plugin", sources, flags, output)
 
 

@@ -1062,8 +1062,9 @@ void VS_CC rateCreate(const VSMap *in, VSMap *out, void *userData, VSCore *, con
 
 VS_EXTERNAL_API(void) VapourSynthPluginInit2(VSPlugin *plugin, const VSPLUGINAPI *vspapi) {
     using namespace vfi::params;
-    vspapi->configPlugin(kPluginId, kNamespace, kPluginName, VS_MAKE_VERSION(0, 3), VAPOURSYNTH_API_VERSION, 0,
-                         plugin);
+    // the package's version (pyproject.toml), passed by plugin/build_backend.py
+    vspapi->configPlugin(kPluginId, kNamespace, kPluginName, VS_MAKE_VERSION(VFI_VERSION_MAJOR, VFI_VERSION_MINOR),
+                         VAPOURSYNTH_API_VERSION, 0, plugin);
     for (const Function &function : kFunctions)
         vspapi->registerFunction(function.name, function.args, function.returns,
                                  function.method[0] ? vfi::filterCreate : vfi::rateCreate,

@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version as _installed_version
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+# defined once, in pyproject.toml; the plugin registers its major.minor with VapourSynth
+__version__ = _installed_version("vapoursynth-vfi")
 
 __all__ = ["RIFE", "RRIN", "__version__"]
 

@@ -90,13 +90,14 @@ void Arguments::checkRemaining() {
 
 std::vector<EngineArg> Arguments::engineArgs() const {
     std::vector<EngineArg> args;
-    for (const params::Parameter &spec : params::kEngineParameters) {
-        const bool own = has(spec.name);
-        const Value fallback{&spec, false, static_cast<int64_t>(spec.number), spec.number, spec.text, true};
-        const Value &value = own ? find(spec.name) : fallback;
-        EngineArg arg{spec.name, EngineArg::Kind::None, value.integer, value.real, value.text};
-        if (value.given || spec.hasDefault) {
-            switch (spec.type) {
+    for (const char *name : params::kEngineParameters) {
+        EngineArg arg{name, EngineArg::Kind::None, 0, 0.0, ""};
+        if (has(name) && given(name)) {
+            const Value &value = find(name);
+            arg.integer = value.integer;
+            arg.real = value.real;
+            arg.text = value.text;
+            switch (value.spec->type) {
             case params::Type::Int:
                 arg.kind = EngineArg::Kind::Int;
                 break;
@@ -107,7 +108,7 @@ std::vector<EngineArg> Arguments::engineArgs() const {
                 arg.kind = EngineArg::Kind::Text;
                 break;
             case params::Type::Clip:
-                throw ArgError(std::string("internal error: the clip ") + spec.name + " cannot go to the engine");
+                throw ArgError(std::string("internal error: the clip ") + name + " cannot go to the engine");
             }
         }
         args.push_back(arg);
@@ -123,11 +124,11 @@ size_t Arguments::index(const char *name) const {
 }
 
 Rate parseRate(Arguments &args, const VSVideoInfo *vi) {
-    bool hasMulti = args.given("multi");
-    bool hasFnum = args.given("factor_num"), hasFden = args.given("factor_den");
-    bool hasPnum = args.given("fps_num"), hasPden = args.given("fps_den");
-    int64_t fnum = args.integer("factor_num"), fden = args.integer("factor_den");
-    int64_t pnum = args.integer("fps_num"), pden = args.integer("fps_den");
+    bool hasMulti = args.given(params::name::kMulti);
+    bool hasFnum = args.given(params::name::kFactorNum), hasFden = args.given(params::name::kFactorDen);
+    bool hasPnum = args.given(params::name::kFpsNum), hasPden = args.given(params::name::kFpsDen);
+    int64_t fnum = args.integer(params::name::kFactorNum), fden = args.integer(params::name::kFactorDen);
+    int64_t pnum = args.integer(params::name::kFpsNum), pden = args.integer(params::name::kFpsDen);
 
     int ways = int(hasMulti) + int(hasFnum || hasFden) + int(hasPnum || hasPden);
     if (ways > 1)
@@ -157,8 +158,8 @@ Rate parseRate(Arguments &args, const VSVideoInfo *vi) {
             throw ArgError("the target frame rate " + fraction(pnum, pden) + " must be higher than the clip's " +
                            fraction(vi->fpsNum, vi->fpsDen));
     } else {
-        args.check("multi");
-        num = args.integer("multi");
+        args.check(params::name::kMulti);
+        num = args.integer(params::name::kMulti);
         den = 1;
     }
 
@@ -180,17 +181,6 @@ VSVideoInfo outputVideoInfo(const VSVideoInfo *vi, const Rate &rate) {
                     &outVi.fpsNum, &outVi.fpsDen))
         throw ArgError("the output frame rate does not fit in 64-bit integers; use a smaller rate factor");
     return outVi;
-}
-
-int64_t tileOverlap(const Arguments &args) {
-    int64_t tile = args.integer("tile");
-    int64_t overlap = args.integer("tile_overlap");
-    if (!args.given("tile_overlap") && tile > 0)
-        overlap = std::min(overlap, tile / 4);
-    if (tile > 0 && overlap > (tile - 1) / 2) // overlap < tile/2, without overflowing 2*overlap
-        throw ArgError("tile_overlap must be less than tile/2 (got tile_overlap=" + std::to_string(overlap) +
-                       " with tile=" + std::to_string(tile) + ")");
-    return overlap;
 }
 
 void checkClip(const VSVideoInfo *vi, const VSAPI *vsapi) {

@@ -34,7 +34,8 @@ public:
     // check() for every parameter not checked yet, in the table's order.
     void checkRemaining();
 
-    // create_engine's keyword arguments: every engine parameter, the table's default where this function has none.
+    // create_engine's keyword arguments that are parameters: each engine row as given, None where this call gives
+    // none (the engine applies the table's default and the rules between parameters: vsrife/rules.py).
     std::vector<EngineArg> engineArgs() const;
 
 private:
@@ -58,10 +59,6 @@ Rate parseRate(Arguments &args, const VSVideoInfo *vi);
 
 // The output clip's length and frame rate: floor(n*num/den) frames at fps*num/den (variable stays variable).
 VSVideoInfo outputVideoInfo(const VSVideoInfo *vi, const Rate &rate);
-
-// tile_overlap, once the table's rules passed: less than tile/2 too; without tile_overlap, its default is capped at
-// tile/4 for small tiles.
-int64_t tileOverlap(const Arguments &args);
 
 // Throws unless the clip is one the filters take: constant format and size, RGB/YUV/GRAY, at least 2 frames.
 void checkClip(const VSVideoInfo *vi, const VSAPI *vsapi);

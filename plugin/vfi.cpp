@@ -39,22 +39,10 @@ namespace {
 // The Python module whose create_engine() builds a filter's engine.
 constexpr const char *kEngineModule = "vsrife.engine";
 
-// The engine's keyword argument `name` (one of `args`) set to an integer.
-void setEngineInt(std::vector<EngineArg> &args, const char *name, int64_t value) {
-    for (EngineArg &arg : args) {
-        if (arg.name == name) {
-            arg.kind = EngineArg::Kind::Int;
-            arg.integer = value;
-            return;
-        }
-    }
-    args.push_back(EngineArg{name, EngineArg::Kind::Int, value, 0.0, ""});
-}
-
 void createInterpolation(const VSMap *in, VSMap *out, const params::Function &function, VSCore *core,
                          const VSAPI *vsapi) {
     const std::string prefix = std::string(params::kNamespace) + "." + function.name + ": ";
-    NodeRef src(vsapi, vsapi->mapGetNode(in, "clip", 0, nullptr));
+    NodeRef src(vsapi, vsapi->mapGetNode(in, params::name::kClip, 0, nullptr));
     const VSVideoInfo *vi = vsapi->getVideoInfo(src.get());
     InterpData *data = nullptr;
     try {
@@ -62,7 +50,6 @@ void createInterpolation(const VSMap *in, VSMap *out, const params::Function &fu
         Arguments args(in, function, vsapi);
         Rate rate = parseRate(args, vi);
         args.checkRemaining();
-        int64_t overlap = tileOverlap(args);
         // Same format and size as the source.
         VSVideoInfo outVi = outputVideoInfo(vi, rate);
 
@@ -72,20 +59,19 @@ void createInterpolation(const VSMap *in, VSMap *out, const params::Function &fu
         const VSVideoFormat &f = vi->format;
         bool native = f.colorFamily == cfRGB && f.sampleType == stFloat;
         std::vector<EngineArg> engineArgs = args.engineArgs();
-        setEngineInt(engineArgs, "tile_overlap", overlap);
-        engineArgs.push_back(EngineArg{"method", EngineArg::Kind::Text, 0, 0.0, function.method});
-        engineArgs.push_back(EngineArg{"width", EngineArg::Kind::Int, vi->width, 0.0, ""});
-        engineArgs.push_back(EngineArg{"height", EngineArg::Kind::Int, vi->height, 0.0, ""});
-        engineArgs.push_back(EngineArg{"sample_type", EngineArg::Kind::Text, 0, 0.0,
+        engineArgs.push_back(EngineArg{params::engine::kMethod, EngineArg::Kind::Text, 0, 0.0, function.method});
+        engineArgs.push_back(EngineArg{params::engine::kWidth, EngineArg::Kind::Int, vi->width, 0.0, ""});
+        engineArgs.push_back(EngineArg{params::engine::kHeight, EngineArg::Kind::Int, vi->height, 0.0, ""});
+        engineArgs.push_back(EngineArg{params::engine::kSampleType, EngineArg::Kind::Text, 0, 0.0,
                                        (native && f.bitsPerSample == 16) ? "float16" : "float32"});
         int noMask = 0;
-        NodeRef mask(vsapi, vsapi->mapGetNode(in, "mask", 0, &noMask)); // nullptr when not given
+        NodeRef mask(vsapi, vsapi->mapGetNode(in, params::name::kMask, 0, &noMask)); // nullptr when not given
         if (mask.get()) {
             const VSVideoInfo *maskVi = vsapi->getVideoInfo(mask.get());
             checkMask(maskVi, vi, vsapi);
             const VSVideoFormat &m = maskVi->format;
-            engineArgs.push_back(EngineArg{"mask_sample_type", EngineArg::Kind::Text, 0, 0.0, maskSampleType(m)});
-            engineArgs.push_back(EngineArg{"mask_peak", EngineArg::Kind::Float, 0,
+            engineArgs.push_back(EngineArg{params::engine::kMaskSampleType, EngineArg::Kind::Text, 0, 0.0, maskSampleType(m)});
+            engineArgs.push_back(EngineArg{params::engine::kMaskPeak, EngineArg::Kind::Float, 0,
                                            m.sampleType == stFloat ? 1.0 : double((1 << m.bitsPerSample) - 1), ""});
         }
 
@@ -115,12 +101,12 @@ void createInterpolation(const VSMap *in, VSMap *out, const params::Function &fu
         data->prefix = prefix;
         data->srcVi = *vsapi->getVideoInfo(rgb.get());
         data->rate = rate;
-        data->sc = args.integer("sc") != 0;
+        data->sc = args.integer(params::name::kSc) != 0;
         data->markRepeats = !native;
         data->engine = shareEngine(engine);
-        data->dedup = args.integer("dedup") != 0;
-        data->dedupThreshold = args.real("dedup_threshold");
-        data->dedupMax = static_cast<int>(args.integer("dedup_max"));
+        data->dedup = args.integer(params::name::kDedup) != 0;
+        data->dedupThreshold = args.real(params::name::kDedupThreshold);
+        data->dedupMax = static_cast<int>(args.integer(params::name::kDedupMax));
         if (data->dedup) {
             DifferenceData *diff = new DifferenceData{prefix, rgb.release(), data->engine};
             VSFilterDependency diffDeps[] = {{diff->node, rpGeneral}};
@@ -189,7 +175,7 @@ void VS_CC filterCreate(const VSMap *in, VSMap *out, void *userData, VSCore *cor
 void VS_CC rateCreate(const VSMap *in, VSMap *out, void *userData, VSCore *, const VSAPI *vsapi) {
     const params::Function &function = *static_cast<const params::Function *>(userData);
     const std::string prefix = std::string(params::kNamespace) + "." + function.name + ": ";
-    VSNode *node = vsapi->mapGetNode(in, "clip", 0, nullptr);
+    VSNode *node = vsapi->mapGetNode(in, params::name::kClip, 0, nullptr);
     const VSVideoInfo vi = *vsapi->getVideoInfo(node);
     vsapi->freeNode(node);
     try {
@@ -197,11 +183,11 @@ void VS_CC rateCreate(const VSMap *in, VSMap *out, void *userData, VSCore *, con
         Rate rate = parseRate(args, &vi);
         args.checkRemaining();
         VSVideoInfo outVi = outputVideoInfo(&vi, rate);
-        vsapi->mapSetInt(out, "num", rate.num, maReplace);
-        vsapi->mapSetInt(out, "den", rate.den, maReplace);
-        vsapi->mapSetInt(out, "frames", outVi.numFrames, maReplace);
-        vsapi->mapSetInt(out, "fps_num", outVi.fpsNum, maReplace);
-        vsapi->mapSetInt(out, "fps_den", outVi.fpsDen, maReplace);
+        vsapi->mapSetInt(out, params::name::kNum, rate.num, maReplace);
+        vsapi->mapSetInt(out, params::name::kDen, rate.den, maReplace);
+        vsapi->mapSetInt(out, params::name::kFrames, outVi.numFrames, maReplace);
+        vsapi->mapSetInt(out, params::name::kFpsNum, outVi.fpsNum, maReplace);
+        vsapi->mapSetInt(out, params::name::kFpsDen, outVi.fpsDen, maReplace);
     } catch (const std::exception &e) {
         vsapi->mapSetError(out, (prefix + e.what()).c_str());
     }

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import sys
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -72,8 +72,13 @@ def _cpp_allowed(allowed: Value | Range) -> str:
             f"{_cpp_number(high or 0.0)}}}")
 
 
+def _cpp_name(name: str) -> str:
+    """The C++ constant of a name: tile_overlap -> kTileOverlap."""
+    return "k" + "".join(part.title() for part in name.split("_"))
+
+
 def _allowed_name(parameter: Parameter) -> str:
-    return "k" + "".join(part.title() for part in parameter.name.split("_")) + "Allowed"
+    return _cpp_name(parameter.name) + "Allowed"
 
 
 def _cpp_parameter(parameter: Parameter, default: float | str | None) -> str:
@@ -82,7 +87,7 @@ def _cpp_parameter(parameter: Parameter, default: float | str | None) -> str:
     number = default if isinstance(default, (int, float)) else 0.0
     text = default if isinstance(default, str) else ""
     allowed = (_allowed_name(parameter), len(parameter.allowed)) if parameter.allowed else ("nullptr", 0)
-    return (f"{{{_cpp_string(parameter.name)}, Type::{_CPP_TYPES[parameter.type]}, "
+    return (f"{{name::{_cpp_name(parameter.name)}, Type::{_CPP_TYPES[parameter.type]}, "
             f"{str(default is not None).lower()}, {_cpp_number(number)}, {_cpp_string(text)}, {allowed[0]}, "
             f"{allowed[1]}, {_cpp_string(parameter.rule() if parameter.allowed else '')}, "
             f"{_cpp_string(parameter.note)}, {str(parameter.engine).lower()}}}")
@@ -93,7 +98,9 @@ _HEADER_TOP = """\
 // table, regenerate, rebuild (pip install -e .); tests/test_parameters.py fails while this copy differs.
 //
 // The plugin's functions, their VapourSynth argument strings and, per parameter, its type, default, allowed values
-// and the words of the message that refuses another value. vfi.cpp reads and checks every call with them.
+// and the words of the message that refuses another value. arguments.cpp reads and checks every call with them.
+// The code names parameters, returned keys and create_engine's keywords by the constants of `name` and `engine`
+// only, so a renamed row fails the build.
 #ifndef VFI_PARAMETERS_H
 #define VFI_PARAMETERS_H
 
@@ -129,7 +136,7 @@ struct Parameter {
     int allowedCount;
     const char *rule;       // what a message says the value must be: "must be 0 or 1"
     const char *note;       // said after the refused value ("" for none)
-    bool engine;            // passed on to vsrife.engine.create_engine as a keyword argument
+    bool engine;            // passed on to vsrife.engine.create_engine as a keyword argument (None when not given)
 };
 
 struct Function {
@@ -154,6 +161,11 @@ def plugin_header() -> str:
     """The text of plugin/parameters.h."""
     out = [_HEADER_TOP % {"id": _cpp_string(table.PLUGIN_ID), "namespace": _cpp_string(table.NAMESPACE),
                           "name": _cpp_string(table.PLUGIN_NAME)}]
+    names = list(table.PARAMETERS)
+    names += [key for function in table.FUNCTIONS.values() for key, _ in function.returns if key not in names]
+    out.append(_constants("name", "Every parameter and every key of a function's answer.", names))
+    out.append(_constants("engine", "create_engine's keywords that are no parameter: what the plugin adds.",
+                          list(table.ENGINE_INPUTS)))
     for parameter in table.PARAMETERS.values():
         if parameter.allowed:
             rows = ",\n".join(f"    {_cpp_allowed(a)}" for a in parameter.allowed)
@@ -167,16 +179,15 @@ def plugin_header() -> str:
         f"{_cpp_string(f.return_signature())}, k{f.name}Parameters, {len(f.parameters)}}}"
         for f in table.FUNCTIONS.values())
     out.append(f"inline constexpr Function kFunctions[] = {{\n{rows},\n}};\n")
-    engine = []
-    for parameter in table.engine_parameters():
-        if isinstance(parameter.default, Mapping) and set(parameter.functions) < set(table.FILTERS):
-            raise ValueError(f"{parameter.name}: a default per filter needs every filter to take it")
-        any_filter = next(f for f in table.FILTERS if f in parameter.functions)
-        engine.append(f"    {_cpp_parameter(parameter, parameter.default_for(any_filter))}")
-    rows = ",\n".join(engine)
-    out.append("// Every create_engine keyword that is a parameter, with the default a filter without it passes.\n"
-               f"inline constexpr Parameter kEngineParameters[] = {{\n{rows},\n}};\n")
+    rows = ",\n".join(f"    name::{_cpp_name(p.name)}" for p in table.engine_parameters())
+    out.append("// Every create_engine keyword that is a parameter: the value given, or None (the engine's default).\n"
+               f"inline constexpr const char *kEngineParameters[] = {{\n{rows},\n}};\n")
     return "\n".join(out) + _HEADER_BOTTOM
+
+
+def _constants(namespace: str, comment: str, names: list[str]) -> str:
+    rows = "".join(f"constexpr const char *{_cpp_name(name)} = {_cpp_string(name)};\n" for name in names)
+    return f"// {comment}\nnamespace {namespace} {{\n{rows}}} // namespace {namespace}\n"
 
 
 # ---------------------------------------------------------------------------------------------- vsrife/api.py

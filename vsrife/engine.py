@@ -13,13 +13,13 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import parameters, registry, tiling, weights
+from . import parameters, registry, rules, tiling, weights
 from .errors import VfiError
 from .models import InterpolationNet, build_model
 from .scene import repeat_difference, scene_change_metric
@@ -213,9 +213,8 @@ def resolve_scale(scale: float, width: int, height: int) -> float:
 
 
 def select_model(name: str, method: str) -> registry.ModelEntry:
-    """The registry entry `name`, which must belong to `method` (the filter that asked for it)."""
-    if method not in registry.METHODS:
-        raise EngineError(f"unknown method '{method}'; choose {', '.join(registry.METHODS)}")
+    """The registry entry `name`, which must belong to `method` (a key of registry.METHODS: the filter that asked
+    for it)."""
     try:
         entry = registry.get_model(name, method)
     except ValueError as exc:
@@ -226,42 +225,58 @@ def select_model(name: str, method: str) -> registry.ModelEntry:
     return entry
 
 
+def _given_or_default[T](value: T | None, name: str, filter_name: str) -> T:
+    """The value of engine row `name`, or, for None, the table's default for that filter."""
+    return value if value is not None else cast(T, parameters.PARAMETERS[name].default_for(filter_name))
+
+
 def create_engine(
     *,
     method: str,
-    model: str,
-    model_path: str | None,
-    scale: float,
-    ensemble: int,
-    device: str,
-    precision: str,
     width: int,
     height: int,
     sample_type: str,
-    sc_threshold: float,
-    tile: int,
-    tile_overlap: int,
+    model: str | None = None,
+    model_path: str | None = None,
+    scale: float | None = None,
+    ensemble: int | None = None,
+    sc_threshold: float | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    tile: int | None = None,
+    tile_overlap: int | None = None,
     mask_sample_type: str | None = None,
     mask_peak: float = 1.0,
 ) -> Engine:
     """Build the engine for one filter instance: resolve weights (fetching them if needed) and load the net.
 
-    The keywords after `method` and before `width` are the filter's parameters (vsrife/parameters.py, the rows
-    marked engine), checked here against that table too; a filter that does not take one passes its default.
+    The keywords from `model` to `tile_overlap` are the filter's parameters (vsrife/parameters.py, the rows marked
+    engine): None takes the table's default for `method`'s filter (the plugin passes None for a parameter not given,
+    or one its filter does not take), and they are checked against that table and the rules between them
+    (vsrife/rules.py) as the plugin checks a call.
     tile: 0 picks a tile size from the device's free memory (0 again when the whole frame fits), > 0 is the tile
     size in pixels; tile_overlap: pixels shared by neighbouring tiles. scale: the flow resolution, or AUTO_SCALE (0)
     for the one auto_scale picks for width x height; Engine.scale is the resolved value. mask_sample_type: the
     sample type of the mask planes interpolate() receives (None: no mask), mask_peak the sample value meaning 1.
     """
+    if method not in registry.METHODS:
+        raise EngineError(f"unknown method '{method}'; choose {', '.join(registry.METHODS)}")
     if mask_sample_type is not None and mask_sample_type not in MASK_SAMPLE_TYPES:
         raise EngineError(f"mask sample type '{mask_sample_type}' is not supported; choose "
                           f"{', '.join(MASK_SAMPLE_TYPES)}")
     if sample_type not in SAMPLE_TYPES:
         raise EngineError(f"sample type '{sample_type}' is not supported; RGBS or RGBH frames are required")
-    check_arguments(ensemble=ensemble, sc_threshold=sc_threshold, tile=tile, tile_overlap=tile_overlap)
-    entry = select_model(model, method)
-    scale = resolve_scale(scale, width, height)
-    torch_device = select_device(device)
+    filter_name = registry.METHODS[method].filter
+    ensemble = _given_or_default(ensemble, "ensemble", filter_name)
+    sc_threshold = _given_or_default(sc_threshold, "sc_threshold", filter_name)
+    tile = _given_or_default(tile, "tile", filter_name)
+    check_arguments(ensemble=ensemble, sc_threshold=sc_threshold, tile=tile,
+                    **({} if tile_overlap is None else {"tile_overlap": tile_overlap}))
+    tile_overlap = rules.tile_overlap(tile, tile_overlap)
+    entry = select_model(_given_or_default(model, "model", filter_name), method)
+    scale = resolve_scale(_given_or_default(scale, "scale", filter_name), width, height)
+    precision = _given_or_default(precision, "precision", filter_name)
+    torch_device = select_device(_given_or_default(device, "device", filter_name))
     select_precision(precision, torch_device)  # a bad precision fails before any weights are fetched
     paths = weights.resolve_weight_files(entry, model_path)
     net = build_model(entry.architecture, weights.load_state_dicts(paths))

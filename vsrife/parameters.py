@@ -144,7 +144,7 @@ class Parameter:
     # None: no default (absent unless given); a Mapping: a default per function
     default: float | str | Mapping[str, float | str] | None = None
     # what the plugin checks at create time, and the engine for the rows it receives; empty: the implementation
-    # checks it (with other parameters: the rate group, tile_overlap against tile)
+    # checks it. Rules between parameters: the rate group in the plugin, the others in vsrife/rules.py
     allowed: tuple[Allowed, ...] = ()
     note: str = ""  # said after the refused value in messages
     details: str | Mapping[str, str] = ""  # README's "meaning" cell (default: doc); a Mapping: one per filter
@@ -376,8 +376,13 @@ FUNCTIONS: dict[str, Function] = {
 }
 
 
+# create_engine's keywords that are no parameter: what the plugin derives from its function, the clip and the mask.
+ENGINE_INPUTS: tuple[str, ...] = ("method", "width", "height", "sample_type", "mask_sample_type", "mask_peak")
+
+
 def engine_parameters() -> tuple[Parameter, ...]:
-    """The rows create_engine receives, in table order; a filter that does not take one passes its default."""
+    """The rows create_engine receives, in table order: the value given, or None for the table's default (also what
+    a filter that does not take the row passes)."""
     return tuple(p for p in _TABLE if p.engine)
 
 

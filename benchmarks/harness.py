@@ -49,7 +49,7 @@ CPU_KINDS = {"amx": "Intel with AMX", "avx512-bf16": "AVX512-BF16 without AMX (A
 
 def cpu_kind() -> str:
     """This CPU's key in CPU_KINDS, from its feature flags."""
-    from vsrife.engine import cpu_flags
+    from vsrife.precision import cpu_flags
 
     flags = cpu_flags()
     return "amx" if "amx_bf16" in flags else "avx512-bf16" if "avx512_bf16" in flags else "avx2"
@@ -60,7 +60,7 @@ def machine() -> dict[str, object]:
     import torch
     import vapoursynth as vs
 
-    from vsrife.engine import cpu_has_native_bf16
+    from vsrife.precision import cpu_has_native_bf16
 
     return {"cpu": cpu_name(), "native_bf16": cpu_has_native_bf16(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "vapoursynth": f"R{vs.core.core_version.release_major}"}

@@ -26,7 +26,7 @@ import vapoursynth as vs
 from testkit import mlrt
 from testkit.frames import clip_from_frames, decode_rgb, psnr
 from testkit.samples import fetch_sample
-from vsrife.engine import select_precision
+from vsrife.precision import select_precision
 from vsrife.models.rife_v4_0 import RIFE40
 
 from . import harness, render

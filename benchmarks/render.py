@@ -13,10 +13,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from vsrife.scale import SCALES
+
 from . import harness
 from .harness import Result
-
-SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)  # the scale study's columns
 
 # The runs that chose the soak's fix (the plugin's malloc_trim every 64 inferences), before it existed: reproduce them
 # by building the plugin of commit d6c642f (no trim) and running `python -m benchmarks.soak --no-report --arena-max N`.
@@ -412,7 +412,7 @@ def scale_rule(result: Result) -> str:
         f"{result['date']} on {_machine(result)} ({d['minutes']:.0f} min). A triplet is three consecutive frames: the "
         "outer two are kept, the middle one is synthesized at t = 0.5 and scored against the real one (mean over "
         "the triplets, full-range RGB). Best scale per row in bold; \"auto\" is the scale `scale=0` picks for that "
-        "size (`vsrife.engine.auto_scale`) and \"auto - 1\" its margin over scale 1 in dB. Scale 4 is measured on "
+        "size (`vsrife.scale.auto_scale`) and \"auto - 1\" its margin over scale 1 in dB. Scale 4 is measured on "
         "frames up to 640x360 only, 2 up to 1080p, 0.25 from 960x400.", "",
         "**bikes.mp4 frames 40-249** (frames 0-39 are the public quality gate and were not used), resized by "
         "ffmpeg (bicubic) from its native 640x272; triplets spread evenly over those frames, none across a scene "
@@ -425,7 +425,7 @@ def scale_rule(result: Result) -> str:
         "resolutions. One triplet per scene: "
         f"{'; '.join(f'{bg} behind {fg}' for bg, fg in d['scenes'])} (the first ones on the larger sizes).", "",
         _scale_table(group["synthetic"], "size, motion"), "",
-        "**Rule** (`vsrife.engine.AUTO_SCALE_RULE`, by the frame's pixel count), chosen on the two tables above: "
+        "**Rule** (`vsrife.scale.AUTO_SCALE_RULE`, by the frame's pixel count), chosen on the two tables above: "
         f"{d['rule']}. Worst margin over scale 1 there: {_worst(chosen_on)}.",
     ]
     if group["held-out"]:

@@ -17,7 +17,8 @@ import torch
 import vapoursynth as vs
 from conftest import clip_from_frames, frame_array, panning_frames
 
-from vsrife.engine import SOURCE_CACHE_FRAMES, Engine, FrameCache, create_engine
+from vsrife.engine import SOURCE_CACHE_FRAMES, Engine, create_engine
+from vsrife.frame_cache import FrameCache
 from vsrife.models import ARCHITECTURES
 from vsrife.models.rife_v4_5 import Encoder
 

@@ -13,7 +13,8 @@ import pytest
 import vapoursynth as vs
 
 from vsrife import cli, codegen, parameters, rules, stubgen
-from vsrife.engine import EngineError, check_arguments, create_engine
+from vsrife.engine import check_arguments, create_engine
+from vsrife.errors import EngineError
 from vsrife.errors import CliError
 from vsrife.parameters import PARAMETERS, Cli, Parameter, ParameterError, Range, ScriptArgument, Value
 from vsrife.script import GraphSpec, script_text

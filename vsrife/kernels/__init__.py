@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..errors import VfiError
 from . import reference
 from .reference import Constant, Part, Scaled, Warped, resize
 
@@ -35,7 +36,7 @@ ISAS = ("generic", "avx2", "avx512f")
 SETTING = "VSRIFE_KERNELS"
 
 
-class KernelsError(ValueError):
+class KernelsError(VfiError, ValueError):
     """VSRIFE_KERNELS holds a value that names no choice."""
 
 

@@ -109,11 +109,11 @@ def _model_weights_check(entry: ModelEntry, weight: WeightFile) -> FirstUseCheck
 
     def check(path: Path) -> None:
         state = load_state_dict(path)
-        from vsrife.models import fitting_weights  # lazily: torch
+        from vsrife.models import WeightsMismatchError, fitting_weights  # lazily: torch
 
         try:
             fitting_weights(entry.architecture, {weight.role: state})
-        except ValueError as exc:
+        except WeightsMismatchError as exc:
             raise WeightsError(f"{weight.filename} is not the weights of model {entry.name}: {exc}") from None
 
     return check

@@ -16,7 +16,8 @@ import pytest
 import vapoursynth as vs
 from conftest import ROOT, clip_from_frames, frame_array
 
-from vsrife import api, stubgen
+from vsrife import api, codegen, stubgen
+from vsrife.parameters import PARAMETERS
 from vsrife.registry import MODELS
 from vsrife.weights import resolve_weight_files
 
@@ -98,6 +99,8 @@ def test_api_parameters_equal_the_plugin(name: str) -> None:
     assert parameters["clip"].default is inspect.Parameter.empty
     for argument in optional:
         expected = api.PathArgument | None if argument.name.endswith("_path") else API_TYPES[argument.type]
+        if PARAMETERS[argument.name].choices is not None:  # the table's words: Literal[...]
+            expected = getattr(api, codegen.choice_alias(PARAMETERS[argument.name])) | None
         assert argument.optional and parameters[argument.name].default is None, argument
         assert hints[argument.name] == expected, argument
 

@@ -10,13 +10,16 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+import torch
 import vapoursynth as vs
 
 from vsrife import cli, codegen, parameters, rules, stubgen
+from vsrife.devices import select_device
 from vsrife.engine import check_arguments, create_engine
 from vsrife.errors import EngineError
 from vsrife.errors import CliError
 from vsrife.parameters import PARAMETERS, Cli, Parameter, ParameterError, Range, ScriptArgument, Value
+from vsrife.precision import PRECISIONS, select_precision
 from vsrife.script import GraphSpec, script_text
 
 
@@ -36,7 +39,7 @@ def test_generated_files_are_current(path: Path) -> None:
 def test_readme_has_every_generated_block() -> None:
     text = codegen.README.read_text()
     for name in codegen.readme_blocks():
-        assert f"<!-- parameters: {name} -->" in text and f"<!-- /parameters: {name} -->" in text, name
+        assert f"<!-- generated: {name} -->" in text and f"<!-- /generated: {name} -->" in text, name
 
 
 # ---------------------------------------------------------------------------------------------- the plugin
@@ -126,6 +129,16 @@ def test_create_engine_takes_the_engine_rows() -> None:
     assert sorted(k for k in keywords if k not in own) == sorted(p.name for p in parameters.engine_parameters())
     for name in (p.name for p in parameters.engine_parameters()):  # None: the table's default
         assert inspect.signature(create_engine).parameters[name].default is None, name
+
+
+def test_the_engine_takes_the_words_of_the_text_rows() -> None:
+    precision, device = PARAMETERS["precision"].choices, PARAMETERS["device"].choices
+    assert precision is not None and device is not None
+    assert precision.words == ("auto", *PRECISIONS)
+    with pytest.raises(EngineError, match=r"^precision 'fp8' is not supported; choose auto, fp32, fp16 or bf16$"):
+        select_precision("fp8", select_device("cpu"))
+    assert device.words[:2] == ("auto", "cpu") and select_device("CPU").type == "cpu"
+    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 # (tile, tile_overlap) pairs that break the rule between them

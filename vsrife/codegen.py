@@ -5,7 +5,8 @@
   checks every call with them; rebuild the plugin afterwards: ``pip install -e .``);
 - vsrife/api.py: the typed functions ``vsrife.RIFE`` and ``vsrife.RRIN``;
 - vsrife/stubs/vfi.pyi: the ``core.vfi`` stubs (vsrife/stubgen.py writes them in vsstubs' layout);
-- README.md: the blocks between ``<!-- parameters: NAME -->`` and ``<!-- /parameters: NAME -->``.
+- README.md: the blocks between ``<!-- generated: NAME -->`` and ``<!-- /generated: NAME -->``: the parameter tables,
+  and the table of the models from the registry (vsrife/model_table.py).
 
 tests/test_parameters.py regenerates each and fails while a committed copy differs.
 """
@@ -19,8 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import model_table, stubgen
 from . import parameters as table
-from . import stubgen
 from .parameters import Function, Parameter, Range, Value
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ _CPP_TYPES = {"clip": "Clip", "int": "Int", "float": "Float", "str": "Data", "pa
 _API_TYPES = {"clip": "vs.VideoNode", "int": "int", "float": "float", "str": "str", "path": "PathArgument"}
 # The argument types as VapourSynth's documentation writes them.
 _DOC_TYPES = {"clip": "clip", "int": "int", "float": "float", "str": "data", "path": "data"}
-_MARKER = re.compile(r"(<!-- parameters: (?P<name>[^>]+?) -->\n)(?P<body>.*?)(<!-- /parameters: (?P=name) -->)",
+_MARKER = re.compile(r"(<!-- generated: (?P<name>[^>]+?) -->\n)(?P<body>.*?)(<!-- /generated: (?P=name) -->)",
                      re.DOTALL)
 
 
@@ -204,14 +205,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 import vapoursynth as vs
 
-__all__ = [%(all)s, "PathArgument"]
+__all__ = [%(all)s, "PathArgument"%(aliases)s]
 
 # What a file-path argument accepts: VapourSynth's data type (str, bytes) plus os.PathLike such as pathlib.Path.
 type PathArgument = str | bytes | os.PathLike[str] | os.PathLike[bytes]
-
+%(choices)s
 
 def plugin_arguments(arguments: Mapping[str, object]) -> dict[str, object]:
     """What the plugin is called with: the arguments that are not None (falsy ones such as 0 included), with
@@ -230,10 +232,19 @@ def _default_text(value: float | str | None) -> str:
     return "" if value is None else f" (default {value!r})"
 
 
+def choice_alias(parameter: Parameter) -> str:
+    """The API's name for the words a text row takes: device -> Device."""
+    return "".join(part.title() for part in parameter.name.split("_"))
+
+
+def _api_type(parameter: Parameter) -> str:
+    return choice_alias(parameter) if parameter.choices is not None else _API_TYPES[parameter.type]
+
+
 def _api_function(function: Function) -> list[str]:
     clip, *rest = function.parameters
     items = [f"{clip.name}: {_API_TYPES[clip.type]}",
-             *(f"{p.name}: {_API_TYPES[p.type]} | None = None" for p in rest)]
+             *(f"{p.name}: {_api_type(p)} | None = None" for p in rest)]
     lines = _wrap(f"def {function.name}(", items, ") -> vs.VideoNode:", indent=len(function.name) + 5)
     doc = [f'    """{function.doc}: ``core.vfi.{function.name}`` (README.md, section ``core.vfi.{function.name}``).',
            "",
@@ -253,7 +264,12 @@ def _api_function(function: Function) -> list[str]:
 def api_module() -> str:
     """The text of vsrife/api.py."""
     filters = [table.FUNCTIONS[name] for name in table.FILTERS]
-    lines = [(_API_TOP % {"all": ", ".join(f'"{f.name}"' for f in filters)}).rstrip("\n")]
+    chosen = [(p, p.choices) for p in table.PARAMETERS.values() if p.choices is not None]
+    choices = "".join(f"\n# {p.name}: {p.allowed_words()}\ntype {choice_alias(p)} = {words.annotation('str')}\n"
+                      for p, words in chosen)
+    lines = [(_API_TOP % {"all": ", ".join(f'"{f.name}"' for f in filters),
+                          "aliases": "".join(f', "{choice_alias(p)}"' for p, _ in chosen),
+                          "choices": choices}).rstrip("\n")]
     for function in filters:
         lines += _api_function(function)
     return "\n".join(lines) + "\n"
@@ -357,6 +373,7 @@ def readme_blocks() -> dict[str, list[str]]:
     returns = ", ".join(f"{_DOC_TYPES.get(kind, kind)} {key}" for key, kind in rate.returns)
     blocks[table.RATE] = ["```", *signature_block(rate), f"  -> dict: {returns}", "```"]
     blocks["command line"] = cli_table()
+    blocks["models"] = model_table.models_table()
     return blocks
 
 

@@ -9,7 +9,9 @@ from collections.abc import Collection
 import torch
 
 from .errors import EngineError
+from .parameters import PARAMETERS
 
+# The dtype of each precision the table's row names (tests/test_parameters.py: the same words).
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 # oneDNN's ISA caps (ONEDNN_MAX_CPU_ISA) that leave it no AVX512-BF16, and those that leave it no AMX either.
@@ -57,7 +59,7 @@ def select_precision(name: str, device: torch.device, mixed: bool = False) -> to
             return torch.float16
         return torch.bfloat16 if device.type == "cpu" and mixed and cpu_has_native_bf16() else torch.float32
     if requested not in PRECISIONS:
-        raise EngineError(f"precision '{name}' is not supported; choose auto, {', '.join(PRECISIONS)}")
+        raise EngineError(f"precision '{name}' is not supported; choose {PARAMETERS['precision'].allowed_words()}")
     if requested == "fp16" and device.type == "cpu":
         # PyTorch's CPU convolutions in fp16 are far slower than fp32 (benchmarks/precision_cpu.py measures it).
         raise EngineError("precision 'fp16' is not supported on the CPU (PyTorch runs it many times slower than "

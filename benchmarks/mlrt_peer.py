@@ -26,8 +26,8 @@ import vapoursynth as vs
 from testkit import mlrt
 from testkit.frames import clip_from_frames, decode_rgb, psnr
 from testkit.samples import fetch_sample
-from vsrife.precision import select_precision
 from vsrife.models.rife_v4_0 import RIFE40
+from vsrife.precision import select_precision
 
 from . import harness, render
 

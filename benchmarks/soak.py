@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import subprocess
 import sys
-import re
 import tempfile
 import threading
 import time

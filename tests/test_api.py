@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import ROOT, clip_from_frames, frame_array
 
+from conftest import ROOT, clip_from_frames, frame_array
 from vsrife import api, codegen, stubgen
 from vsrife.parameters import PARAMETERS
 from vsrife.registry import MODELS

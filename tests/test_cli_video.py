@@ -106,7 +106,7 @@ def test_subtitles_follow_into_each_container(tone_clip: Path, tmp_path: Path) -
         result = vsrife("interpolate", source, "-o", output, "--end", "2", "-q")
         assert result.returncode == 0, result.stderr
         kinds = stream_kinds(output)
-        assert [k for k in kinds if k.startswith("Subtitle")][0].startswith(f"Subtitle: {codec}"), kinds
+        assert next(k for k in kinds if k.startswith("Subtitle")).startswith(f"Subtitle: {codec}"), kinds
         assert any(k.startswith("Audio") for k in kinds)
 
 

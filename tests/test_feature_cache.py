@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 import torch
 import vapoursynth as vs
-from conftest import clip_from_frames, frame_array, panning_frames
 
+from conftest import clip_from_frames, frame_array, panning_frames
 from vsrife.engine import SOURCE_CACHE_FRAMES, Engine, create_engine
 from vsrife.frame_cache import FrameCache
 from vsrife.models import ARCHITECTURES

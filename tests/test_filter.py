@@ -15,9 +15,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import (VSPIPE, RequestLog, VfiFilter, clip_from_frames, decode_rgb, expect_error, frame_array,
-                      frame_drop_psnr, psnr, run_vspipe, shrink, small_rgbs)
 
+from conftest import (
+    VSPIPE,
+    RequestLog,
+    VfiFilter,
+    clip_from_frames,
+    decode_rgb,
+    expect_error,
+    frame_array,
+    frame_drop_psnr,
+    psnr,
+    run_vspipe,
+    shrink,
+    small_rgbs,
+)
 from vsrife import registry
 
 core = vs.core

@@ -16,8 +16,7 @@ import vapoursynth as vs
 from vsrife import cli, codegen, parameters, rules, stubgen
 from vsrife.devices import select_device
 from vsrife.engine import check_arguments, create_engine
-from vsrife.errors import EngineError
-from vsrife.errors import CliError
+from vsrife.errors import CliError, EngineError
 from vsrife.parameters import PARAMETERS, Cli, Parameter, ParameterError, Range, ScriptArgument, Value
 from vsrife.precision import PRECISIONS, select_precision
 from vsrife.script import GraphSpec, script_text

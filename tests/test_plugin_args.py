@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import vapoursynth as vs
+
 from conftest import VfiFilter
 
 core = vs.core

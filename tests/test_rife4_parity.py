@@ -29,7 +29,6 @@ import torch
 from torch import Tensor
 
 from conftest import decode_rgb
-
 from testkit import reference
 from vsrife.models import ARCHITECTURES, build_model, skeleton
 from vsrife.registry import FAMILIES, MODELS, RELEASE_URL, UrlSource

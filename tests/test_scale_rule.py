@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import clip_from_frames, frame_array, panning_frames
 
+from conftest import clip_from_frames, frame_array, panning_frames
 from vsrife.engine import Engine, create_engine, resolve_scale
 from vsrife.errors import EngineError
 from vsrife.scale import AUTO_SCALE, AUTO_SCALE_LARGEST, AUTO_SCALE_RULE, auto_scale

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from testkit.samples import fetch_sample
 from vsrife import cli, weights
-from vsrife.precision import cpu_has_native_bf16
+from vsrife.engine import cpu_has_native_bf16
 from vsrife.models import build_model
 from vsrife.models.rrin import RRIN
 from vsrife.training import data as tdata

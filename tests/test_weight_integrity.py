@@ -21,13 +21,13 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import (clip_from_frames, flip_keeping_size_and_mtime, frame_array, panning_frames, run_cli,
-                      table_rows)
 
+from conftest import clip_from_frames, flip_keeping_size_and_mtime, frame_array, panning_frames, run_cli, table_rows
 from vsrife import weights
 from vsrife.registry import MODELS, UrlSource, WeightFile
 
@@ -331,11 +331,11 @@ class _StallingHandler(http.server.BaseHTTPRequestHandler):
     """``/simple/...``: a pip index that never answers; ``/stall/<file>``: the first MiB, then nothing;
     ``/<file>``: the whole file."""
 
-    files: dict[str, bytes] = {}
+    files: ClassVar[dict[str, bytes]] = {}
     requested = threading.Event()
     release = threading.Event()
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         type(self).requested.set()
         if self.path.startswith("/simple/"):
             type(self).release.wait(120)

@@ -13,7 +13,7 @@ from typing import Literal
 
 import vapoursynth as vs
 
-__all__ = ["RIFE", "RRIN", "PathArgument", "Device", "Precision"]
+__all__ = ["RIFE", "RRIN", "Device", "PathArgument", "Precision"]
 
 # What a file-path argument accepts: VapourSynth's data type (str, bytes) plus os.PathLike such as pathlib.Path.
 type PathArgument = str | bytes | os.PathLike[str] | os.PathLike[bytes]

@@ -209,7 +209,7 @@ from typing import Literal
 
 import vapoursynth as vs
 
-__all__ = [%(all)s, "PathArgument"%(aliases)s]
+__all__ = [%(all)s]
 
 # What a file-path argument accepts: VapourSynth's data type (str, bytes) plus os.PathLike such as pathlib.Path.
 type PathArgument = str | bytes | os.PathLike[str] | os.PathLike[bytes]
@@ -267,8 +267,10 @@ def api_module() -> str:
     chosen = [(p, p.choices) for p in table.PARAMETERS.values() if p.choices is not None]
     choices = "".join(f"\n# {p.name}: {p.allowed_words()}\ntype {choice_alias(p)} = {words.annotation('str')}\n"
                       for p, words in chosen)
-    lines = [(_API_TOP % {"all": ", ".join(f'"{f.name}"' for f in filters),
-                          "aliases": "".join(f', "{choice_alias(p)}"' for p, _ in chosen),
+    # exported names in isort's order (ruff's RUF022): constants (the filters), then classes and aliases
+    exported = sorted([*(f.name for f in filters), "PathArgument", *(choice_alias(p) for p, _ in chosen)],
+                      key=lambda name: (not name.isupper(), name))
+    lines = [(_API_TOP % {"all": ", ".join(f'"{name}"' for name in exported),
                           "choices": choices}).rstrip("\n")]
     for function in filters:
         lines += _api_function(function)

@@ -32,8 +32,8 @@ import vapoursynth as vs
 from testkit.frames import clip_from_frames, ffmpeg_executable, frame_array, psnr
 from testkit.samples import fetch_sample
 from vsrife import weights
-from vsrife.scale import AUTO_SCALE_LARGEST, AUTO_SCALE_RULE, SCALES, auto_scale
 from vsrife.parameters import SC_THRESHOLD
+from vsrife.scale import AUTO_SCALE_LARGEST, AUTO_SCALE_RULE, SCALES, auto_scale
 from vsrife.scene import scene_change_metric
 from vsrife.training.data import SKIMAGE_IMAGES
 from vsrife.training.data import decode_rgb as decode_image

@@ -14,8 +14,17 @@ import torch
 from torch import Tensor, nn
 
 from .. import kernels
-from .layers import (ConvPReLU, InterpolationNet, Upsample2x, check_scale, conv_leaky, flow_alignment, resize,
-                     resize_flow, swap_flow)
+from .layers import (
+    ConvPReLU,
+    InterpolationNet,
+    Upsample2x,
+    check_scale,
+    conv_leaky,
+    flow_alignment,
+    resize,
+    resize_flow,
+    swap_flow,
+)
 
 # residual flow (both halves) above this many pixels after block 1 means the motion is too large for the scales
 _LARGE_MOTION_PX = 32.0

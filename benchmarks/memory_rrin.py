@@ -22,7 +22,7 @@ import numpy as np
 
 from testkit import memory_probe
 
-from . import harness, render
+from . import render
 
 DEFAULT_SIZES = {
     "rrin": ("256x256", "640x272", "512x512", "1280x720"),
@@ -66,9 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     fits = [fit(model, args.sizes or list(DEFAULT_SIZES[model]), args.threads) for model in args.models]
-    harness.write_result("memory_model", {"fits": fits}, "python -m benchmarks.memory_rrin")
-    render.write()
-    return 0
+    return render.publish({"memory_model": {"fits": fits}},
+                          "python -m benchmarks.memory_rrin")
 
 
 if __name__ == "__main__":

@@ -113,10 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     if reason is not None:
         print(f"mlrt_peer: skipped: {reason}", file=sys.stderr)
         return 1
-    harness.write_result("mlrt_peer", measure(args.frames, args.rounds),
-                         f"python -m benchmarks.mlrt_peer --frames {args.frames} --rounds {args.rounds}")
-    render.write()
-    return 0
+    return render.publish({"mlrt_peer": measure(args.frames, args.rounds)},
+                          f"python -m benchmarks.mlrt_peer --frames {args.frames} --rounds {args.rounds}")
 
 
 if __name__ == "__main__":

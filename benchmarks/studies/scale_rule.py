@@ -38,7 +38,7 @@ from vsrife.scene import scene_change_metric
 from vsrife.training.data import SKIMAGE_IMAGES
 from vsrife.training.data import decode_rgb as decode_image
 
-from .. import harness, render
+from .. import render
 
 GATE_FRAMES = 40  # bikes.mp4 frames 0-39 are the public quality gate: never used to choose the rule
 
@@ -250,9 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, default=None, help="only the first N sizes of each list (a trial)")
     args = parser.parse_args(argv)
     data = measure(held_out=not args.no_held_out, sizes_limit=args.sizes)
-    harness.write_result("scale_rule", data, "python -m benchmarks.studies.scale_rule")
-    render.write()
-    return 0
+    return render.publish({"scale_rule": data},
+                          "python -m benchmarks.studies.scale_rule")
 
 
 if __name__ == "__main__":

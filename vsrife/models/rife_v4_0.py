@@ -124,7 +124,9 @@ class RIFE4(InterpolationNet):
         if self.encode is None:
             return None
         if features is None:  # from the frames as given, as published
-            return self.encode_frame(img0), self.encode_frame(img1)  # type: ignore[return-value]
+            first, second = self.encode_frame(img0), self.encode_frame(img1)
+            assert first is not None and second is not None  # this net has an encoder
+            return first, second
         return features[0].float().contiguous(), features[1].float().contiguous()
 
     def _estimate(self, img0: Tensor, img1: Tensor, features: tuple[Tensor, Tensor] | None,

@@ -70,7 +70,8 @@ void createInterpolation(const VSMap *in, VSMap *out, const params::Function &fu
             const VSVideoInfo *maskVi = vsapi->getVideoInfo(mask.get());
             checkMask(maskVi, vi, vsapi);
             const VSVideoFormat &m = maskVi->format;
-            engineArgs.push_back(EngineArg{params::engine::kMaskSampleType, EngineArg::Kind::Text, 0, 0.0, maskSampleType(m)});
+            engineArgs.push_back(
+                EngineArg{params::engine::kMaskSampleType, EngineArg::Kind::Text, 0, 0.0, maskSampleType(m)});
             engineArgs.push_back(EngineArg{params::engine::kMaskPeak, EngineArg::Kind::Float, 0,
                                            m.sampleType == stFloat ? 1.0 : double((1 << m.bitsPerSample) - 1), ""});
         }

@@ -22,8 +22,19 @@ from pathlib import Path
 
 from testkit import mlrt
 
-from . import (cli_overhead, cpu_levers, harness, mlrt_peer, precision_cpu, quality, render, rrin, scene_metric,
-               soak, speed)
+from . import (
+    cli_overhead,
+    cpu_levers,
+    harness,
+    mlrt_peer,
+    precision_cpu,
+    quality,
+    render,
+    rrin,
+    scene_metric,
+    soak,
+    speed,
+)
 from .studies import scale_rule
 
 COMMAND = "python3 build.py bench"

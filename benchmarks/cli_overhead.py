@@ -62,10 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--frames", type=int, default=None, help="source frames (default: the whole clip)")
     args = parser.parse_args(argv)
-    harness.write_result("cli_overhead", measure(args.rounds, args.frames),
-                         f"python -m benchmarks.cli_overhead --rounds {args.rounds}")
-    render.write()
-    return 0
+    return render.publish({"cli_overhead": measure(args.rounds, args.frames)},
+                          f"python -m benchmarks.cli_overhead --rounds {args.rounds}")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from testkit.samples import fetch_sample
 from vsrife import cluster
 from vsrife import render as rendering
 
-from . import harness, render
+from . import render
 
 
 def measure(rounds: int, chunk_frames: int, source_frames: int | None = None) -> dict[str, object]:
@@ -81,10 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk-frames", type=int, default=50)
     parser.add_argument("--frames", type=int, default=None, help="source frames (default: all 250 of bikes.mp4)")
     args = parser.parse_args(argv)
-    harness.write_result("cluster", measure(args.rounds, args.chunk_frames, args.frames),
-                         f"python -m benchmarks.cluster --rounds {args.rounds} --chunk-frames {args.chunk_frames}")
-    render.write()
-    return 0
+    return render.publish({"cluster": measure(args.rounds, args.chunk_frames, args.frames)},
+                          f"python -m benchmarks.cluster --rounds {args.rounds} --chunk-frames {args.chunk_frames}")
 
 
 if __name__ == "__main__":

@@ -147,11 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.size:
         width, height = (int(v) for v in args.size.split("x"))
         size = (width, height)
-    harness.write_result("cpu_levers", measure(args.rounds, args.compile, size),
-                         f"python -m benchmarks.cpu_levers --rounds {args.rounds}" + (" --compile" if args.compile
-                                                                                      else ""))
-    render.write()
-    return 0
+    return render.publish({"cpu_levers": measure(args.rounds, args.compile, size)},
+                          f"python -m benchmarks.cpu_levers --rounds {args.rounds}"
+                          + (" --compile" if args.compile else ""))
 
 
 if __name__ == "__main__":

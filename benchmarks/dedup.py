@@ -35,6 +35,7 @@ from vsrife.parameters import DEDUP_THRESHOLD
 from vsrife.scene import repeat_difference
 
 from . import harness, render
+from .schema import ThresholdRow
 
 CLIP = "bikes.mp4"
 FIRST = 40  # frames 0-39 are the quality gate: never tuned on
@@ -75,7 +76,7 @@ def _pairs(frames: np.ndarray, pairs: list[tuple[int, int]]) -> dict[str, list[f
 def threshold_study(frames: np.ndarray) -> dict[str, object]:
     """Per case the largest held pair and the smallest moving pair of each candidate; the summary over the common
     encodings (COMMON) and the lossless and real cases."""
-    rows: list[dict[str, object]] = []
+    rows: list[ThresholdRow] = []
 
     def add(case: str, kind: str, values: dict[str, list[float]], common: bool = True) -> None:
         pick = max if kind == "held" else min
@@ -102,7 +103,7 @@ def threshold_study(frames: np.ndarray) -> dict[str, object]:
             add(f"on {name}, x264 crf {crf} {preset}", "moving", _pairs(encoded, moving_pairs), common)
     summary = {}
     def values(name: str, kind: str) -> list[float]:
-        return [float(r["values"][name]) for r in rows if r["kind"] == kind and r["common"]]  # type: ignore[index]
+        return [r["values"][name] for r in rows if r["kind"] == kind and r["common"]]
 
     for name in CANDIDATES:
         largest_held, smallest_moving = max(values(name, "held")), min(values(name, "moving"))
@@ -177,16 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     frames = decode_rgb(fetch_sample(CLIP), 250)[FIRST:]
-    data = dict((harness.read_result("dedup") or {}).get("data", {}))
+    earlier = harness.read_result("dedup")  # the parts not measured now stay as they were
+    data: dict[str, object] = dict(earlier["data"]) if earlier is not None else {}
     if "threshold" in args.part:
         data["threshold"] = threshold_study(frames)
     if "quality" in args.part:
         data["quality"] = quality_study(frames[:QUALITY_FRAMES])
     if "stills" in args.part:
         data["stills"] = stills_study(frames)
-    harness.write_result("dedup", data, "python -m benchmarks.dedup")
-    render.write()
-    return 0
+    return render.publish({"dedup": data},
+                          "python -m benchmarks.dedup")
 
 
 if __name__ == "__main__":

@@ -1,13 +1,10 @@
 """What every benchmark shares: the machine and commit a result comes from, where results go, and timing.
 
-A benchmark measures and writes one result, ``benchmarks/results/<name>.json``:
-
-    {"benchmark": name, "date": "YYYY-MM-DD", "commit": the measured code's git commit (None outside a checkout),
-     "machine": {"cpu", "native_bf16", "torch_threads", "torch", "vapoursynth"}, "command": how to rerun it,
-     "data": every number its section shows}
-
-benchmarks/render.py turns the results into docs/BENCHMARKS.md (``python -m benchmarks.render``). Benchmarks import
-this module and testkit only; nothing here imports a benchmark.
+A benchmark measures and writes one result, ``benchmarks/results/<name>.json``: a ``schema.Result`` of its data
+type (benchmarks/schema.py: the date, commit, machine and command of the run, and every number its section shows),
+checked against that schema when it is written and read. benchmarks/render.py turns the results into
+docs/BENCHMARKS.md (``python -m benchmarks.render``); a benchmark ends with ``render.publish``. Nothing here imports
+a benchmark.
 """
 
 from __future__ import annotations
@@ -24,12 +21,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .schema import Machine, Result, check_result
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 BENCHMARKS_MD = ROOT / "docs" / "BENCHMARKS.md"
-
-Result = dict[str, Any]
-
 
 def cpu_name() -> str:
     try:
@@ -49,18 +45,18 @@ CPU_KINDS = {"amx": "Intel with AMX", "avx512-bf16": "AVX512-BF16 without AMX (A
 
 def cpu_kind() -> str:
     """This CPU's key in CPU_KINDS, from its feature flags."""
-    from vsrife.engine import cpu_flags
+    from vsrife.precision import cpu_flags
 
     flags = cpu_flags()
     return "amx" if "amx_bf16" in flags else "avx512-bf16" if "avx512_bf16" in flags else "avx2"
 
 
-def machine() -> dict[str, object]:
+def machine() -> Machine:
     """What a result depends on besides the code: the CPU, its bf16, torch's threads and the versions."""
     import torch
     import vapoursynth as vs
 
-    from vsrife.engine import cpu_has_native_bf16
+    from vsrife.precision import cpu_has_native_bf16
 
     return {"cpu": cpu_name(), "native_bf16": cpu_has_native_bf16(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "vapoursynth": f"R{vs.core.core_version.release_major}"}
@@ -93,9 +89,11 @@ def document_path() -> Path:
 
 
 def write_result(name: str, data: Mapping[str, Any], command: str) -> Path:
-    """Record a run of benchmark ``name``: its data with the date, commit and machine (written atomically)."""
-    result = {"benchmark": name, "date": datetime.date.today().isoformat(), "commit": commit(),
-              "machine": machine(), "command": command, "data": dict(data)}
+    """Record a run of benchmark ``name``: its data with the date, commit and machine (written atomically);
+    schema.SchemaError, writing nothing, when the data do not have the benchmark's type."""
+    result: Result[dict[str, Any]] = {"benchmark": name, "date": datetime.date.today().isoformat(),
+                                      "commit": commit(), "machine": machine(), "command": command, "data": dict(data)}
+    check_result(name, result)
     path = result_path(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
@@ -105,9 +103,14 @@ def write_result(name: str, data: Mapping[str, Any], command: str) -> Path:
     return path
 
 
-def read_result(name: str) -> Result | None:
+def read_result(name: str) -> Result[Any] | None:
+    """The result ``name`` (checked against its schema), or None when there is none."""
     path = result_path(name)
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    result = json.loads(path.read_text())
+    check_result(name, result)
+    return result
 
 
 def time_filter(frames: Any, count: int, filter_name: str = "RIFE", **filter_args: object) -> list[float]:

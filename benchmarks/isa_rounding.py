@@ -129,12 +129,10 @@ def main() -> int:
     aten, glue, threads = (str(value) for value in native["info"])
     rows = [{"setting": name, "cells": [compare(result[key], native[key]) for key in (f"{m} {p}" for m, p in CASES)]}
             for name, result in rendered.items() if name != "native"]
-    harness.write_result(f"isa_rounding-{harness.cpu_kind()}",
-                         {"pairs": args.pairs, "aten": aten, "kernels": glue, "threads": int(threads),
-                          "cases": [f"RIFE {m} {p}" for m, p in CASES], "rows": rows},
-                         f"python -m benchmarks.isa_rounding --pairs {args.pairs}")
-    render.write()
-    return 0
+    data = {"pairs": args.pairs, "aten": aten, "kernels": glue, "threads": int(threads),
+            "cases": [f"RIFE {m} {p}" for m, p in CASES], "rows": rows}
+    return render.publish({f"isa_rounding-{harness.cpu_kind()}": data},
+                          f"python -m benchmarks.isa_rounding --pairs {args.pairs}")
 
 
 if __name__ == "__main__":

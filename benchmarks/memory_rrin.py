@@ -17,12 +17,13 @@ import argparse
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 
 from testkit import memory_probe
 
-from . import harness, render
+from . import render
 
 DEFAULT_SIZES = {
     "rrin": ("256x256", "640x272", "512x512", "1280x720"),
@@ -32,12 +33,22 @@ LABELS = {"rrin": "RRIN", "4.0": "RIFE 4.0"}
 MIB = 1 << 20
 
 
-def probe(model: str, width: int, height: int, threads: int) -> dict[str, object]:
+@dataclass(frozen=True)
+class Pass:
+    """What testkit/memory_probe.py measured of one untiled pass."""
+
+    align: int
+    rss_before: int
+    peak_rss: int
+    seconds: float
+
+
+def probe(model: str, width: int, height: int, threads: int) -> Pass:
     output = subprocess.run(memory_probe.command("--model", model, "--width", str(width), "--height", str(height),
                                                  "--threads", str(threads)),
                             check=True, capture_output=True, text=True, cwd=memory_probe.ROOT).stdout
-    result: dict[str, object] = json.loads(output.strip().splitlines()[-1])
-    return result
+    run = json.loads(output.strip().splitlines()[-1])
+    return Pass(int(run["align"]), int(run["rss_before"]), int(run["peak_rss"]), float(run["seconds"]))
 
 
 def padded_pixels(width: int, height: int, align: int) -> int:
@@ -49,11 +60,11 @@ def fit(model: str, sizes: list[str], threads: int) -> dict[str, object]:
     for size in sizes:
         width, height = (int(v) for v in size.split("x"))
         run = probe(model, width, height, threads)
-        pixels = padded_pixels(width, height, int(run["align"]))  # type: ignore[call-overload]
-        growth = int(run["peak_rss"]) - int(run["rss_before"])  # type: ignore[call-overload]
+        pixels = padded_pixels(width, height, run.align)
+        growth = run.peak_rss - run.rss_before
         points.append((pixels, growth))
         print(f"{model:>5} {size:>10} padded {pixels:>9} px  pass +{growth / MIB:7.0f} MiB  "
-              f"({growth / pixels:6.0f} B/px)  {run['seconds']} s", flush=True)
+              f"({growth / pixels:6.0f} B/px)  {run.seconds} s", flush=True)
     slope, constant = np.polyfit([p for p, _ in points], [g for _, g in points], 1) if len(points) >= 2 else (0, 0)
     return {"model": LABELS.get(model, model), "bytes_per_pixel": float(slope), "constant_mib": float(constant) / MIB,
             "sizes": f"{sizes[0]} to {sizes[-1]}"}
@@ -66,9 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     fits = [fit(model, args.sizes or list(DEFAULT_SIZES[model]), args.threads) for model in args.models]
-    harness.write_result("memory_model", {"fits": fits}, "python -m benchmarks.memory_rrin")
-    render.write()
-    return 0
+    return render.publish({"memory_model": {"fits": fits}},
+                          "python -m benchmarks.memory_rrin")
 
 
 if __name__ == "__main__":

@@ -26,8 +26,8 @@ import vapoursynth as vs
 from testkit import mlrt
 from testkit.frames import clip_from_frames, decode_rgb, psnr
 from testkit.samples import fetch_sample
-from vsrife.engine import select_precision
 from vsrife.models.rife_v4_0 import RIFE40
+from vsrife.precision import select_precision
 
 from . import harness, render
 
@@ -113,10 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     if reason is not None:
         print(f"mlrt_peer: skipped: {reason}", file=sys.stderr)
         return 1
-    harness.write_result("mlrt_peer", measure(args.frames, args.rounds),
-                         f"python -m benchmarks.mlrt_peer --frames {args.frames} --rounds {args.rounds}")
-    render.write()
-    return 0
+    return render.publish({"mlrt_peer": measure(args.frames, args.rounds)},
+                          f"python -m benchmarks.mlrt_peer --frames {args.frames} --rounds {args.rounds}")
 
 
 if __name__ == "__main__":

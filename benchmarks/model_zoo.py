@@ -99,10 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="passes over all the networks")
     parser.add_argument("--architectures", nargs="*", default=None, help="only these (default: every 4.x network)")
     args = parser.parse_args(argv)
-    harness.write_result(f"model_zoo-{harness.cpu_kind()}", measure(args.frames, args.rounds, args.architectures),
-                         f"python -m benchmarks.model_zoo --frames {args.frames} --rounds {args.rounds}")
-    render.write()
-    return 0
+    return render.publish({f"model_zoo-{harness.cpu_kind()}": measure(args.frames, args.rounds, args.architectures)},
+                          f"python -m benchmarks.model_zoo --frames {args.frames} --rounds {args.rounds}")
 
 
 if __name__ == "__main__":

@@ -47,10 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.split("x"))
-    harness.write_result("precision_cpu", measure(width, height, args.repeats),
-                         f"python -m benchmarks.precision_cpu --size {args.size} --repeats {args.repeats}")
-    render.write()
-    return 0
+    return render.publish({"precision_cpu": measure(width, height, args.repeats)},
+                          f"python -m benchmarks.precision_cpu --size {args.size} --repeats {args.repeats}")
 
 
 if __name__ == "__main__":

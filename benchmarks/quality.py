@@ -19,7 +19,7 @@ from testkit.frames import decode_rgb, frame_drop_psnr, psnr
 from testkit.samples import fetch_sample
 from vsrife import registry
 
-from . import harness, render
+from . import render
 
 # (model, extra filter arguments); ensembles where the model has an optional one
 RUNS: tuple[tuple[str, dict[str, int]], ...] = (
@@ -57,9 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="*", default=None, help="only these RIFE models (default: all above)")
     args = parser.parse_args(argv)
     runs = RUNS if args.models is None else tuple(run for run in RUNS if run[0] in args.models)
-    harness.write_result("quality", measure(args.rrin_weights, runs), "python -m benchmarks.quality")
-    render.write()
-    return 0
+    return render.publish({"quality": measure(args.rrin_weights, runs)},
+                          "python -m benchmarks.quality")
 
 
 if __name__ == "__main__":

@@ -100,11 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         weights, label = weights_and_label(args.weights, Path(scratch))
         cases = tuple(c for c in CASES if args.sizes is None or f"{c[1]}x{c[2]}" in args.sizes)
-        harness.write_result("rrin_speed", measure_speed(args.frames, weights, label, cases), command.strip())
+        results = {"rrin_speed": measure_speed(args.frames, weights, label, cases)}
         if args.memory_cases:
-            harness.write_result("rrin_memory", measure_memory(weights, tuple(args.memory_cases)), command.strip())
-    render.write()
-    return 0
+            results["rrin_memory"] = measure_memory(weights, tuple(args.memory_cases))
+    return render.publish(results, command.strip())
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from testkit.samples import fetch_sample
 from vsrife.parameters import SC_THRESHOLD
 from vsrife.scene import scene_change_metric
 
-from . import harness, render
+from . import render
 
 CLIP = "bikes.mp4"
 
@@ -34,9 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=250, help="frames of the clip (default: all 250)")
     args = parser.parse_args(argv)
-    harness.write_result("scene_metric", measure(args.frames), "python -m benchmarks.scene_metric")
-    render.write()
-    return 0
+    return render.publish({"scene_metric": measure(args.frames)},
+                          "python -m benchmarks.scene_metric")
 
 
 if __name__ == "__main__":

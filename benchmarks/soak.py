@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import re
 import subprocess
 import sys
-import re
 import tempfile
 import threading
 import time
@@ -23,7 +23,7 @@ from typing import cast
 
 from testkit.samples import fetch_sample
 
-from . import harness, render
+from . import render
 
 GROWTH_LIMIT_MB = 50.0
 SAMPLE_SECONDS = 0.5
@@ -138,9 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     width, height = (int(v) for v in args.size.split("x"))
     data = measure(args.frames, width, height, args.arena_max, args.cache_mb)
     if not args.no_report:
-        harness.write_result(args.name, data, "python3 build.py soak" if args.name == "soak" else
-                             "python3 build.py bench")
-        render.write()
+        render.publish({args.name: data}, "python3 build.py soak" if args.name == "soak" else "python3 build.py bench")
     return 0 if data["passed"] else 1
 
 

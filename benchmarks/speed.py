@@ -65,10 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=10, help="interpolated frames timed per case and round")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds")
     args = parser.parse_args(argv)
-    harness.write_result("speed", measure(args.frames, args.rounds),
-                         f"python -m benchmarks.speed --frames {args.frames} --rounds {args.rounds}")
-    render.write()
-    return 0
+    return render.publish({"speed": measure(args.frames, args.rounds)},
+                          f"python -m benchmarks.speed --frames {args.frames} --rounds {args.rounds}")
 
 
 if __name__ == "__main__":

@@ -31,10 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args(argv)
-    harness.write_result("weights_hash", measure(args.repeats),
-                         f"python -m benchmarks.weights_hash --repeats {args.repeats}")
-    render.write()
-    return 0
+    return render.publish({"weights_hash": measure(args.repeats)},
+                          f"python -m benchmarks.weights_hash --repeats {args.repeats}")
 
 
 if __name__ == "__main__":

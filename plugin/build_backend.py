@@ -63,7 +63,7 @@ def _vapoursynth_include() -> str:
         spec = importlib.util.find_spec("vapoursynth")
         if spec is None or not spec.submodule_search_locations:
             raise CompileError(f"cannot find the VapourSynth headers (vapoursynth is not importable: {exc})") from exc
-        return str(Path(list(spec.submodule_search_locations)[0]) / "include")
+        return str(Path(next(iter(spec.submodule_search_locations))) / "include")
 
 
 def _version_defines() -> list[str]:
@@ -206,7 +206,7 @@ def _add_libraries(src_wheel: Path, dest_dir: Path, libraries: dict[str, Path]) 
     out_name = _retagged_name(src_wheel.name, tag)
     out_path = dest_dir / out_name
     with zipfile.ZipFile(out_path, "w", compression=zipfile.ZIP_DEFLATED) as zout:
-        for name, data, mode in files + [(record_name, record.getvalue().encode("utf-8"), 0o644)]:
+        for name, data, mode in [*files, (record_name, record.getvalue().encode("utf-8"), 0o644)]:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
             info.external_attr = (0o100000 | mode) << 16
             info.compress_type = zipfile.ZIP_DEFLATED

@@ -2,7 +2,9 @@
 // table, regenerate, rebuild (pip install -e .); tests/test_parameters.py fails while this copy differs.
 //
 // The plugin's functions, their VapourSynth argument strings and, per parameter, its type, default, allowed values
-// and the words of the message that refuses another value. vfi.cpp reads and checks every call with them.
+// and the words of the message that refuses another value. arguments.cpp reads and checks every call with them.
+// The code names parameters, returned keys and create_engine's keywords by the constants of `name` and `engine`
+// only, so a renamed row fails the build.
 #ifndef VFI_PARAMETERS_H
 #define VFI_PARAMETERS_H
 
@@ -38,7 +40,7 @@ struct Parameter {
     int allowedCount;
     const char *rule;       // what a message says the value must be: "must be 0 or 1"
     const char *note;       // said after the refused value ("" for none)
-    bool engine;            // passed on to vsrife.engine.create_engine as a keyword argument
+    bool engine;            // passed on to vsrife.engine.create_engine as a keyword argument (None when not given)
 };
 
 struct Function {
@@ -49,6 +51,43 @@ struct Function {
     const Parameter *parameters;
     int count;
 };
+
+// Every parameter and every key of a function's answer.
+namespace name {
+constexpr const char *kClip = "clip";
+constexpr const char *kMulti = "multi";
+constexpr const char *kFactorNum = "factor_num";
+constexpr const char *kFactorDen = "factor_den";
+constexpr const char *kFpsNum = "fps_num";
+constexpr const char *kFpsDen = "fps_den";
+constexpr const char *kModel = "model";
+constexpr const char *kModelPath = "model_path";
+constexpr const char *kScale = "scale";
+constexpr const char *kEnsemble = "ensemble";
+constexpr const char *kSc = "sc";
+constexpr const char *kScThreshold = "sc_threshold";
+constexpr const char *kDevice = "device";
+constexpr const char *kPrecision = "precision";
+constexpr const char *kTile = "tile";
+constexpr const char *kTileOverlap = "tile_overlap";
+constexpr const char *kDedup = "dedup";
+constexpr const char *kDedupThreshold = "dedup_threshold";
+constexpr const char *kDedupMax = "dedup_max";
+constexpr const char *kMask = "mask";
+constexpr const char *kNum = "num";
+constexpr const char *kDen = "den";
+constexpr const char *kFrames = "frames";
+} // namespace name
+
+// create_engine's keywords that are no parameter: what the plugin adds.
+namespace engine {
+constexpr const char *kMethod = "method";
+constexpr const char *kWidth = "width";
+constexpr const char *kHeight = "height";
+constexpr const char *kSampleType = "sample_type";
+constexpr const char *kMaskSampleType = "mask_sample_type";
+constexpr const char *kMaskPeak = "mask_peak";
+} // namespace engine
 
 // multi must be an integer >= 2
 inline constexpr Allowed kMultiAllowed[] = {
@@ -110,56 +149,56 @@ inline constexpr Allowed kDedupMaxAllowed[] = {
 };
 
 inline constexpr Parameter kRIFEParameters[] = {
-    {"clip", Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
-    {"multi", Type::Int, true, 2.0, "", kMultiAllowed, 1, "must be an integer >= 2", "", false},
-    {"factor_num", Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
-    {"factor_den", Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
-    {"fps_num", Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
-    {"fps_den", Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
-    {"model", Type::Data, true, 0.0, "4.0", nullptr, 0, "", "", true},
-    {"model_path", Type::Data, false, 0.0, "", nullptr, 0, "", "", true},
-    {"scale", Type::Float, true, 1.0, "", kScaleAllowed, 6, "must be 0 (automatic, from the frame size) or one of 0.25, 0.5, 1, 2, 4", "", true},
-    {"ensemble", Type::Int, true, 0.0, "", kEnsembleAllowed, 2, "must be 0 or 1", "", true},
-    {"sc", Type::Int, true, 0.0, "", kScAllowed, 2, "must be 0 or 1", "", false},
-    {"sc_threshold", Type::Float, true, 0.12, "", kScThresholdAllowed, 1, "must be > 0 and <= 1", "it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter resolution", true},
-    {"device", Type::Data, true, 0.0, "auto", nullptr, 0, "", "", true},
-    {"precision", Type::Data, true, 0.0, "auto", nullptr, 0, "", "", true},
-    {"tile", Type::Int, true, 0.0, "", kTileAllowed, 2, "must be 0 (automatic) or a tile size of at least 64 pixels", "", true},
-    {"tile_overlap", Type::Int, true, 64.0, "", kTileOverlapAllowed, 1, "must be >= 0", "", true},
-    {"dedup", Type::Int, true, 0.0, "", kDedupAllowed, 2, "must be 0 or 1", "", false},
-    {"dedup_threshold", Type::Float, true, 0.0035, "", kDedupThresholdAllowed, 1, "must be >= 0 and <= 1", "it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter resolution", false},
-    {"dedup_max", Type::Int, true, 5.0, "", kDedupMaxAllowed, 1, "must be >= 1 and <= 64", "", false},
-    {"mask", Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kClip, Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kMulti, Type::Int, true, 2.0, "", kMultiAllowed, 1, "must be an integer >= 2", "", false},
+    {name::kFactorNum, Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kFactorDen, Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kFpsNum, Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kFpsDen, Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kModel, Type::Data, true, 0.0, "4.0", nullptr, 0, "", "", true},
+    {name::kModelPath, Type::Data, false, 0.0, "", nullptr, 0, "", "", true},
+    {name::kScale, Type::Float, true, 1.0, "", kScaleAllowed, 6, "must be 0 (automatic, from the frame size) or one of 0.25, 0.5, 1, 2, 4", "", true},
+    {name::kEnsemble, Type::Int, true, 0.0, "", kEnsembleAllowed, 2, "must be 0 or 1", "", true},
+    {name::kSc, Type::Int, true, 0.0, "", kScAllowed, 2, "must be 0 or 1", "", false},
+    {name::kScThreshold, Type::Float, true, 0.12, "", kScThresholdAllowed, 1, "must be > 0 and <= 1", "it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter resolution", true},
+    {name::kDevice, Type::Data, true, 0.0, "auto", nullptr, 0, "", "", true},
+    {name::kPrecision, Type::Data, true, 0.0, "auto", nullptr, 0, "", "", true},
+    {name::kTile, Type::Int, true, 0.0, "", kTileAllowed, 2, "must be 0 (automatic) or a tile size of at least 64 pixels", "", true},
+    {name::kTileOverlap, Type::Int, true, 64.0, "", kTileOverlapAllowed, 1, "must be >= 0", "", true},
+    {name::kDedup, Type::Int, true, 0.0, "", kDedupAllowed, 2, "must be 0 or 1", "", false},
+    {name::kDedupThreshold, Type::Float, true, 0.0035, "", kDedupThresholdAllowed, 1, "must be >= 0 and <= 1", "it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter resolution", false},
+    {name::kDedupMax, Type::Int, true, 5.0, "", kDedupMaxAllowed, 1, "must be >= 1 and <= 64", "", false},
+    {name::kMask, Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
 };
 
 inline constexpr Parameter kRRINParameters[] = {
-    {"clip", Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
-    {"multi", Type::Int, true, 2.0, "", kMultiAllowed, 1, "must be an integer >= 2", "", false},
-    {"factor_num", Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
-    {"factor_den", Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
-    {"fps_num", Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
-    {"fps_den", Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
-    {"model", Type::Data, true, 0.0, "rrin", nullptr, 0, "", "", true},
-    {"model_path", Type::Data, false, 0.0, "", nullptr, 0, "", "", true},
-    {"sc", Type::Int, true, 0.0, "", kScAllowed, 2, "must be 0 or 1", "", false},
-    {"sc_threshold", Type::Float, true, 0.12, "", kScThresholdAllowed, 1, "must be > 0 and <= 1", "it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter resolution", true},
-    {"device", Type::Data, true, 0.0, "auto", nullptr, 0, "", "", true},
-    {"precision", Type::Data, true, 0.0, "auto", nullptr, 0, "", "", true},
-    {"tile", Type::Int, true, 0.0, "", kTileAllowed, 2, "must be 0 (automatic) or a tile size of at least 64 pixels", "", true},
-    {"tile_overlap", Type::Int, true, 64.0, "", kTileOverlapAllowed, 1, "must be >= 0", "", true},
-    {"dedup", Type::Int, true, 0.0, "", kDedupAllowed, 2, "must be 0 or 1", "", false},
-    {"dedup_threshold", Type::Float, true, 0.0035, "", kDedupThresholdAllowed, 1, "must be >= 0 and <= 1", "it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter resolution", false},
-    {"dedup_max", Type::Int, true, 5.0, "", kDedupMaxAllowed, 1, "must be >= 1 and <= 64", "", false},
-    {"mask", Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kClip, Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kMulti, Type::Int, true, 2.0, "", kMultiAllowed, 1, "must be an integer >= 2", "", false},
+    {name::kFactorNum, Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kFactorDen, Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kFpsNum, Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kFpsDen, Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kModel, Type::Data, true, 0.0, "rrin", nullptr, 0, "", "", true},
+    {name::kModelPath, Type::Data, false, 0.0, "", nullptr, 0, "", "", true},
+    {name::kSc, Type::Int, true, 0.0, "", kScAllowed, 2, "must be 0 or 1", "", false},
+    {name::kScThreshold, Type::Float, true, 0.12, "", kScThresholdAllowed, 1, "must be > 0 and <= 1", "it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter resolution", true},
+    {name::kDevice, Type::Data, true, 0.0, "auto", nullptr, 0, "", "", true},
+    {name::kPrecision, Type::Data, true, 0.0, "auto", nullptr, 0, "", "", true},
+    {name::kTile, Type::Int, true, 0.0, "", kTileAllowed, 2, "must be 0 (automatic) or a tile size of at least 64 pixels", "", true},
+    {name::kTileOverlap, Type::Int, true, 64.0, "", kTileOverlapAllowed, 1, "must be >= 0", "", true},
+    {name::kDedup, Type::Int, true, 0.0, "", kDedupAllowed, 2, "must be 0 or 1", "", false},
+    {name::kDedupThreshold, Type::Float, true, 0.0035, "", kDedupThresholdAllowed, 1, "must be >= 0 and <= 1", "it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter resolution", false},
+    {name::kDedupMax, Type::Int, true, 5.0, "", kDedupMaxAllowed, 1, "must be >= 1 and <= 64", "", false},
+    {name::kMask, Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
 };
 
 inline constexpr Parameter kRateParameters[] = {
-    {"clip", Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
-    {"multi", Type::Int, true, 2.0, "", kMultiAllowed, 1, "must be an integer >= 2", "", false},
-    {"factor_num", Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
-    {"factor_den", Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
-    {"fps_num", Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
-    {"fps_den", Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kClip, Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kMulti, Type::Int, true, 2.0, "", kMultiAllowed, 1, "must be an integer >= 2", "", false},
+    {name::kFactorNum, Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kFactorDen, Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kFpsNum, Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kFpsDen, Type::Int, false, 0.0, "", nullptr, 0, "", "", false},
 };
 
 inline constexpr Function kFunctions[] = {
@@ -168,17 +207,17 @@ inline constexpr Function kFunctions[] = {
     {"Rate", "", "clip:vnode;multi:int:opt;factor_num:int:opt;factor_den:int:opt;fps_num:int:opt;fps_den:int:opt;", "num:int;den:int;frames:int;fps_num:int;fps_den:int;", kRateParameters, 6},
 };
 
-// Every create_engine keyword that is a parameter, with the default a filter without it passes.
-inline constexpr Parameter kEngineParameters[] = {
-    {"model", Type::Data, true, 0.0, "4.0", nullptr, 0, "", "", true},
-    {"model_path", Type::Data, false, 0.0, "", nullptr, 0, "", "", true},
-    {"scale", Type::Float, true, 1.0, "", kScaleAllowed, 6, "must be 0 (automatic, from the frame size) or one of 0.25, 0.5, 1, 2, 4", "", true},
-    {"ensemble", Type::Int, true, 0.0, "", kEnsembleAllowed, 2, "must be 0 or 1", "", true},
-    {"sc_threshold", Type::Float, true, 0.12, "", kScThresholdAllowed, 1, "must be > 0 and <= 1", "it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter resolution", true},
-    {"device", Type::Data, true, 0.0, "auto", nullptr, 0, "", "", true},
-    {"precision", Type::Data, true, 0.0, "auto", nullptr, 0, "", "", true},
-    {"tile", Type::Int, true, 0.0, "", kTileAllowed, 2, "must be 0 (automatic) or a tile size of at least 64 pixels", "", true},
-    {"tile_overlap", Type::Int, true, 64.0, "", kTileOverlapAllowed, 1, "must be >= 0", "", true},
+// Every create_engine keyword that is a parameter: the value given, or None (the engine's default).
+inline constexpr const char *kEngineParameters[] = {
+    name::kModel,
+    name::kModelPath,
+    name::kScale,
+    name::kEnsemble,
+    name::kScThreshold,
+    name::kDevice,
+    name::kPrecision,
+    name::kTile,
+    name::kTileOverlap,
 };
 
 } // namespace params

@@ -33,7 +33,7 @@ from vsrife.models.rrin import RRIN
 PAIR = (100, 102)  # real motion, no cut; frames 0-39 are the frame-drop protocol's and stay out of tuning
 
 
-class StopAfterTiles(Exception):
+class StopAfterTiles(Exception):  # noqa: N818 - a signal that ends a pass early, not an error
     """Raised from synthesize to end a tiled pass early (see --max-tiles)."""
 
 

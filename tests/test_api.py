@@ -10,13 +10,15 @@ import sys
 import tomllib
 import typing
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import ROOT, clip_from_frames, frame_array
 
-from vsrife import api, stubgen
+from conftest import ROOT, clip_from_frames, frame_array
+from vsrife import api, codegen, stubgen
+from vsrife.parameters import PARAMETERS
 from vsrife.registry import MODELS
 from vsrife.weights import resolve_weight_files
 
@@ -98,6 +100,8 @@ def test_api_parameters_equal_the_plugin(name: str) -> None:
     assert parameters["clip"].default is inspect.Parameter.empty
     for argument in optional:
         expected = api.PathArgument | None if argument.name.endswith("_path") else API_TYPES[argument.type]
+        if PARAMETERS[argument.name].choices is not None:  # the table's words: Literal[...]
+            expected = getattr(api, codegen.choice_alias(PARAMETERS[argument.name])) | None
         assert argument.optional and parameters[argument.name].default is None, argument
         assert hints[argument.name] == expected, argument
 
@@ -120,15 +124,22 @@ def test_plugin_arguments_drop_only_none_and_convert_paths() -> None:
 # ---------------------------------------------------------------------------------------------- output
 
 
+class _RateArguments(TypedDict, total=False):
+    multi: int
+    factor_num: int
+    factor_den: int
+    ensemble: int
+    scale: float
+
+
 @pytest.mark.parametrize("args", [
-    {"multi": 3},
-    {"factor_num": 5, "factor_den": 2, "ensemble": 1, "scale": 0.5},
+    _RateArguments(multi=3),
+    _RateArguments(factor_num=5, factor_den=2, ensemble=1, scale=0.5),
 ], ids=["multi3", "factor5/2-ensemble-scale0.5"])
-def test_typed_rife_equals_the_plugin(args: dict[str, object], flownet_40: Path) -> None:
+def test_typed_rife_equals_the_plugin(args: _RateArguments, flownet_40: Path) -> None:
     clip = _moving_clip()
-    common = {"device": "cpu", "precision": "fp32"}
-    typed = api.RIFE(clip, **common, model_path=flownet_40, **args)  # type: ignore[arg-type]
-    direct = vs.core.vfi.RIFE(clip, **common, model_path=str(flownet_40), **args)
+    typed = api.RIFE(clip, device="cpu", precision="fp32", model_path=flownet_40, **args)
+    direct = vs.core.vfi.RIFE(clip, device="cpu", precision="fp32", model_path=str(flownet_40), **args)
     _assert_same_clip(typed, direct)
     synthesized = frame_array(typed.get_frame(1))
     assert min(np.abs(synthesized - frame_array(clip.get_frame(k))).max() for k in (0, 1)) > 0.01
@@ -138,7 +149,7 @@ def test_typed_rife_forwards_zero(flownet_40: Path) -> None:
     """tile_overlap=0 is an argument, not an absent one: the tiles then meet without blending."""
     clip = _moving_clip(width=128)
     common = {"device": "cpu", "precision": "fp32", "model_path": str(flownet_40), "tile": 64}
-    typed = api.RIFE(clip, tile_overlap=0, **common)  # type: ignore[arg-type]
+    typed = api.RIFE(clip, tile_overlap=0, device="cpu", precision="fp32", model_path=flownet_40, tile=64)
     _assert_same_clip(typed, vs.core.vfi.RIFE(clip, tile_overlap=0, **common))
     default_overlap = vs.core.vfi.RIFE(clip, **common)
     assert not np.array_equal(frame_array(typed.get_frame(1)), frame_array(default_overlap.get_frame(1)))
@@ -155,9 +166,10 @@ def test_typed_rife_with_every_argument_none_keeps_the_plugin_defaults() -> None
 
 def test_typed_rrin_equals_the_plugin(rrin_weights: Path) -> None:
     clip = _moving_clip()
-    args = {"multi": 2, "device": "cpu", "precision": "fp32", "sc": 0}
-    _assert_same_clip(api.RRIN(clip, model="rrin", model_path=rrin_weights, **args),  # type: ignore[arg-type]
-                      vs.core.vfi.RRIN(clip, model="rrin", model_path=str(rrin_weights), **args))
+    _assert_same_clip(api.RRIN(clip, model="rrin", model_path=rrin_weights, multi=2, device="cpu", precision="fp32",
+                               sc=0),
+                      vs.core.vfi.RRIN(clip, model="rrin", model_path=str(rrin_weights), multi=2, device="cpu",
+                                       precision="fp32", sc=0))
 
 
 def test_typed_errors_are_the_plugin_errors() -> None:
@@ -197,7 +209,8 @@ def test_stub_methods_match_the_plugin(holder: str) -> None:
         assert [a.arg for a in method.args.args] == [a.name for a in bound]
         assert [ast.unparse(d) for d in method.decorator_list] == ["_Wrapper.Function"]
         returns_clip = getattr(vs.core.vfi, name).return_signature == "clip:vnode;"
-        assert ast.unparse(method.returns) == ("VideoNode" if returns_clip else "dict[str, int]")  # type: ignore[arg-type]
+        assert method.returns is not None
+        assert ast.unparse(method.returns) == ("VideoNode" if returns_clip else "dict[str, int]")
     attribute = _class(module.body, f"_{holder}Attributes").body[0]
     assert ast.unparse(attribute) == f"vfi: Final[_vfi._{holder}_bound.Plugin]"
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from test_cli_video import frames_of
 
 from conftest import ffmpeg, ffmpeg_executable, vsrife
+from test_cli_video import frames_of
 
 MASTERING = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)"
 HDR_PARAMS = f"colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:master-display={MASTERING}:max-cll=1000,400"

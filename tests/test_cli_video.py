@@ -106,7 +106,7 @@ def test_subtitles_follow_into_each_container(tone_clip: Path, tmp_path: Path) -
         result = vsrife("interpolate", source, "-o", output, "--end", "2", "-q")
         assert result.returncode == 0, result.stderr
         kinds = stream_kinds(output)
-        assert [k for k in kinds if k.startswith("Subtitle")][0].startswith(f"Subtitle: {codec}"), kinds
+        assert next(k for k in kinds if k.startswith("Subtitle")).startswith(f"Subtitle: {codec}"), kinds
         assert any(k.startswith("Audio") for k in kinds)
 
 
@@ -148,7 +148,7 @@ def test_scale_auto_is_the_plugin_scale_0(tone_clip: Path) -> None:
 
 
 def test_images_scale_auto_renders_the_automatic_scale(bikes_path: Path, tmp_path: Path) -> None:
-    """Needs the plugin of this version (scale=0). 64x32 stills: auto picks scale 2 (vsrife.engine.auto_scale)."""
+    """Needs the plugin of this version (scale=0). 64x32 stills: auto picks scale 2 (vsrife.scale.auto_scale)."""
     stills = [tmp_path / "a.png", tmp_path / "b.png"]
     for still, frame in zip(stills, (100, 102), strict=True):
         ffmpeg("-i", bikes_path, "-vf", f"select=eq(n\\,{frame}),scale=64:32", "-frames:v", "1", still)

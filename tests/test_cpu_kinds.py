@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 
-from vsrife.engine import cpu_flags, cpu_has_native_bf16, native_bf16, onednn_isa_cap, select_precision
+from vsrife.precision import cpu_flags, cpu_has_native_bf16, native_bf16, onednn_isa_cap, select_precision
 from vsrife.training.trainer import autocast_dtype
 
 AMX_CPU = {"avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}  # an Intel Xeon with AMX
@@ -55,7 +55,7 @@ def test_auto_precision_follows_this_cpu() -> None:
 # In a fresh process under the cap: the engine's and the trainer's choice, and the ISA oneDNN reports using.
 DECISION = """
 import torch
-from vsrife.engine import select_precision
+from vsrife.precision import select_precision
 from vsrife.training.trainer import autocast_dtype
 channels_last = torch.channels_last  # a convolution that PyTorch hands to oneDNN, which reads its cap then
 torch.nn.functional.conv2d(torch.rand(1, 32, 64, 64).to(memory_format=channels_last),

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import RequestLog, VfiFilter, clip_from_frames, decode_rgb, expect_error, frame_array, psnr, rrin_filter
 
+from conftest import RequestLog, VfiFilter, clip_from_frames, decode_rgb, expect_error, frame_array, psnr, rrin_filter
 from testkit.animation import held_indices, on_holds, x264_roundtrip
 from vsrife import engine
 

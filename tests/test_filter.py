@@ -15,9 +15,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import (VSPIPE, RequestLog, VfiFilter, clip_from_frames, decode_rgb, expect_error, frame_array,
-                      frame_drop_psnr, psnr, run_vspipe, shrink, small_rgbs)
 
+from conftest import (
+    VSPIPE,
+    RequestLog,
+    VfiFilter,
+    clip_from_frames,
+    decode_rgb,
+    expect_error,
+    frame_array,
+    frame_drop_psnr,
+    psnr,
+    run_vspipe,
+    shrink,
+    small_rgbs,
+)
 from vsrife import registry
 
 core = vs.core
@@ -213,7 +225,7 @@ def test_engine_errors_are_clear(bikes_rgb40: np.ndarray, tmp_path: Path) -> Non
     expect_error(RIFE, "model 'rrin' is an RRIN model; use vfi.RRIN", clip, model="rrin")
     expect_error(RIFE, "available devices: auto, cpu", clip, device="cuda:7")
     expect_error(RIFE, "available devices: auto, cpu", clip, device="tpu")
-    expect_error(RIFE, "choose auto, fp32, fp16, bf16", clip, precision="fp8")
+    expect_error(RIFE, "choose auto, fp32, fp16 or bf16", clip, precision="fp8")
     expect_error(RIFE, "precision 'fp16' is not supported on the CPU", clip, device="cpu", precision="fp16")
     expect_error(RIFE, "no ensemble mode", clip, model="3.1", ensemble=1)
     expect_error(RIFE, "tile must be at least 256 for model 4.0 at scale 0.25", clip, scale=0.25, tile=128)

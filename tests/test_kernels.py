@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from vsrife import kernels
+from vsrife.errors import VfiError
 from vsrife.kernels import Constant, Scaled, Warped, reference
 
 # float32 sums in another order, and the warp's sample position computed directly where the reference goes through
@@ -202,6 +203,7 @@ def test_the_setting_caps_the_build_when_the_library_loads() -> None:
         # the cap, or the best build below it where the CPU lacks the cap's instructions
         expected = min(kernels.ISAS.index(setting.strip().lower()), kernels.ISAS.index(best.stdout.strip()))
         assert chosen == kernels.ISAS[expected], (setting, chosen)
+    assert issubclass(kernels.KernelsError, VfiError)  # the command line reports it as one line
     wrong = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            env={**env, kernels.SETTING: "sse9"})
     assert wrong.returncode == 1

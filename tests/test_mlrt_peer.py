@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import clip_from_frames, psnr
 
+from conftest import clip_from_frames, psnr
 from testkit import mlrt
 
 # Measured on an AMD EPYC (AVX512-BF16): max 3.2e-6, PSNR >= 137 dB over these frames. The margin leaves room for

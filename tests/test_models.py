@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,10 +16,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from conftest import ROOT, decode_rgb
-
 from testkit import reference
 from vsrife import kernels
-from vsrife.models import ARCHITECTURES, build_model, layers, skeleton
+from vsrife.errors import VfiError
+from vsrife.models import ARCHITECTURES, WeightsMismatchError, build_model, layers, skeleton
 
 VERSIONS = ("4.0", "3.1", "3.5", "3.8")
 TOLERANCE = 1e-4  # fp32 on the CPU; the published and our graphs differ only in operation order
@@ -146,22 +147,23 @@ def test_architecture_properties() -> None:
 
 
 def test_unknown_architecture_names_the_choices() -> None:
-    with pytest.raises(ValueError, match="rife-4.0"):
+    with pytest.raises(ValueError, match=re.escape("rife-4.0")):
         build_model("rife-9.9", {})
 
 
 def test_wrong_weights_are_rejected_clearly() -> None:
-    with pytest.raises(ValueError, match="missing keys: .*unexpected keys: "):
+    assert issubclass(WeightsMismatchError, VfiError)  # a message for the user, like every model_path error
+    with pytest.raises(WeightsMismatchError, match=r"missing keys: .*unexpected keys: "):
         build_model("rife-3.8", _state_dicts("3.5"))  # same block names, other heads
-    with pytest.raises(ValueError, match="missing keys"):
+    with pytest.raises(WeightsMismatchError, match="missing keys"):
         build_model("rife-4.0", {"flownet": _state_dicts("3.1")["flownet"]})
-    with pytest.raises(ValueError, match="roles"):
+    with pytest.raises(WeightsMismatchError, match="roles"):
         build_model("rife-3.1", {"flownet": _state_dicts("3.1")["flownet"]})
     extra = dict(_state_dicts("4.0")["flownet"], **{"module.block4.weight": torch.zeros(1)})
-    with pytest.raises(ValueError, match="unexpected keys: block4.weight"):
+    with pytest.raises(WeightsMismatchError, match=re.escape("unexpected keys: block4.weight")):
         build_model("rife-4.0", {"flownet": extra})
     bad_shape = dict(_state_dicts("4.0")["flownet"], **{"module.block0.lastconv.bias": torch.zeros(4)})
-    with pytest.raises(ValueError, match="shape mismatch: block0.lastconv.bias"):
+    with pytest.raises(WeightsMismatchError, match=re.escape("shape mismatch: block0.lastconv.bias")):
         build_model("rife-4.0", {"flownet": bad_shape})
 
 

@@ -10,12 +10,15 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
+import torch
 import vapoursynth as vs
 
-from vsrife import cli, codegen, parameters, stubgen
-from vsrife.engine import EngineError, check_arguments, create_engine
-from vsrife.errors import CliError
-from vsrife.parameters import PARAMETERS, Cli, Parameter, Range, ScriptArgument, Value
+from vsrife import cli, codegen, parameters, rules, stubgen
+from vsrife.devices import select_device
+from vsrife.engine import check_arguments, create_engine
+from vsrife.errors import CliError, EngineError
+from vsrife.parameters import PARAMETERS, Cli, Parameter, ParameterError, Range, ScriptArgument, Value
+from vsrife.precision import PRECISIONS, select_precision
 from vsrife.script import GraphSpec, script_text
 
 
@@ -35,7 +38,7 @@ def test_generated_files_are_current(path: Path) -> None:
 def test_readme_has_every_generated_block() -> None:
     text = codegen.README.read_text()
     for name in codegen.readme_blocks():
-        assert f"<!-- parameters: {name} -->" in text and f"<!-- /parameters: {name} -->" in text, name
+        assert f"<!-- generated: {name} -->" in text and f"<!-- /generated: {name} -->" in text, name
 
 
 # ---------------------------------------------------------------------------------------------- the plugin
@@ -120,8 +123,46 @@ def test_create_engine_takes_the_engine_rows() -> None:
     keywords = [name for name, p in inspect.signature(create_engine).parameters.items()
                 if p.kind is inspect.Parameter.KEYWORD_ONLY]
     # what the plugin adds: not filter parameters (the mask clip reaches the engine as its sample type and peak)
-    own = {"method", "width", "height", "sample_type", "mask_sample_type", "mask_peak"}
+    own = set(parameters.ENGINE_INPUTS)
+    assert own <= set(keywords)
     assert sorted(k for k in keywords if k not in own) == sorted(p.name for p in parameters.engine_parameters())
+    for name in (p.name for p in parameters.engine_parameters()):  # None: the table's default
+        assert inspect.signature(create_engine).parameters[name].default is None, name
+
+
+def test_the_engine_takes_the_words_of_the_text_rows() -> None:
+    precision, device = PARAMETERS["precision"].choices, PARAMETERS["device"].choices
+    assert precision is not None and device is not None
+    assert precision.words == ("auto", *PRECISIONS)
+    with pytest.raises(EngineError, match=r"^precision 'fp8' is not supported; choose auto, fp32, fp16 or bf16$"):
+        select_precision("fp8", select_device("cpu"))
+    assert device.words[:2] == ("auto", "cpu") and select_device("CPU").type == "cpu"
+    assert select_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# (tile, tile_overlap) pairs that break the rule between them
+TILE_OVERLAP_BREAKS = [(128, 64), (64, 2**62), (100, 50)]
+
+
+@pytest.mark.parametrize(("tile", "overlap"), TILE_OVERLAP_BREAKS)
+def test_the_plugin_and_the_engine_refuse_tile_overlap_with_one_message(tile: int, overlap: int) -> None:
+    """One function (vsrife.rules.tile_overlap) decides, whoever asks: the plugin's words are the engine's."""
+    with pytest.raises(ParameterError) as from_the_rule:
+        rules.tile_overlap(tile, overlap)
+    with pytest.raises(ParameterError) as from_the_engine:
+        create_engine(method="rife", width=64, height=48, sample_type="float32", tile=tile, tile_overlap=overlap)
+    for function in parameters.FILTERS:
+        with pytest.raises(vs.Error) as from_the_plugin:
+            getattr(vs.core.vfi, function)(_blank(), tile=tile, tile_overlap=overlap)
+        assert str(from_the_plugin.value) == f"vfi.{function}: {from_the_engine.value}"
+    assert str(from_the_engine.value) == str(from_the_rule.value) == (
+        f"tile_overlap must be less than tile/2 (got tile_overlap={overlap} with tile={tile})")
+
+
+def test_tile_overlap_defaults_to_a_quarter_of_small_tiles() -> None:
+    default = PARAMETERS["tile_overlap"].default
+    assert rules.tile_overlap(0, None) == default and rules.tile_overlap(1024, None) == default
+    assert rules.tile_overlap(128, None) == 32 and rules.tile_overlap(128, 63) == 63
 
 
 @pytest.mark.parametrize("parameter", [p for p in parameters.engine_parameters() if p.allowed], ids=lambda p: p.name)
@@ -209,8 +250,10 @@ def test_one_row_reaches_every_generated_place() -> None:
     assert rife.signature().endswith("mask:vnode:opt;strength:float:opt;guide:vnode:opt;")
     assert parameters.FUNCTIONS["RRIN"].signature().endswith("mask:vnode:opt;strength:float:opt;")
     header = codegen.plugin_header()
-    assert '{"strength", Type::Float, true, 0.5, "", kStrengthAllowed, 1, "must be >= 0 and <= 1", "", true}' in header
-    assert '{"guide", Type::Clip, false, 0.0, "", nullptr, 0, "", "", false}' in header
+    assert ('{name::kStrength, Type::Float, true, 0.5, "", kStrengthAllowed, 1, "must be >= 0 and <= 1", "", true}'
+            in header)
+    assert '{name::kGuide, Type::Clip, false, 0.0, "", nullptr, 0, "", "", false}' in header
+    assert 'constexpr const char *kStrength = "strength";' in header and "    name::kStrength,\n};" in header
     api = codegen.api_module()
     # where the generator wraps the signature depends on the rows before: compare with single spaces
     assert "strength: float | None = None, guide: vs.VideoNode | None = None) -> vs.VideoNode:" in " ".join(api.split())

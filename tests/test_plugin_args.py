@@ -1,7 +1,8 @@
 """core.vfi.RIFE and core.vfi.RRIN argument checks and output VideoInfo, against the real installed plugin and core.
 
-The argument errors are all raised before the plugin touches Python, so those tests need no engine. The VideoInfo
-tests create a real engine (create_engine runs in the filter's constructor) and run only where vsrife.engine imports.
+The argument errors but tile_overlap's rule against tile are raised before the plugin touches Python; that one is
+create_engine's (vsrife/rules.py), which fails before it loads a model. The VideoInfo tests create a real engine
+(create_engine runs in the filter's constructor) and run only where vsrife.engine imports.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import vapoursynth as vs
+
 from conftest import VfiFilter
 
 core = vs.core

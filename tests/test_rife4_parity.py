@@ -29,7 +29,6 @@ import torch
 from torch import Tensor
 
 from conftest import decode_rgb
-
 from testkit import reference
 from vsrife.models import ARCHITECTURES, build_model, skeleton
 from vsrife.registry import FAMILIES, MODELS, RELEASE_URL, UrlSource
@@ -71,8 +70,9 @@ def _published_init() -> ast.Module:
 
 def _published_names() -> list[str]:
     for node in ast.walk(_published_init()):
-        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "models" for t in node.targets):
-            return [ast.literal_eval(item) for item in node.value.elts]  # type: ignore[attr-defined]
+        if (isinstance(node, ast.Assign) and isinstance(node.value, (ast.List, ast.Tuple))
+                and any(isinstance(t, ast.Name) and t.id == "models" for t in node.targets)):
+            return [ast.literal_eval(item) for item in node.value.elts]
     raise AssertionError("the published __init__.py names no models")
 
 

@@ -15,10 +15,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 import vapoursynth as vs
-from conftest import (
-    VfiFilter, clip_from_frames, expect_error, frame_array, frame_drop_psnr, psnr, rrin_filter, shrink,
-)
 
+from conftest import (
+    VfiFilter,
+    clip_from_frames,
+    expect_error,
+    frame_array,
+    frame_drop_psnr,
+    psnr,
+    rrin_filter,
+    shrink,
+)
 from vsrife.models.rrin import RRINOfficial
 from vsrife.registry import MODELS
 

@@ -17,9 +17,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from testkit import rrin_authors
 from vsrife import weights
 from vsrife.models import build_model
-from testkit import rrin_authors
 from vsrife.models.rrin import RRIN, RRINOfficial, coarse_to_fine, pyramid_alignment, warp_zeros
 
 Layout = list[tuple[str, tuple[int, ...]]]

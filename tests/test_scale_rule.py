@@ -1,4 +1,4 @@
-"""scale=0: the flow resolution chosen from the frame size (vsrife.engine.auto_scale), in the engine and the plugin."""
+"""scale=0: the flow resolution chosen from the frame size (vsrife.scale.auto_scale), in the engine and the plugin."""
 
 from __future__ import annotations
 
@@ -7,10 +7,11 @@ import math
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import clip_from_frames, frame_array, panning_frames
 
-from vsrife.engine import (AUTO_SCALE, AUTO_SCALE_LARGEST, AUTO_SCALE_RULE, Engine, EngineError, auto_scale,
-                           create_engine, resolve_scale)
+from conftest import clip_from_frames, frame_array, panning_frames
+from vsrife.engine import Engine, create_engine, resolve_scale
+from vsrife.errors import EngineError
+from vsrife.scale import AUTO_SCALE, AUTO_SCALE_LARGEST, AUTO_SCALE_RULE, auto_scale
 
 
 @pytest.mark.parametrize(("width", "height", "expected"), [

@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+import vsrife
 from testkit import memory_probe
 from testkit.memory_probe import decode_frames, load_net
 from testkit.samples import fetch_sample
-import vsrife
 from vsrife import registry, tiling
-from vsrife.registry import PackageSource
 from vsrife.models import InterpolationNet
+from vsrife.registry import PackageSource
 
 OVERLAP = 64  # the plugin's default
 

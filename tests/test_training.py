@@ -19,24 +19,48 @@ from torch import Tensor
 
 from testkit.samples import fetch_sample
 from vsrife import cli, weights
-from vsrife.engine import cpu_has_native_bf16
 from vsrife.models import build_model
-from vsrife.models.rrin import RRIN
+from vsrife.models.rrin import RRIN, warp_zeros
+from vsrife.precision import cpu_has_native_bf16
 from vsrife.training import data as tdata
-from vsrife.models.rrin import warp_zeros
 from vsrife.training.data import (
-    DataError, FlowPair, FrameSequence, SyntheticScenes, augment_pair, open_source, sample_batch, sample_pairs,
+    DataError,
+    FlowPair,
+    FrameSequence,
+    SyntheticScenes,
+    augment_pair,
+    open_source,
+    sample_batch,
+    sample_pairs,
 )
+from vsrife.training.flow_stage import masked_l1
 from vsrife.training.flows import TeacherFlows, consistent
 from vsrife.training.synthetic import (
-    STILL, Layer, LayerMotion, SyntheticMotion, random_scene, render, scene_flows, synthetic_pair, synthetic_triplet,
+    STILL,
+    Layer,
+    LayerMotion,
+    SyntheticMotion,
+    random_scene,
+    render,
+    scene_flows,
+    synthetic_pair,
+    synthetic_triplet,
     visible_layers,
 )
 from vsrife.training.trainer import (
-    CHECKPOINT_NAME, HEAD_INIT_SCALE, LOG_NAME, WEIGHTS_NAME, TrainConfig, Trainer, TrainingError, autocast_dtype,
-    charbonnier, init_for_training, load_teacher, teacher_flows,
+    CHECKPOINT_NAME,
+    HEAD_INIT_SCALE,
+    LOG_NAME,
+    WEIGHTS_NAME,
+    TrainConfig,
+    Trainer,
+    TrainingError,
+    autocast_dtype,
+    charbonnier,
+    init_for_training,
+    load_teacher,
+    teacher_flows,
 )
-from vsrife.training.flow_stage import masked_l1
 
 ROOT = Path(__file__).resolve().parent.parent
 FIRST_FRAME = 40  # frames 0-39 of bikes.mp4 are never used for training or tuning
@@ -458,7 +482,7 @@ def test_tiny_run_lowers_the_loss(tmp_path: Path, bikes: Path, tiny_triplet: Fra
     val = FrameSequence("bikes-val", as_chw(ffmpeg_rgb(bikes, 48, 3, TINY)), 2, 1.0)
     trainer = Trainer(config, [tiny_triplet], [val])
     batch = sample_batch([tiny_triplet], np.random.default_rng(99), 8, 32)
-    img0, gt, img1, t = batch
+    img0, _, img1, _ = batch
     before = _eval_losses(trainer, batch)
     assert set(before) == ({"image", "blend"} if teacher == "none" else {"image", "blend", "flow"})
     assert trainer.run(progress=False) is not None

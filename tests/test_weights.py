@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,11 +18,19 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import ffmpeg_executable, run_cli, serve_files, table_rows
 
+from conftest import ffmpeg_executable, run_cli, serve_files, table_rows
 from vsrife import registry, weights
-from vsrife.registry import (MODELS, UNRELEASED_SHA256, ModelEntry, PackageSource, UrlSource, WeightFile,
-                             WheelSource, get_model)
+from vsrife.registry import (
+    MODELS,
+    UNRELEASED_SHA256,
+    ModelEntry,
+    PackageSource,
+    UrlSource,
+    WeightFile,
+    WheelSource,
+    get_model,
+)
 from vsrife.weights import WeightsError
 from vsrife.weights import pip as weights_pip
 
@@ -241,7 +250,7 @@ def test_unreleased_and_model_path_only_entries_say_what_to_do(model_dir: Path) 
     with pytest.raises(WeightsError, match=r"no download we can reach: download pretrained_model\.pth\.tar from "
                                            r"the authors' link in their repository HopLee6/RRIN-PyTorch.*model_path="):
         weights.resolve_weight_files(MODELS["rrin-official"], None)
-    with pytest.raises(WeightsError, match="Thomasedv/RRIN.*model_path="):
+    with pytest.raises(WeightsError, match=r"Thomasedv/RRIN.*model_path="):
         weights.ensure_cached(MODELS["rrin-fork"])
     own = model_dir / "pretrained_model.pth.tar"
     own.parent.mkdir(parents=True)
@@ -275,13 +284,13 @@ def test_http_wrong_hash_leaves_nothing(model_dir: Path, http_server: str) -> No
 
 @pytest.mark.parametrize("size", [FLOWNET_40.size, None], ids=["size-known", "size-unknown"])
 def test_http_truncated_file_is_rejected(model_dir: Path, http_server: str, size: int | None) -> None:
-    with pytest.raises(WeightsError, match="bytes, got|SHA-256 mismatch"):
+    with pytest.raises(WeightsError, match=r"bytes, got|SHA-256 mismatch"):
         weights.resolve_weight_files(_url_entry(f"{http_server}/truncated.pkl", size=size), None, progress=False)
     assert _files_under(model_dir) == []
 
 
 def test_http_connection_closed_early_is_rejected(model_dir: Path, http_server: str) -> None:
-    with pytest.raises(WeightsError, match="short/flownet.pkl"):
+    with pytest.raises(WeightsError, match=re.escape("short/flownet.pkl")):
         weights.resolve_weight_files(_url_entry(f"{http_server}/short/flownet.pkl"), None, progress=False)
     assert _files_under(model_dir) == []
 
@@ -363,11 +372,11 @@ def test_load_rejects_garbage_and_arbitrary_pickles(tmp_path: Path) -> None:
 
     garbage = tmp_path / "garbage.pkl"
     garbage.write_bytes(b"not a pickle at all")
-    with pytest.raises(WeightsError, match="garbage.pkl"):
+    with pytest.raises(WeightsError, match=re.escape("garbage.pkl")):
         weights.load_state_dicts({"flownet": garbage})
     unsafe = tmp_path / "unsafe.pkl"
     torch.save({"x": threading.Lock}, unsafe)  # a global that weights_only must refuse
-    with pytest.raises(WeightsError, match="unsafe.pkl"):
+    with pytest.raises(WeightsError, match=re.escape("unsafe.pkl")):
         weights.load_state_dicts({"flownet": unsafe})
 
 
@@ -500,8 +509,9 @@ def test_concurrent_cli_downloads_do_not_corrupt(model_dir: Path, cached_wheel: 
     procs = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
     assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
     for p in procs:
-        p.stdout.close()  # type: ignore[union-attr]
-        p.stderr.close()  # type: ignore[union-attr]
+        assert p.stdout is not None and p.stderr is not None  # both are pipes
+        p.stdout.close()
+        p.stderr.close()
     assert [p.name for p in _files_under(model_dir / "4.0")] == ["flownet.pkl"]
     assert weights.sha256_of(model_dir / "4.0" / "flownet.pkl") == FLOWNET_40.sha256
 

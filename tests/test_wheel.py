@@ -31,10 +31,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import vapoursynth as vs
-from conftest import ROOT, VSPIPE, vsrife
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from conftest import ROOT, VSPIPE, vsrife
 from vsrife.weights import cache_dir
 
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]

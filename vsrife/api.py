@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 import vapoursynth as vs
 
-__all__ = ["RIFE", "RRIN", "PathArgument"]
+__all__ = ["RIFE", "RRIN", "Device", "PathArgument", "Precision"]
 
 # What a file-path argument accepts: VapourSynth's data type (str, bytes) plus os.PathLike such as pathlib.Path.
 type PathArgument = str | bytes | os.PathLike[str] | os.PathLike[bytes]
+
+# device: auto, cpu, cuda, cuda:N or another available torch device
+type Device = Literal["auto", "cpu", "cuda"] | str
+
+# precision: auto, fp32, fp16 or bf16
+type Precision = Literal["auto", "fp32", "fp16", "bf16"]
 
 
 def plugin_arguments(arguments: Mapping[str, object]) -> dict[str, object]:
@@ -33,8 +40,8 @@ def _call_filter(name: str, clip: vs.VideoNode, arguments: Mapping[str, object])
 def RIFE(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = None, factor_den: int | None = None,
          fps_num: int | None = None, fps_den: int | None = None, model: str | None = None,
          model_path: PathArgument | None = None, scale: float | None = None, ensemble: int | None = None,
-         sc: int | None = None, sc_threshold: float | None = None, device: str | None = None,
-         precision: str | None = None, tile: int | None = None, tile_overlap: int | None = None,
+         sc: int | None = None, sc_threshold: float | None = None, device: Device | None = None,
+         precision: Precision | None = None, tile: int | None = None, tile_overlap: int | None = None,
          dedup: int | None = None, dedup_threshold: float | None = None, dedup_max: int | None = None,
          mask: vs.VideoNode | None = None) -> vs.VideoNode:
     """Raise the frame rate of ``clip`` with RIFE: ``core.vfi.RIFE`` (README.md, section ``core.vfi.RIFE``).
@@ -51,8 +58,8 @@ def RIFE(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
         ensemble: 1: also run the swapped pair and average: 0 or 1 (default 0)
         sc: 1: never synthesize across a scene change: 0 or 1 (default 0)
         sc_threshold: cut threshold of the scene-change detector: > 0 and <= 1 (default 0.12)
-        device: auto, cpu, cuda, cuda:N or another available torch device (default 'auto')
-        precision: auto, fp32, fp16 or bf16 (default 'auto')
+        device: the torch device: auto, cpu, cuda, cuda:N or another available torch device (default 'auto')
+        precision: the precision of the net: auto, fp32, fp16 or bf16 (default 'auto')
         tile: the tiles each frame is cut into: 0 (automatic) or a tile size of at least 64 pixels (default 0)
         tile_overlap: pixels that neighbouring tiles share (less than tile/2): >= 0 (default 64)
         dedup: 1: held frames (animation on twos/threes) become in-betweens of the drawings: 0 or 1 (default 0)
@@ -71,7 +78,7 @@ def RIFE(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
 def RRIN(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = None, factor_den: int | None = None,
          fps_num: int | None = None, fps_den: int | None = None, model: str | None = None,
          model_path: PathArgument | None = None, sc: int | None = None, sc_threshold: float | None = None,
-         device: str | None = None, precision: str | None = None, tile: int | None = None,
+         device: Device | None = None, precision: Precision | None = None, tile: int | None = None,
          tile_overlap: int | None = None, dedup: int | None = None, dedup_threshold: float | None = None,
          dedup_max: int | None = None, mask: vs.VideoNode | None = None) -> vs.VideoNode:
     """Raise the frame rate of ``clip`` with RRIN: ``core.vfi.RRIN`` (README.md, section ``core.vfi.RRIN``).
@@ -86,8 +93,8 @@ def RRIN(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
         model_path: your own weight file for the model's architecture
         sc: 1: never synthesize across a scene change: 0 or 1 (default 0)
         sc_threshold: cut threshold of the scene-change detector: > 0 and <= 1 (default 0.12)
-        device: auto, cpu, cuda, cuda:N or another available torch device (default 'auto')
-        precision: auto, fp32, fp16 or bf16 (default 'auto')
+        device: the torch device: auto, cpu, cuda, cuda:N or another available torch device (default 'auto')
+        precision: the precision of the net: auto, fp32, fp16 or bf16 (default 'auto')
         tile: the tiles each frame is cut into: 0 (automatic) or a tile size of at least 64 pixels (default 0)
         tile_overlap: pixels that neighbouring tiles share (less than tile/2): >= 0 (default 64)
         dedup: 1: held frames (animation on twos/threes) become in-betweens of the drawings: 0 or 1 (default 0)

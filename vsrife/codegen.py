@@ -5,7 +5,8 @@
   checks every call with them; rebuild the plugin afterwards: ``pip install -e .``);
 - vsrife/api.py: the typed functions ``vsrife.RIFE`` and ``vsrife.RRIN``;
 - vsrife/stubs/vfi.pyi: the ``core.vfi`` stubs (vsrife/stubgen.py writes them in vsstubs' layout);
-- README.md: the blocks between ``<!-- parameters: NAME -->`` and ``<!-- /parameters: NAME -->``.
+- README.md: the blocks between ``<!-- generated: NAME -->`` and ``<!-- /generated: NAME -->``: the parameter tables,
+  and the table of the models from the registry (vsrife/model_table.py).
 
 tests/test_parameters.py regenerates each and fails while a committed copy differs.
 """
@@ -15,12 +16,12 @@ from __future__ import annotations
 import re
 import sys
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import model_table, stubgen
 from . import parameters as table
-from . import stubgen
 from .parameters import Function, Parameter, Range, Value
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +34,7 @@ _CPP_TYPES = {"clip": "Clip", "int": "Int", "float": "Float", "str": "Data", "pa
 _API_TYPES = {"clip": "vs.VideoNode", "int": "int", "float": "float", "str": "str", "path": "PathArgument"}
 # The argument types as VapourSynth's documentation writes them.
 _DOC_TYPES = {"clip": "clip", "int": "int", "float": "float", "str": "data", "path": "data"}
-_MARKER = re.compile(r"(<!-- parameters: (?P<name>[^>]+?) -->\n)(?P<body>.*?)(<!-- /parameters: (?P=name) -->)",
+_MARKER = re.compile(r"(<!-- generated: (?P<name>[^>]+?) -->\n)(?P<body>.*?)(<!-- /generated: (?P=name) -->)",
                      re.DOTALL)
 
 
@@ -72,8 +73,13 @@ def _cpp_allowed(allowed: Value | Range) -> str:
             f"{_cpp_number(high or 0.0)}}}")
 
 
+def _cpp_name(name: str) -> str:
+    """The C++ constant of a name: tile_overlap -> kTileOverlap."""
+    return "k" + "".join(part.title() for part in name.split("_"))
+
+
 def _allowed_name(parameter: Parameter) -> str:
-    return "k" + "".join(part.title() for part in parameter.name.split("_")) + "Allowed"
+    return _cpp_name(parameter.name) + "Allowed"
 
 
 def _cpp_parameter(parameter: Parameter, default: float | str | None) -> str:
@@ -82,7 +88,7 @@ def _cpp_parameter(parameter: Parameter, default: float | str | None) -> str:
     number = default if isinstance(default, (int, float)) else 0.0
     text = default if isinstance(default, str) else ""
     allowed = (_allowed_name(parameter), len(parameter.allowed)) if parameter.allowed else ("nullptr", 0)
-    return (f"{{{_cpp_string(parameter.name)}, Type::{_CPP_TYPES[parameter.type]}, "
+    return (f"{{name::{_cpp_name(parameter.name)}, Type::{_CPP_TYPES[parameter.type]}, "
             f"{str(default is not None).lower()}, {_cpp_number(number)}, {_cpp_string(text)}, {allowed[0]}, "
             f"{allowed[1]}, {_cpp_string(parameter.rule() if parameter.allowed else '')}, "
             f"{_cpp_string(parameter.note)}, {str(parameter.engine).lower()}}}")
@@ -93,7 +99,9 @@ _HEADER_TOP = """\
 // table, regenerate, rebuild (pip install -e .); tests/test_parameters.py fails while this copy differs.
 //
 // The plugin's functions, their VapourSynth argument strings and, per parameter, its type, default, allowed values
-// and the words of the message that refuses another value. vfi.cpp reads and checks every call with them.
+// and the words of the message that refuses another value. arguments.cpp reads and checks every call with them.
+// The code names parameters, returned keys and create_engine's keywords by the constants of `name` and `engine`
+// only, so a renamed row fails the build.
 #ifndef VFI_PARAMETERS_H
 #define VFI_PARAMETERS_H
 
@@ -129,7 +137,7 @@ struct Parameter {
     int allowedCount;
     const char *rule;       // what a message says the value must be: "must be 0 or 1"
     const char *note;       // said after the refused value ("" for none)
-    bool engine;            // passed on to vsrife.engine.create_engine as a keyword argument
+    bool engine;            // passed on to vsrife.engine.create_engine as a keyword argument (None when not given)
 };
 
 struct Function {
@@ -154,6 +162,11 @@ def plugin_header() -> str:
     """The text of plugin/parameters.h."""
     out = [_HEADER_TOP % {"id": _cpp_string(table.PLUGIN_ID), "namespace": _cpp_string(table.NAMESPACE),
                           "name": _cpp_string(table.PLUGIN_NAME)}]
+    names = list(table.PARAMETERS)
+    names += [key for function in table.FUNCTIONS.values() for key, _ in function.returns if key not in names]
+    out.append(_constants("name", "Every parameter and every key of a function's answer.", names))
+    out.append(_constants("engine", "create_engine's keywords that are no parameter: what the plugin adds.",
+                          list(table.ENGINE_INPUTS)))
     for parameter in table.PARAMETERS.values():
         if parameter.allowed:
             rows = ",\n".join(f"    {_cpp_allowed(a)}" for a in parameter.allowed)
@@ -167,16 +180,15 @@ def plugin_header() -> str:
         f"{_cpp_string(f.return_signature())}, k{f.name}Parameters, {len(f.parameters)}}}"
         for f in table.FUNCTIONS.values())
     out.append(f"inline constexpr Function kFunctions[] = {{\n{rows},\n}};\n")
-    engine = []
-    for parameter in table.engine_parameters():
-        if isinstance(parameter.default, Mapping) and set(parameter.functions) < set(table.FILTERS):
-            raise ValueError(f"{parameter.name}: a default per filter needs every filter to take it")
-        any_filter = next(f for f in table.FILTERS if f in parameter.functions)
-        engine.append(f"    {_cpp_parameter(parameter, parameter.default_for(any_filter))}")
-    rows = ",\n".join(engine)
-    out.append("// Every create_engine keyword that is a parameter, with the default a filter without it passes.\n"
-               f"inline constexpr Parameter kEngineParameters[] = {{\n{rows},\n}};\n")
+    rows = ",\n".join(f"    name::{_cpp_name(p.name)}" for p in table.engine_parameters())
+    out.append("// Every create_engine keyword that is a parameter: the value given, or None (the engine's default).\n"
+               f"inline constexpr const char *kEngineParameters[] = {{\n{rows},\n}};\n")
     return "\n".join(out) + _HEADER_BOTTOM
+
+
+def _constants(namespace: str, comment: str, names: list[str]) -> str:
+    rows = "".join(f"constexpr const char *{_cpp_name(name)} = {_cpp_string(name)};\n" for name in names)
+    return f"// {comment}\nnamespace {namespace} {{\n{rows}}} // namespace {namespace}\n"
 
 
 # ---------------------------------------------------------------------------------------------- vsrife/api.py
@@ -193,14 +205,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 import vapoursynth as vs
 
-__all__ = [%(all)s, "PathArgument"]
+__all__ = [%(all)s]
 
 # What a file-path argument accepts: VapourSynth's data type (str, bytes) plus os.PathLike such as pathlib.Path.
 type PathArgument = str | bytes | os.PathLike[str] | os.PathLike[bytes]
-
+%(choices)s
 
 def plugin_arguments(arguments: Mapping[str, object]) -> dict[str, object]:
     """What the plugin is called with: the arguments that are not None (falsy ones such as 0 included), with
@@ -219,10 +232,19 @@ def _default_text(value: float | str | None) -> str:
     return "" if value is None else f" (default {value!r})"
 
 
+def choice_alias(parameter: Parameter) -> str:
+    """The API's name for the words a text row takes: device -> Device."""
+    return "".join(part.title() for part in parameter.name.split("_"))
+
+
+def _api_type(parameter: Parameter) -> str:
+    return choice_alias(parameter) if parameter.choices is not None else _API_TYPES[parameter.type]
+
+
 def _api_function(function: Function) -> list[str]:
     clip, *rest = function.parameters
     items = [f"{clip.name}: {_API_TYPES[clip.type]}",
-             *(f"{p.name}: {_API_TYPES[p.type]} | None = None" for p in rest)]
+             *(f"{p.name}: {_api_type(p)} | None = None" for p in rest)]
     lines = _wrap(f"def {function.name}(", items, ") -> vs.VideoNode:", indent=len(function.name) + 5)
     doc = [f'    """{function.doc}: ``core.vfi.{function.name}`` (README.md, section ``core.vfi.{function.name}``).',
            "",
@@ -242,7 +264,14 @@ def _api_function(function: Function) -> list[str]:
 def api_module() -> str:
     """The text of vsrife/api.py."""
     filters = [table.FUNCTIONS[name] for name in table.FILTERS]
-    lines = [(_API_TOP % {"all": ", ".join(f'"{f.name}"' for f in filters)}).rstrip("\n")]
+    chosen = [(p, p.choices) for p in table.PARAMETERS.values() if p.choices is not None]
+    choices = "".join(f"\n# {p.name}: {p.allowed_words()}\ntype {choice_alias(p)} = {words.annotation('str')}\n"
+                      for p, words in chosen)
+    # exported names in isort's order (ruff's RUF022): constants (the filters), then classes and aliases
+    exported = sorted([*(f.name for f in filters), "PathArgument", *(choice_alias(p) for p, _ in chosen)],
+                      key=lambda name: (not name.isupper(), name))
+    lines = [(_API_TOP % {"all": ", ".join(f'"{name}"' for name in exported),
+                          "choices": choices}).rstrip("\n")]
     for function in filters:
         lines += _api_function(function)
     return "\n".join(lines) + "\n"
@@ -346,6 +375,7 @@ def readme_blocks() -> dict[str, list[str]]:
     returns = ", ".join(f"{_DOC_TYPES.get(kind, kind)} {key}" for key, kind in rate.returns)
     blocks[table.RATE] = ["```", *signature_block(rate), f"  -> dict: {returns}", "```"]
     blocks["command line"] = cli_table()
+    blocks["models"] = model_table.models_table()
     return blocks
 
 

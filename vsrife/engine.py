@@ -8,27 +8,28 @@ memoryviews.
 from __future__ import annotations
 
 import itertools
-import os
 import threading
-from collections import OrderedDict
-from collections.abc import Callable, Collection, Hashable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import parameters, registry, tiling, weights
-from .errors import VfiError
+from . import parameters, registry, rules, tiling, weights
+from .devices import select_device
+from .errors import EngineError
+from .frame_cache import FrameCache
 from .models import InterpolationNet, build_model
+from .precision import select_precision
+from .scale import AUTO_SCALE, auto_scale
 from .scene import repeat_difference, scene_change_metric
 
 # A plane as the plugin hands it over: the plane's bytes (stride * height) and its stride in bytes.
 Plane = tuple[memoryview, int]
 Frame = Sequence[Plane]
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 SAMPLE_TYPES: dict[str, np.dtype[Any]] = {"float32": np.dtype(np.float32), "float16": np.dtype(np.float16)}
 MASK_SAMPLE_TYPES: dict[str, np.dtype[Any]] = {**SAMPLE_TYPES, "uint8": np.dtype(np.uint8),
                                                "uint16": np.dtype(np.uint16)}
@@ -42,52 +43,6 @@ MIDPOINT_BISECTION_DEPTH = 4
 # out of order (VapourSynth's threads) still find theirs; in order, each frame is converted and encoded once.
 SOURCE_CACHE_FRAMES = 3
 
-# scale=0 asks the engine to choose the flow resolution from the frame size (AUTO_SCALE_RULE).
-AUTO_SCALE = 0.0
-
-# (largest pixel count, scale) rows, first match wins, else AUTO_SCALE_LARGEST: chosen by
-# benchmarks/studies/scale_rule.py.
-AUTO_SCALE_RULE: tuple[tuple[int, float], ...] = (
-    (320 * 144, 2.0),  # 256x144 and 320x136 measured; fast motion at 320x180 is worse at 2
-    (2560 * 1600, 1.0),  # 2560x1440 measured; small motion there is worse at 0.5
-)
-AUTO_SCALE_LARGEST = 0.5  # 3840x1632 and 3840x2160 measured
-
-
-class EngineError(VfiError, ValueError):
-    """A user-facing configuration error; the plugin prefixes the filter name."""
-
-
-class FrameCache[K: Hashable, V]:
-    """What was computed from single source frames, kept for the `capacity` most recently used keys (source frame
-    numbers); older entries are dropped, so memory stays bounded however long the clip. Thread-safe."""
-
-    def __init__(self, capacity: int) -> None:
-        if capacity < 1:
-            raise ValueError(f"capacity must be at least 1, got {capacity}")
-        self.capacity = capacity
-        self._values: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K, compute: Callable[[], V]) -> V:
-        """The value for `key`, from `compute()` when it is not kept (computed outside the lock)."""
-        with self._lock:
-            if key in self._values:
-                self._values.move_to_end(key)
-                return self._values[key]
-        value = compute()
-        with self._lock:
-            self._values[key] = value
-            self._values.move_to_end(key)
-            while len(self._values) > self.capacity:
-                self._values.popitem(last=False)
-        return value
-
-    def keys(self) -> list[K]:
-        """The keys kept, least recently used first."""
-        with self._lock:
-            return list(self._values)
-
 
 @dataclass
 class SourceFrame:
@@ -98,103 +53,6 @@ class SourceFrame:
     padded: torch.Tensor | None = None
     features: dict[int, torch.Tensor] = field(default_factory=dict)
     keep_features: bool = True  # False for a frame without a number: nothing is kept for it
-
-
-def available_devices() -> list[str]:
-    """Device names torch can use in this process, in the form `device=` accepts."""
-    names = ["cpu"]
-    if torch.cuda.is_available():
-        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    for kind in ("xpu", "mps"):
-        backend = getattr(torch, kind, None)
-        if backend is not None and backend.is_available():
-            names.append(kind)
-    return names
-
-
-def select_device(name: str) -> torch.device:
-    """Resolve `auto`, `cpu`, `cuda`, `cuda:N` or another torch device type that is available."""
-    requested = name.strip().lower()
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(requested)
-    except (RuntimeError, ValueError):
-        device = None
-    if device is not None and _device_is_available(device):
-        return device
-    choices = ", ".join(["auto", *available_devices()])
-    raise EngineError(f"device '{name}' is not available; available devices: {choices}")
-
-
-def _device_is_available(device: torch.device) -> bool:
-    if device.type == "cpu":
-        return device.index in (None, 0)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count()
-    backend = getattr(torch, device.type, None)
-    return backend is not None and hasattr(backend, "is_available") and bool(backend.is_available())
-
-
-# oneDNN's ISA caps (ONEDNN_MAX_CPU_ISA) that leave it no AVX512-BF16, and those that leave it no AMX either.
-_CAPS_WITHOUT_AVX512_BF16 = frozenset({"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
-                                       "AVX512_CORE_VNNI"})
-_CAPS_WITHOUT_AMX = _CAPS_WITHOUT_AVX512_BF16 | {"AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16"}
-
-
-def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none)."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
-            return frozenset(next((line for line in cpuinfo if line.startswith("flags")), "").split()[2:])
-    except OSError:
-        return frozenset()
-
-
-def onednn_isa_cap() -> str:
-    """The instruction set oneDNN is capped at (ONEDNN_MAX_CPU_ISA, or its old name DNNL_MAX_CPU_ISA); "" if none."""
-    return (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
-
-
-def native_bf16(flags: Collection[str], isa_cap: str) -> bool:
-    """Whether oneDNN computes bf16 convolutions in bf16 arithmetic: the CPU has AVX512-BF16 or AMX-BF16 (`flags`,
-    as /proc/cpuinfo names them) and the cap (`isa_cap`, an ONEDNN_MAX_CPU_ISA value; "" for none) lets it use it."""
-    cap = isa_cap.strip().upper()
-    return (("avx512_bf16" in flags and cap not in _CAPS_WITHOUT_AVX512_BF16)
-            or ("amx_bf16" in flags and cap not in _CAPS_WITHOUT_AMX))
-
-
-def cpu_has_native_bf16() -> bool:
-    """True where bf16 convolutions beat fp32: this CPU has bf16 arithmetic and oneDNN may use it."""
-    return native_bf16(cpu_flags(), onednn_isa_cap())
-
-
-def select_precision(name: str, device: torch.device, mixed: bool = False) -> torch.dtype:
-    """Resolve `auto`, `fp32`, `fp16` or `bf16` for the device.
-
-    auto: fp16 on CUDA; on the CPU bf16 for nets that keep their flow, warps and blend in float32 (mixed) when the
-    CPU has native bf16 (docs/BENCHMARKS.md, "CPU peer": the quality it keeps), fp32 otherwise.
-    """
-    requested = name.strip().lower()
-    if requested == "auto":
-        if device.type == "cuda":
-            return torch.float16
-        return torch.bfloat16 if device.type == "cpu" and mixed and cpu_has_native_bf16() else torch.float32
-    if requested not in PRECISIONS:
-        raise EngineError(f"precision '{name}' is not supported; choose auto, {', '.join(PRECISIONS)}")
-    if requested == "fp16" and device.type == "cpu":
-        # PyTorch's CPU convolutions in fp16 are far slower than fp32 (benchmarks/precision_cpu.py measures it).
-        raise EngineError("precision 'fp16' is not supported on the CPU (PyTorch runs it many times slower than "
-                          "fp32 there); use 'bf16' or 'fp32'")
-    if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise EngineError(f"precision 'bf16' is not supported on {device}; choose auto, fp32 or fp16")
-    return PRECISIONS[requested]
-
-
-def auto_scale(width: int, height: int) -> float:
-    """The flow resolution scale=0 stands for, for frames of width x height."""
-    pixels = width * height
-    return next((scale for limit, scale in AUTO_SCALE_RULE if pixels <= limit), AUTO_SCALE_LARGEST)
 
 
 def check_arguments(**arguments: float) -> None:
@@ -213,9 +71,8 @@ def resolve_scale(scale: float, width: int, height: int) -> float:
 
 
 def select_model(name: str, method: str) -> registry.ModelEntry:
-    """The registry entry `name`, which must belong to `method` (the filter that asked for it)."""
-    if method not in registry.METHODS:
-        raise EngineError(f"unknown method '{method}'; choose {', '.join(registry.METHODS)}")
+    """The registry entry `name`, which must belong to `method` (a key of registry.METHODS: the filter that asked
+    for it)."""
     try:
         entry = registry.get_model(name, method)
     except ValueError as exc:
@@ -226,42 +83,58 @@ def select_model(name: str, method: str) -> registry.ModelEntry:
     return entry
 
 
+def _given_or_default[T](value: T | None, name: str, filter_name: str) -> T:
+    """The value of engine row `name`, or, for None, the table's default for that filter."""
+    return value if value is not None else cast(T, parameters.PARAMETERS[name].default_for(filter_name))
+
+
 def create_engine(
     *,
     method: str,
-    model: str,
-    model_path: str | None,
-    scale: float,
-    ensemble: int,
-    device: str,
-    precision: str,
     width: int,
     height: int,
     sample_type: str,
-    sc_threshold: float,
-    tile: int,
-    tile_overlap: int,
+    model: str | None = None,
+    model_path: str | None = None,
+    scale: float | None = None,
+    ensemble: int | None = None,
+    sc_threshold: float | None = None,
+    device: str | None = None,
+    precision: str | None = None,
+    tile: int | None = None,
+    tile_overlap: int | None = None,
     mask_sample_type: str | None = None,
     mask_peak: float = 1.0,
 ) -> Engine:
     """Build the engine for one filter instance: resolve weights (fetching them if needed) and load the net.
 
-    The keywords after `method` and before `width` are the filter's parameters (vsrife/parameters.py, the rows
-    marked engine), checked here against that table too; a filter that does not take one passes its default.
+    The keywords from `model` to `tile_overlap` are the filter's parameters (vsrife/parameters.py, the rows marked
+    engine): None takes the table's default for `method`'s filter (the plugin passes None for a parameter not given,
+    or one its filter does not take), and they are checked against that table and the rules between them
+    (vsrife/rules.py) as the plugin checks a call.
     tile: 0 picks a tile size from the device's free memory (0 again when the whole frame fits), > 0 is the tile
     size in pixels; tile_overlap: pixels shared by neighbouring tiles. scale: the flow resolution, or AUTO_SCALE (0)
     for the one auto_scale picks for width x height; Engine.scale is the resolved value. mask_sample_type: the
     sample type of the mask planes interpolate() receives (None: no mask), mask_peak the sample value meaning 1.
     """
+    if method not in registry.METHODS:
+        raise EngineError(f"unknown method '{method}'; choose {', '.join(registry.METHODS)}")
     if mask_sample_type is not None and mask_sample_type not in MASK_SAMPLE_TYPES:
         raise EngineError(f"mask sample type '{mask_sample_type}' is not supported; choose "
                           f"{', '.join(MASK_SAMPLE_TYPES)}")
     if sample_type not in SAMPLE_TYPES:
         raise EngineError(f"sample type '{sample_type}' is not supported; RGBS or RGBH frames are required")
-    check_arguments(ensemble=ensemble, sc_threshold=sc_threshold, tile=tile, tile_overlap=tile_overlap)
-    entry = select_model(model, method)
-    scale = resolve_scale(scale, width, height)
-    torch_device = select_device(device)
+    filter_name = registry.METHODS[method].filter
+    ensemble = _given_or_default(ensemble, "ensemble", filter_name)
+    sc_threshold = _given_or_default(sc_threshold, "sc_threshold", filter_name)
+    tile = _given_or_default(tile, "tile", filter_name)
+    check_arguments(ensemble=ensemble, sc_threshold=sc_threshold, tile=tile,
+                    **({} if tile_overlap is None else {"tile_overlap": tile_overlap}))
+    tile_overlap = rules.tile_overlap(tile, tile_overlap)
+    entry = select_model(_given_or_default(model, "model", filter_name), method)
+    scale = resolve_scale(_given_or_default(scale, "scale", filter_name), width, height)
+    precision = _given_or_default(precision, "precision", filter_name)
+    torch_device = select_device(_given_or_default(device, "device", filter_name))
     select_precision(precision, torch_device)  # a bad precision fails before any weights are fetched
     paths = weights.resolve_weight_files(entry, model_path)
     net = build_model(entry.architecture, weights.load_state_dicts(paths))

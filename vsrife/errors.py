@@ -10,3 +10,7 @@ class VfiError(Exception):
 
 class CliError(VfiError):
     """A failure of the command line itself, reported like every VfiError: ``error: <message>``, exit code 1."""
+
+
+class EngineError(VfiError, ValueError):
+    """A user-facing configuration error of an engine; the plugin prefixes the filter name."""

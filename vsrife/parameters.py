@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 
 from .errors import VfiError
-from .registry import METHODS
+from .registry import METHODS, model_names
 
 # The plugin's identity, as VapourSynth registers it.
 PLUGIN_ID = "com.vapoursynth-vfi.vfi"
@@ -87,6 +87,27 @@ Allowed = Value | Range
 
 
 @dataclass(frozen=True)
+class Choices:
+    """The words a text parameter takes; ``others`` says what else it takes ("" for nothing else). The API and the
+    stubs type the row as ``Literal[words]`` (``| str`` with others); the engine checks the value, ignoring case."""
+
+    words: tuple[str, ...]
+    others: str = ""
+
+    def annotation(self, others: str) -> str:
+        """The type of the row in the API and the stubs: ``Literal["auto", ...]``, ``| others`` (the type of any
+        other value, "str") when the row takes others too."""
+        words = ", ".join(f'"{word}"' for word in self.words)
+        return f"Literal[{words}]" + (f" | {others}" if self.others else "")
+
+    def describe(self) -> str:
+        """ "auto, fp32, fp16 or bf16"; with others, "auto, cpu, cuda, cuda:N or another available torch device"."""
+        if self.others:
+            return ", ".join([*self.words, self.others])
+        return ", ".join(self.words[:-1]) + " or " + self.words[-1]
+
+
+@dataclass(frozen=True)
 class ScriptArgument:
     """How the ``.vpy`` that ``script`` prints passes one argument: lines before the filter call, and the expression
     in it (a clip made from a file, say, needs a line that opens the file)."""
@@ -144,10 +165,13 @@ class Parameter:
     # None: no default (absent unless given); a Mapping: a default per function
     default: float | str | Mapping[str, float | str] | None = None
     # what the plugin checks at create time, and the engine for the rows it receives; empty: the implementation
-    # checks it (with other parameters: the rate group, tile_overlap against tile)
+    # checks it. Rules between parameters: the rate group in the plugin, the others in vsrife/rules.py
     allowed: tuple[Allowed, ...] = ()
+    choices: Choices | None = None  # the words of a text row
     note: str = ""  # said after the refused value in messages
-    details: str | Mapping[str, str] = ""  # README's "meaning" cell (default: doc); a Mapping: one per filter
+    # README's "meaning" cell (default: doc); a Mapping: one per filter. "{allowed}" in it stands for what the row
+    # allows (allowed_words), "{models}" for the filter's models.
+    details: str | Mapping[str, str] = ""
     engine: bool = False  # passed on to vsrife.engine.create_engine
     group: str = ""  # rows of one group are alternatives: give only one way (the rate)
     together_with: str = ""  # given, documented and set on the command line together with that row
@@ -159,13 +183,23 @@ class Parameter:
         return self.default
 
     def details_for(self, function: str) -> str:
-        if isinstance(self.details, Mapping):
-            return self.details[function]
-        return self.details or self.doc
+        """README's cell for filter ``function``, its placeholders filled in."""
+        text = self.details[function] if isinstance(self.details, Mapping) else self.details or self.doc
+        if "{models}" in text:
+            names = [f"`{name}`" for name in model_names(FUNCTIONS[function].method)]
+            text = text.replace("{models}", ", ".join(names[:-1]) + " or " + names[-1])
+        return text.replace("{allowed}", self.allowed_words())
+
+    def allowed_words(self) -> str:
+        """What the row allows, in words: "0 or 1", "auto, fp32, fp16 or bf16"; "" when the table says nothing."""
+        if self.choices is not None:
+            return self.choices.describe()
+        return self.rule().removeprefix("must be ") if self.allowed else ""
 
     def described(self) -> str:
         """The one-line doc with what the table allows: "1: never synthesize across a scene change: 0 or 1"."""
-        return f"{self.doc}: {self.rule().removeprefix('must be ')}" if self.allowed else self.doc
+        allowed = self.allowed_words()
+        return f"{self.doc}: {allowed}" if allowed else self.doc
 
     def cli_help(self) -> str:
         """The command-line option's help, before its default and scope."""
@@ -240,8 +274,7 @@ _TABLE: tuple[Parameter, ...] = (
               details="Any constant-format, constant-size clip of at least 2 frames (see Formats)."),
     Parameter("multi", "int", "rate factor", functions=(*FILTERS, RATE), default=2, group="rate",
               allowed=(Range(2, says="an integer >= {low:g}"),), cli=Cli(metavar="N"),
-              details="Integer rate factor (>= 2). Use one of `multi`, `factor_num`/`factor_den`, "
-                      "`fps_num`/`fps_den`."),
+              details="Rate factor: {allowed}. Use one of `multi`, `factor_num`/`factor_den`, `fps_num`/`fps_den`."),
     Parameter("factor_num", "int", "rational rate factor, e.g. 5/2 (greater than 1)", functions=(*FILTERS, RATE),
               group="rate", cli=Cli(flag="--factor", metavar="A/B", parse=parse_fraction),
               details="Rational rate factor, e.g. 5/2; must be greater than 1."),
@@ -257,10 +290,9 @@ _TABLE: tuple[Parameter, ...] = (
               default={method.filter: method.default_model for method in METHODS.values()},
               cli=Cli(metavar="NAME"),
               details={
-                  "RIFE": "Model name: `4.0` ... `4.26`, the `.lite` and `.heavy` variants, `3.1`, `3.5`, `3.8` (see "
-                          "[Models](#models)). RRIN's models are refused (`use vfi.RRIN`).",
-                  "RRIN": "`rrin`, `rrin-official` or `rrin-fork`, see below. RIFE's models are refused "
-                          "(`use vfi.RIFE`).",
+                  "RIFE": "Model name: a RIFE model of [Models](#models) (`python -m vsrife models list`). RRIN's "
+                          "models are refused (`use vfi.RRIN`).",
+                  "RRIN": "{models}, see below. RIFE's models are refused (`use vfi.RIFE`).",
               }),
     Parameter("model_path", "path", "your own weight file for the model's architecture", engine=True,
               cli=Cli(metavar="FILE"),
@@ -277,14 +309,13 @@ _TABLE: tuple[Parameter, ...] = (
               allowed=(Value(0.0, "automatic, from the frame size"), Value(0.25), Value(0.5), Value(1.0), Value(2.0),
                        Value(4.0)),
               cli=Cli(metavar="X", parse=parse_auto_or_number, help="auto is 0"),
-              details="Resolution of the flow estimation: 0.25, 0.5, 1, 2 or 4, or 0: chosen from the frame size (see "
-                      "Scale). Use 0.5 (or 0) for 4K."),
+              details="Resolution of the flow estimation: {allowed} (see Scale). Use 0.5 (or 0) for 4K."),
     Parameter("ensemble", "int", "1: also run the swapped pair and average", functions=("RIFE",), default=0,
               engine=True, allowed=(Value(0), Value(1)),
               cli=Cli(switch=True, help="also run the swapped pair and average"),
-              details="1 also runs the swapped pair and averages: 4.0 to 4.20 and 4.24 (lite variants included), and "
-                      "3.8; 3.5 always does. 3.1, 4.21 to 4.23, 4.22.lite, 4.25, 4.26 and the heavy models have no "
-                      "ensemble mode, as published (the ENSEMBLE column of `python -m vsrife models list`)."),
+              details="1 also runs the swapped pair and averages, with the models that have an ensemble mode, as "
+                      "published (the `ensemble` column of [Models](#models) and the ENSEMBLE column of `python -m "
+                      "vsrife models list`); the others refuse it."),
     Parameter("sc", "int", "1: never synthesize across a scene change", default=0, allowed=(Value(0), Value(1)),
               cli=Cli(switch=True, help="never synthesize across a scene change"),
               details="1: never synthesize across a scene change; the frame before the cut is repeated instead."),
@@ -292,13 +323,13 @@ _TABLE: tuple[Parameter, ...] = (
               default=SC_THRESHOLD, engine=True, allowed=(Range(0.0, 1.0, low_open=True),), cli=Cli(metavar="X"),
               note="it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter "
                    "resolution",
-              details="Cut threshold of the built-in detector (0 < x <= 1), see Scene changes."),
-    Parameter("device", "str", "auto, cpu, cuda, cuda:N or another available torch device", default="auto",
-              engine=True, cli=Cli(metavar="D"),
-              details="`auto` (CUDA if torch sees one, else CPU), `cpu`, `cuda`, `cuda:N`, or another available torch "
-                      "device."),
-    Parameter("precision", "str", "auto, fp32, fp16 or bf16", default="auto", engine=True, cli=Cli(metavar="P"),
-              details="`auto`, `fp32`, `fp16` or `bf16`. `auto`: fp16 on CUDA; on the CPU bf16 for the RIFE 4.x models "
+              details="Cut threshold of the built-in detector: {allowed}; see Scene changes."),
+    Parameter("device", "str", "the torch device", default="auto", engine=True, cli=Cli(metavar="D"),
+              choices=Choices(("auto", "cpu", "cuda"), others="cuda:N or another available torch device"),
+              details="{allowed}. `auto`: CUDA if torch sees one, else the CPU."),
+    Parameter("precision", "str", "the precision of the net", default="auto", engine=True, cli=Cli(metavar="P"),
+              choices=Choices(("auto", "fp32", "fp16", "bf16")),
+              details="{allowed}. `auto`: fp16 on CUDA; on the CPU bf16 for the RIFE 4.x models "
                       "when the CPU has native bf16 (AVX512-BF16 or AMX) and oneDNN may use it (no "
                       "`ONEDNN_MAX_CPU_ISA` cap below `AVX512_CORE_BF16`), fp32 otherwise and for the other models. "
                       "For RIFE 4.x only the convolutions run in the chosen precision; the flow, the warps and the "
@@ -308,13 +339,13 @@ _TABLE: tuple[Parameter, ...] = (
     Parameter("tile", "int", "the tiles each frame is cut into", default=0, engine=True,
               allowed=(Value(0, "automatic"), Range(64, says="a tile size of at least {low:g} pixels")),
               cli=Cli(metavar="N"),
-              details="0: automatic, see Tiling. A number: cut each frame into overlapping tiles of at most that many "
-                      "pixels square (at least 64, and at least the model's size multiple: the PADDING column of "
-                      "`models list` at `scale=1`, e.g. 64 for 4.0, 256 at `scale=0.25`)."),
+              details="{allowed}; see Tiling. A size cuts each frame into overlapping tiles of at most that many "
+                      "pixels square, and it must be at least the model's size multiple too (the padding column of "
+                      "[Models](#models) at `scale=1`, e.g. 64 for 4.0, 256 at `scale=0.25`)."),
     Parameter("tile_overlap", "int", "pixels that neighbouring tiles share (less than tile/2)", default=64,
               engine=True, allowed=(Range(0),), cli=Cli(metavar="N"),
-              details="Pixels that neighbouring tiles share (>= 0, less than `tile`/2). For a `tile` below 256 the "
-                      "default is `tile`/4."),
+              details="Pixels that neighbouring tiles share: {allowed}, and less than `tile`/2. For a `tile` below 256 "
+                      "the default is `tile`/4."),
     Parameter("dedup", "int", "1: held frames (animation on twos/threes) become in-betweens of the drawings",
               default=0, allowed=(Value(0), Value(1)),
               cli=Cli(switch=True, help="held frames (animation on twos/threes) become in-betweens of the drawings"),
@@ -326,13 +357,13 @@ _TABLE: tuple[Parameter, ...] = (
               default=DEDUP_THRESHOLD, allowed=(Range(0.0, 1.0),), cli=Cli(metavar="X"),
               note="it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter "
                    "resolution",
-              details="Largest difference (0 <= x <= 1: the mean absolute difference of the RGB samples at quarter "
+              details="Largest difference ({allowed}: the mean absolute difference of the RGB samples at quarter "
                       "resolution) at which a frame counts as a repeat of the frame before it; the default keeps "
                       "x264's noise on held frames below it and slow real motion above it (docs/BENCHMARKS.md)."),
     Parameter("dedup_max", "int", "longest hold (frames showing one drawing) in-betweened; longer ones are stills",
               default=DEDUP_MAX, allowed=(Range(1, 64),), cli=Cli(metavar="N"),
               details="Longest hold that dedup spreads in-betweens over, in frames showing one drawing (2 on twos, 3 "
-                      "on threes; 1 to 64); a longer hold is a still, returned as it is without inference. A frame "
+                      "on threes; {allowed}); a longer hold is a still, returned as it is without inference. A frame "
                       "needs at most `dedup_max` + 2 source frames."),
     Parameter("mask", "clip", "where to synthesize: 0 keeps the nearest source frame's pixel, 1 the new one",
               cli=Cli(metavar="FILE", help="an image used for every frame, or a video", parse=existing_file,
@@ -376,8 +407,13 @@ FUNCTIONS: dict[str, Function] = {
 }
 
 
+# create_engine's keywords that are no parameter: what the plugin derives from its function, the clip and the mask.
+ENGINE_INPUTS: tuple[str, ...] = ("method", "width", "height", "sample_type", "mask_sample_type", "mask_peak")
+
+
 def engine_parameters() -> tuple[Parameter, ...]:
-    """The rows create_engine receives, in table order; a filter that does not take one passes its default."""
+    """The rows create_engine receives, in table order: the value given, or None for the table's default (also what
+    a filter that does not take the row passes)."""
     return tuple(p for p in _TABLE if p.engine)
 
 

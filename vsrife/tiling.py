@@ -236,5 +236,13 @@ def _stat_value(path: Path, key: str) -> int:
     return 0
 
 
-__all__ = ["interpolate_tiled", "choose_tile", "available_memory", "tile_spans", "blend_weights",
-           "minimum_tile", "host_available_memory", "MEMORY_SAFETY_FRACTION"]
+__all__ = [
+    "MEMORY_SAFETY_FRACTION",
+    "available_memory",
+    "blend_weights",
+    "choose_tile",
+    "host_available_memory",
+    "interpolate_tiled",
+    "minimum_tile",
+    "tile_spans",
+]

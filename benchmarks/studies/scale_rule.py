@@ -10,7 +10,7 @@ score it against the real one (PSNR, full-range RGB), for every applicable scale
   frame behind a patch of another one moving by (-d/2, d), whole pixels, so the middle frame is exact; d is a fixed
   fraction of the frame width, as the same scene filmed at a higher resolution moves by more pixels;
 - and, reported only (the rule is never chosen on it), held-out evaluation clips: bigbuckbunny.mp4.
-The "auto" column is the scale vsrife.engine.auto_scale picks for that size. Writes benchmarks/results/scale_rule.json
+The "auto" column is the scale vsrife.scale.auto_scale picks for that size. Writes benchmarks/results/scale_rule.json
 (the "Scale chosen by the frame size" section of docs/BENCHMARKS.md).
 """
 
@@ -31,16 +31,15 @@ import vapoursynth as vs
 
 from testkit.frames import clip_from_frames, ffmpeg_executable, frame_array, psnr
 from testkit.samples import fetch_sample
-from vsrife import engine, weights
-from vsrife.engine import auto_scale
+from vsrife import weights
 from vsrife.parameters import SC_THRESHOLD
+from vsrife.scale import AUTO_SCALE_LARGEST, AUTO_SCALE_RULE, SCALES, auto_scale
 from vsrife.scene import scene_change_metric
 from vsrife.training.data import SKIMAGE_IMAGES
 from vsrife.training.data import decode_rgb as decode_image
 
-from .. import harness, render
+from .. import render
 
-SCALES = (0.25, 0.5, 1.0, 2.0, 4.0)
 GATE_FRAMES = 40  # bikes.mp4 frames 0-39 are the public quality gate: never used to choose the rule
 
 # (width, height, triplets): bikes.mp4 (640x272) resized; fewer triplets where a pass costs more
@@ -221,8 +220,8 @@ def measure_case(case: Case) -> Result:
 
 
 def rule_text() -> str:
-    rows = [f"up to {limit:,} pixels: {scale:g}" for limit, scale in engine.AUTO_SCALE_RULE]
-    return "; ".join([*rows, f"larger: {engine.AUTO_SCALE_LARGEST:g}"])
+    rows = [f"up to {limit:,} pixels: {scale:g}" for limit, scale in AUTO_SCALE_RULE]
+    return "; ".join([*rows, f"larger: {AUTO_SCALE_LARGEST:g}"])
 
 
 def measure(*, held_out: bool = True, sizes_limit: int | None = None) -> dict[str, object]:
@@ -251,9 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, default=None, help="only the first N sizes of each list (a trial)")
     args = parser.parse_args(argv)
     data = measure(held_out=not args.no_held_out, sizes_limit=args.sizes)
-    harness.write_result("scale_rule", data, "python -m benchmarks.studies.scale_rule")
-    render.write()
-    return 0
+    return render.publish({"scale_rule": data},
+                          "python -m benchmarks.studies.scale_rule")
 
 
 if __name__ == "__main__":

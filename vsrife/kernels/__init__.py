@@ -21,11 +21,26 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..errors import VfiError
 from . import reference
 from .reference import Constant, Part, Scaled, Warped, resize
 
-__all__ = ["Constant", "ISAS", "KernelsError", "Part", "Scaled", "Warped", "block_input", "block_output",
-           "native_available", "native_isa", "reference_only", "resize", "warp", "warp_blend"]
+__all__ = [
+    "ISAS",
+    "Constant",
+    "KernelsError",
+    "Part",
+    "Scaled",
+    "Warped",
+    "block_input",
+    "block_output",
+    "native_available",
+    "native_isa",
+    "reference_only",
+    "resize",
+    "warp",
+    "warp_blend",
+]
 
 LIBRARY = Path(__file__).resolve().parent / "libvfi_kernels.so"
 _DTYPES = {torch.float32: 0, torch.bfloat16: 1}
@@ -35,7 +50,7 @@ ISAS = ("generic", "avx2", "avx512f")
 SETTING = "VSRIFE_KERNELS"
 
 
-class KernelsError(ValueError):
+class KernelsError(VfiError, ValueError):
     """VSRIFE_KERNELS holds a value that names no choice."""
 
 
@@ -142,7 +157,7 @@ def block_input(parts: Sequence[Part], flow: Tensor | None, factor: float, dtype
     images = [t for t in map(reference.part_tensor, parts) if t is not None]
     library = _native(flow, *images)
     if (library is None or dtype not in _DTYPES or any(t.dtype != torch.float32 for t in images)
-            or flow is not None and flow.dtype != torch.float32 or not _rows(flow, *images)):
+            or (flow is not None and flow.dtype != torch.float32) or not _rows(flow, *images)):
         return reference.block_input(parts, flow, factor, dtype, channels_last)
     batch, _, height, width = images[0].shape
     keep: list[Tensor] = []  # the constants' buffers live until the call returns

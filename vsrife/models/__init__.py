@@ -9,6 +9,7 @@ from functools import cache, partial
 import torch
 from torch import Tensor
 
+from ..errors import VfiError
 from .layers import InterpolationNet
 from .rife_v3_1 import RIFE31
 from .rife_v3_5 import RIFE35
@@ -17,7 +18,8 @@ from .rife_v4_0 import PLAIN_SHAPES, RIFE40
 from .rife_v4_5 import RESIDUAL_SHAPES, RIFE45
 from .rrin import RRIN, RRINOfficial
 
-__all__ = ["ARCHITECTURES", "InterpolationNet", "NetTraits", "build_model", "fitting_weights", "skeleton", "traits"]
+__all__ = ["ARCHITECTURES", "InterpolationNet", "NetTraits", "WeightsMismatchError", "build_model", "fitting_weights",
+           "skeleton", "traits"]
 
 # architecture name -> constructor of the untrained net; the registry names one for each model
 ARCHITECTURES: dict[str, Callable[[], InterpolationNet]] = {
@@ -62,6 +64,10 @@ def traits(architecture: str) -> NetTraits:
     return NetTraits(padding=net.alignment(1.0), ensemble=net.supports_ensemble)
 
 
+class WeightsMismatchError(VfiError, ValueError):
+    """Weight files that do not fit the architecture (a model_path of another model, say); names the keys."""
+
+
 def _canonical_key(net: InterpolationNet, key: str) -> str:
     for alias, name in net.key_aliases.items():
         if key.startswith(alias):
@@ -74,7 +80,7 @@ def _merge_roles(net: InterpolationNet, state_dicts: Mapping[str, Mapping[str, T
     missing_roles = [r for r in net.weight_roles if r not in state_dicts]
     extra_roles = [r for r in state_dicts if r not in net.weight_roles]
     if missing_roles or extra_roles:
-        raise ValueError(f"{type(net).__name__} needs weight files for roles {list(net.weight_roles)}; "
+        raise WeightsMismatchError(f"{type(net).__name__} needs weight files for roles {list(net.weight_roles)}; "
                          f"got {sorted(state_dicts)}")
     merged: dict[str, Tensor] = {}
     for role in net.weight_roles:
@@ -87,7 +93,8 @@ def _merge_roles(net: InterpolationNet, state_dicts: Mapping[str, Mapping[str, T
 
 
 def fitting_weights(architecture: str, state_dicts: Mapping[str, Mapping[str, Tensor]]) -> dict[str, Tensor]:
-    """The one state dict `architecture` loads from these files; ValueError naming the keys that do not fit."""
+    """The one state dict `architecture` loads from these files; WeightsMismatchError naming the keys that do not
+    fit."""
     net = skeleton(architecture)
     weights = _merge_roles(net, state_dicts)
     expected = net.state_dict()
@@ -99,12 +106,12 @@ def fitting_weights(architecture: str, state_dicts: Mapping[str, Mapping[str, Te
             parts.append(f"missing keys: {_summarise(missing)}")
         if unexpected:
             parts.append(f"unexpected keys: {_summarise(unexpected)}")
-        raise ValueError(f"the weights do not fit {architecture} (wrong file?); " + "; ".join(parts))
+        raise WeightsMismatchError(f"the weights do not fit {architecture} (wrong file?); " + "; ".join(parts))
     wrong_shape = [f"{k} {tuple(getattr(v, 'shape', ()))} != {tuple(expected[k].shape)}"
                    for k, v in weights.items() if not isinstance(v, Tensor) or v.shape != expected[k].shape]
     if wrong_shape:
-        raise ValueError(f"the weights do not fit {architecture} (wrong file?); "
-                         f"shape mismatch: {_summarise(wrong_shape, 3)}")
+        raise WeightsMismatchError(f"the weights do not fit {architecture} (wrong file?); "
+                                   f"shape mismatch: {_summarise(wrong_shape, 3)}")
     return weights
 
 

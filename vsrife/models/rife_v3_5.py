@@ -8,7 +8,15 @@ import torch
 from torch import Tensor, nn
 
 from .layers import (
-    InterpolationNet, Upsample2x, check_scale, conv_prelu, flow_alignment, resize, resize_flow, swap_flow, warp,
+    InterpolationNet,
+    Upsample2x,
+    check_scale,
+    conv_prelu,
+    flow_alignment,
+    resize,
+    resize_flow,
+    swap_flow,
+    warp,
 )
 
 _FLOW_SCALES = (4.0, 2.0, 1.0)

@@ -14,8 +14,17 @@ import torch
 from torch import Tensor, nn
 
 from .. import kernels
-from .layers import (ConvPReLU, InterpolationNet, Upsample2x, check_scale, conv_leaky, flow_alignment, resize,
-                     resize_flow, swap_flow)
+from .layers import (
+    ConvPReLU,
+    InterpolationNet,
+    Upsample2x,
+    check_scale,
+    conv_leaky,
+    flow_alignment,
+    resize,
+    resize_flow,
+    swap_flow,
+)
 
 # residual flow (both halves) above this many pixels after block 1 means the motion is too large for the scales
 _LARGE_MOTION_PX = 32.0
@@ -115,7 +124,9 @@ class RIFE4(InterpolationNet):
         if self.encode is None:
             return None
         if features is None:  # from the frames as given, as published
-            return self.encode_frame(img0), self.encode_frame(img1)  # type: ignore[return-value]
+            first, second = self.encode_frame(img0), self.encode_frame(img1)
+            assert first is not None and second is not None  # this net has an encoder
+            return first, second
         return features[0].float().contiguous(), features[1].float().contiguous()
 
     def _estimate(self, img0: Tensor, img1: Tensor, features: tuple[Tensor, Tensor] | None,

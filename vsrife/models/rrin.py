@@ -87,7 +87,7 @@ def warp_zeros(image: Tensor, flow: Tensor, legacy_grid: bool, padding: str = "z
     """
     out_dtype = image.dtype
     work = torch.float32 if image.element_size() < 4 else out_dtype
-    n, _, h, w = flow.shape
+    h, w = flow.shape[2:]
     xs = torch.arange(w, device=flow.device, dtype=work).view(1, 1, w)
     ys = torch.arange(h, device=flow.device, dtype=work).view(1, h, 1)
     span_x, span_y = (w, h) if legacy_grid else (max(w - 1, 1), max(h - 1, 1))

@@ -19,11 +19,11 @@ import torch
 from torch import Tensor
 
 from ..errors import VfiError
-from ..parameters import SC_THRESHOLD
-from ..scene import scene_change_metric
 from ..ffmpeg_binary import find_ffmpeg
 from ..frames import image_files
+from ..parameters import SC_THRESHOLD
 from ..registry import WeightFile, WheelSource
+from ..scene import scene_change_metric
 from .synthetic import DEFAULT_MOTION, SyntheticMotion, synthetic_pair, synthetic_triplet
 
 # A triplet is skipped when two neighbouring frames inside it differ by more than the filter's default cut threshold
@@ -158,7 +158,7 @@ class FrameSequence:
         count = frames.shape[0]
         bad = [d > MAX_NEIGHBOUR_DIFFERENCE for d in _neighbour_differences(frames)]
         # the last validation_fraction of the frames are held back from training
-        held_back = count - int(math.ceil(count * validation_fraction)) if validation_fraction > 0 else count
+        held_back = count - math.ceil(count * validation_fraction) if validation_fraction > 0 else count
         # (first frame, span) of the training triplets, and of the validation triplets
         self.starts = [(first, span) for span in range(2, max_span + 1) for first in range(held_back - span)
                        if not any(bad[first:first + span])]

@@ -41,7 +41,7 @@ def middle_flows(teacher: nn.Module, before: Tensor, after: Tensor) -> Tensor:
 
 def _sample(field: Tensor, flow: Tensor) -> tuple[Tensor, Tensor]:
     """field (N x C x H x W) read at x + flow bilinearly, and where x + flow lies inside the frame."""
-    n, _, h, w = flow.shape
+    h, w = flow.shape[2:]
     xs = torch.arange(w, dtype=flow.dtype).view(1, 1, w) + flow[:, 0]
     ys = torch.arange(h, dtype=flow.dtype).view(1, h, 1) + flow[:, 1]
     inside = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)

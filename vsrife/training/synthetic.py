@@ -200,7 +200,7 @@ DEFAULT_MOTION = SyntheticMotion()
 def random_scene(rng: np.random.Generator, images: list[Tensor], height: int, width: int,
                  motion: SyntheticMotion = DEFAULT_MOTION) -> list[Layer]:
     """A background and 1..N foreground patches cut from natural images, each with its own motion."""
-    margin = int(math.ceil(motion.background_shift + motion.max_zoom * max(height, width))) + 4
+    margin = math.ceil(motion.background_shift + motion.max_zoom * max(height, width)) + 4
     bh, bw = height + 2 * margin, width + 2 * margin
     background = _random_patch(rng, images[int(rng.integers(len(images)))], bh, bw)
     background_motion = _random_motion(rng, motion.background_shift, motion.max_angle / 2, motion.max_zoom / 2)

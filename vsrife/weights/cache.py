@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vsrife.registry import ModelEntry, WeightFile
 
-from .errors import CacheUnusable
+from .errors import CacheUnusableError
 
 
 def cache_dir() -> Path:
@@ -43,7 +43,7 @@ def cache_problem() -> str | None:
     return None
 
 
-def cache_unusable(error: OSError) -> CacheUnusable:
+def cache_unusable(error: OSError) -> CacheUnusableError:
     """The user's message for a failed write into the cache: the directory, the variable, what to do."""
     root = cache_dir()
     blocked = cache_problem()
@@ -57,4 +57,4 @@ def cache_unusable(error: OSError) -> CacheUnusable:
         reason, remedy = f"full; {where}", "free some space or set VSRIFE_MODEL_DIR to a directory on another disk"
     else:
         reason, remedy = where, elsewhere
-    return CacheUnusable(f"cannot write to the model cache {root} ({reason}); {remedy}")
+    return CacheUnusableError(f"cannot write to the model cache {root} ({reason}); {remedy}")

@@ -9,13 +9,13 @@ class WeightsError(VfiError, RuntimeError):
     """A weight file cannot be found, fetched, verified or loaded; the message is meant for the user."""
 
 
-class CacheUnusable(WeightsError):
+class CacheUnusableError(WeightsError):
     """The cache directory cannot be written: every other source would fail the same way."""
 
 
-class ContentMismatch(WeightsError):
+class ContentMismatchError(WeightsError):
     """A source delivered bytes whose size or SHA-256 differs from the registry."""
 
 
-class DamagedWheel(WeightsError):
+class DamagedWheelError(WeightsError):
     """A wheel that zipfile cannot read (it has been removed from the cache)."""

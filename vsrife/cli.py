@@ -18,7 +18,7 @@ from vsrife.parameters import parse_fraction
 from vsrife.registry import METHODS, MODELS, ModelEntry, get_model
 
 if TYPE_CHECKING:
-    from vsrife.render import Plan
+    from vsrife.planning import Plan
 
 DISTRIBUTION = "vapoursynth-vfi"
 PLUGIN_FILENAME = "libvfi.so"
@@ -170,7 +170,7 @@ def _filter_args(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _plan(args: argparse.Namespace, *, progress: bool = False) -> Plan:
-    from vsrife.render import RateRequest, plan
+    from vsrife.planning import RateRequest, plan
 
     rate = RateRequest(multi=args.multi, factor=args.factor_num, fps=args.fps_num)
     return plan(Path(args.input), args.method, rate, _filter_args(args), start=args.start, end=args.end,
@@ -226,7 +226,7 @@ def _cmd_script(args: argparse.Namespace) -> int:
 
 
 def _cmd_images(args: argparse.Namespace) -> int:
-    from vsrife.render import images
+    from vsrife.stills import images
 
     _prepare_model(args)
     with _media_errors():

@@ -32,11 +32,16 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from . import encoding, media, render
+from . import encoding, media
+from .output_settings import output_settings
+from .planning import Plan
+from .progress import progress_bar
+from .render import build
 from .media import MediaError
 from .parameters import SC_THRESHOLD
 from .scene import scene_change_metric
 from .script import GraphSpec, run_script, source_text
+from .threads import check_threads, pin_threads
 
 DEFAULT_CHUNK_FRAMES = 1000
 # Ray reruns a chunk whose worker process or node died this many times before the job fails.
@@ -168,8 +173,8 @@ def render_chunk(spec: GraphSpec, chunk: Chunk, total: int, path: str, video_opt
     """A Ray task: encode the chunk's frames of the spec's graph into `path` with `threads` torch threads, and check
     that all of them are there."""
     started_at, started = time.time(), time.monotonic()
-    render.pin_threads(threads)
-    clip = render.build(spec)
+    pin_threads(threads)
+    clip = build(spec)
     if clip.num_frames != total:
         raise MediaError(f"the graph has {clip.num_frames} output frames on {socket.gethostname()}, "
                          f"the driver planned {total}")
@@ -278,19 +283,19 @@ class ClusterReport:
     join_s: float = 0.0  # the chunks copied into OUTPUT with the audio
 
 
-def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
+def interpolate(plan_: Plan, output: Path, *, address: str = "local",
                 chunk_frames: int = DEFAULT_CHUNK_FRAMES, threads: int = 1, codec: str | None = None,
                 crf: int | None = None, lossless: bool = False, overwrite: bool = False, progress: bool = True,
                 warn: Callable[[str], None] = print) -> ClusterReport:
     """`render.interpolate`, with the frames made by Ray tasks on the cluster at `address` (or `local`), each
     with `threads` torch threads."""
     import_ray(address == "local")  # before any work: a missing extra is the first thing to say
-    render.check_threads(threads)
+    check_threads(threads)
     if plan_.output_fps > encoding.MILLISECOND_MAX_FPS:
         raise MediaError(f"--cluster: {float(plan_.output_fps):.2f} fps is too fast for the Matroska chunks, which "
                          f"store times in milliseconds; ask for at most {encoding.MILLISECOND_MAX_FPS} fps")
     planning = time.monotonic()
-    settings = render.output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
+    settings = output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
                                       warn=warn)
     total = plan_.output_frames
     threshold = float(plan_.spec.filter_args.get("sc_threshold", SC_THRESHOLD))
@@ -325,7 +330,7 @@ def _collect(ray: ModuleType, refs: dict[Any, Chunk], board: Any, total: int, pr
     results: dict[int, ChunkTimes] = {}
     pending = list(refs)
     try:
-        with render.progress_bar(total, progress) as update:
+        with progress_bar(total, progress) as update:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=len(pending), timeout=PROGRESS_INTERVAL_S)
                 for ref in ready:

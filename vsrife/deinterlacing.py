@@ -8,7 +8,7 @@ from pathlib import Path
 import vapoursynth as vs
 
 from . import media
-from .media import MediaError
+from .errors import MediaError
 
 # bwdif's field argument for a source's _FieldBased (1 bottom field first, 2 top field first): one frame per field
 BWDIF_FIELD_RATE = {1: 2, 2: 3}

@@ -10,3 +10,7 @@ class VfiError(Exception):
 
 class CliError(VfiError):
     """A failure of the command line itself, reported like every VfiError: ``error: <message>``, exit code 1."""
+
+
+class MediaError(VfiError, ValueError):
+    """A source, codec or output that cannot be used; the message is meant for the user."""

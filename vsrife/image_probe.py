@@ -8,14 +8,17 @@ from pathlib import Path
 import vapoursynth as vs
 
 from . import frames, media
-from .media import MediaError
+from .errors import MediaError
+from .listing import list_streams
 from .progress import progress_bar
+from .timing import GAPS_NAMED, Timing
 
 DEFAULT_IMAGE_RATE = Fraction(25)
 
 
 def probe_image_folder(folder: Path, rate: Fraction, progress: bool = False) -> media.SourceInfo:
-    """A folder of numbered images as a source: every file checked to share the first one's size and format."""
+    """A folder of numbered images as a source: every file checked to share the first one's size and format (as
+    shown: turned as its EXIF orientation says), gaps in the numbering named."""
     files = frames.image_files(folder)
     if len(files) < 2:
         raise MediaError(f"{folder}: a folder of frames needs at least 2 images "
@@ -24,13 +27,18 @@ def probe_image_folder(folder: Path, rate: Fraction, progress: bool = False) -> 
         difference = frames.first_difference(files, lambda done: update(done, len(files)))
     if difference is not None:
         raise MediaError(f"{folder}: {difference}; every image must have the same size and format")
+    notes = []
+    gaps = frames.numbering_gaps(files)
+    if gaps:
+        more = f" and {len(gaps) - GAPS_NAMED} more" if len(gaps) > GAPS_NAMED else ""
+        notes.append(f"the numbering of {folder.name} skips {', '.join(gaps[:GAPS_NAMED])}{more}: the images are "
+                     "read as consecutive frames, so the motion jumps there")
     first = frames.open_image(files[0])
     props = first.get_frame(0).props
-    frame_ms = float(1000 / rate)
-    rgb = first.format.color_family == vs.RGB
-    yuv = first.format.replace(color_family=vs.YUV, subsampling_w=0, subsampling_h=0) if rgb else first.format
-    return media.SourceInfo(path=folder, fps=rate, num_frames=len(files), variable_rate=False,
-                            shortest_ms=frame_ms, longest_ms=frame_ms, rgb=rgb,
-                            colour=media.colour_options(props), width=first.width, height=first.height,
-                            bits=first.format.bits_per_sample, sar=media.pixel_aspect(props),
-                            pixel_format=media.pixel_format(yuv))
+    stored = list_streams(files[0]).video
+    return media.SourceInfo(path=folder, timing=Timing(rate=rate), num_frames=len(files),
+                            rgb=first.format.color_family == vs.RGB, colour=media.colour_options(props),
+                            width=first.width, height=first.height, bits=first.format.bits_per_sample,
+                            sar=media.pixel_aspect(props), pixel_format=media.piped_format(first.format),
+                            source_format=(stored.pixel_format if stored else None) or
+                            media.piped_format(first.format), notes=tuple(notes))

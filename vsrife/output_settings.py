@@ -10,8 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from . import encoding, frames
-from .media import MediaError
+from .companions import Companion, CompanionPlan, companion_plan
+from .containers import (MILLISECOND_CONTAINERS, MILLISECOND_MAX_FPS, Frame, check_container, container_encoder,
+                         same_samples, trial)
+from .errors import MediaError
+from .ffmpeg_binary import encoder_pixel_formats
+from .media import SourceInfo
 from .planning import Plan
+from .rate import fraction_text
+from .script import GraphSpec
+from .tags import VideoTags
+from .timecode import Timecode
 
 
 @dataclass(frozen=True)
@@ -19,9 +28,13 @@ class OutputSettings:
     """How an output file is written: the video encoder's options and tags, the companion streams."""
 
     video_options: dict[str, Any]
-    tags: encoding.VideoTags  # what the y4m frames do not carry: colour description, SAR, HDR10 metadata, padding
-    streams: list[Any]  # the source's audio and subtitles, cut to the rendered range
-    stream_options: dict[str, Any]
+    tags: VideoTags  # what the frames do not carry: colour description, SAR, HDR10 metadata, start, padding
+    companion: CompanionPlan  # the source's audio, subtitles, attachments, cover art, metadata, chapters, timecode
+    rgb: bool = False  # the frames go to ffmpeg as RGB (lossless); otherwise an RGB source is converted to YUV
+
+    def spec_for(self, spec: GraphSpec) -> GraphSpec:
+        """The graph that makes the frames these settings encode."""
+        return replace(spec, rgb_source=False) if self.rgb else spec
 
 
 def output_settings(plan_: Plan, output: Path, *, codec: str | None = None, crf: int | None = None,
@@ -30,42 +43,83 @@ def output_settings(plan_: Plan, output: Path, *, codec: str | None = None, crf:
     """Check that `output` can be written as asked and decide how: a MediaError before any frame is made."""
     check_output(output, plan_.spec.input, overwrite=overwrite)
     source = plan_.source
-    suffix = output.suffix.lower()
-    if suffix in encoding.MILLISECOND_CONTAINERS and plan_.output_fps > encoding.MILLISECOND_MAX_FPS:
+    if output.suffix.lower() in MILLISECOND_CONTAINERS and plan_.output_fps > MILLISECOND_MAX_FPS:
         raise MediaError(f"{output.name}: {float(plan_.output_fps):.2f} fps is too fast for Matroska and WebM, which "
                          f"store times in milliseconds (frames would share a timestamp); write .mp4 or .mov, "
-                         f"or ask for at most {encoding.MILLISECOND_MAX_FPS} fps")
+                         f"or ask for at most {MILLISECOND_MAX_FPS} fps")
     options = encoding.video_options(output.suffix, codec, crf, lossless,
                                      deep=source.bits > 8 or source.high_dynamic_range)
     hdr = None
     if source.hdr is not None:
         hdr, options = encoding.hdr_tags(source.hdr, options)
-    colour = dict(source.colour)
-    if plan_.spec.rgb_source:
-        colour |= {"colorspace": 1, "range": "tv"}  # the script converts RGB to limited-range BT.709 YUV
-    tags = encoding.VideoTags(colour, source.sar, hdr)
     width = source.width * (2 if plan_.spec.montage else 1)
-    fit = encoding.check_container(output.suffix, options, width=width, height=source.height,
-                                   pix_fmt=source.pixel_format, tags=tags)
-    name = options["c:v"]
-    if fit.pixel_format.replace("yuvj", "yuv") != source.pixel_format:  # yuvj: the same, tagged full range
-        change = f"{name} stores the {source.pixel_format} frames as {fit.pixel_format}"
-        if lossless:
-            raise MediaError(f"--lossless: {change}, which is not lossless; choose --codec ffv1")
-        warn(f"{change} (fewer bits or less chroma); --codec ffv1 --lossless keeps them as they are")
+    frame = Frame(width, source.height, source.pixel_format, VideoTags(source.colour, source.sar, hdr))
+    if codec is None and trial(output.suffix, options, frame).stored is None:
+        fitting = container_encoder(output.suffix, frame)  # .gif, say: its own codec rather than an error
+        if fitting is not None:
+            options = encoding.video_options(output.suffix, fitting, crf, lossless)
+    options = encoding.keep_profile(options, source.listing.video)
+    rgb_format = _rgb_format(options["c:v"], source) if encoding.lossless_codec(options, lossless) else None
+    piped = rgb_format or source.pixel_format
+    stored_as = next((fmt for fmt in encoder_pixel_formats(options["c:v"]) if same_samples(fmt, piped)), None)
+    if stored_as is not None:
+        options["pix_fmt"] = stored_as  # else ffmpeg picks a format the encoder has, and we say which
+    colour = dict(source.colour)
+    if plan_.spec.rgb_source and rgb_format is None:
+        colour |= {"colorspace": 1, "range": "tv"}  # the script converts RGB to limited-range BT.709 YUV
+    tags = VideoTags(colour, source.sar, hdr, start_s=plan_.video_offset_s)
+    frame = replace(frame, pix_fmt=piped, tags=tags)
+    fit = check_container(output.suffix, options, frame)
+    # what the encoder takes it stores as it is (a decoder may show it otherwise: H.264's 4:0:0 as 4:2:0)
+    stored = stored_as or fit.pixel_format
+    if not same_samples(stored, piped) or (source.rgb and rgb_format is None and lossless):
+        _changed_samples(options["c:v"], source.source_format, stored, output.suffix, frame, lossless, warn)
     if any(fit.pad):
         right, bottom = fit.pad
-        warn(f"{name} cannot store {width}x{source.height} {source.pixel_format} frames: they are padded to "
+        warn(f"{options['c:v']} cannot store {width}x{source.height} {piped} frames: they are padded to "
              f"{width + right}x{source.height + bottom} ({right} column(s) on the right, {bottom} row(s) at the "
              "bottom, repeating the edge pixels)")
-    cut = plan_.spec.start is not None or plan_.spec.end is not None or source.damaged
-    companion = encoding.Companion(plan_.spec.input, start_s=plan_.start_s,
-                                   duration_s=plan_.duration_s if cut else None)
-    streams: list[Any] = []
-    stream_options: dict[str, Any] = {}
+    companion = CompanionPlan([], {})
     if not plan_.spec.input.is_dir():
-        streams, stream_options = encoding.companion_plan(companion, output.suffix, warn)
-    return OutputSettings(options, replace(tags, pad=fit.pad), streams, stream_options)
+        cut = plan_.spec.start is not None or plan_.spec.end is not None or source.damaged
+        companion = companion_plan(Companion(plan_.spec.input, source.listing, start_s=plan_.start_s,
+                                             duration_s=plan_.video_offset_s + plan_.duration_s if cut else None),
+                                   output.suffix, warn)
+    companion = replace(companion, options=companion.options | _timecode(plan_, warn))
+    return OutputSettings(options, replace(tags, pad=fit.pad), companion, rgb=rgb_format is not None)
+
+
+def _changed_samples(encoder: str, source_format: str, stored: str, suffix: str, frame: Frame, lossless: bool,
+                     warn: Callable[[str], None]) -> None:
+    """The warning (with --lossless: the error) for an encoder that changes the samples, naming the source's own
+    pixel format and the stored one, and what keeps them."""
+    change = f"{encoder} stores the {source_format} frames as {stored}"
+    into = "" if trial(suffix, {"c:v": "ffv1"}, frame).stored is not None else " into a .mkv file"
+    if lossless:
+        raise MediaError(f"--lossless: {change}, which is not lossless; choose --codec ffv1{into}")
+    warn(f"{change}, not as they are (--codec ffv1 --lossless{into} keeps them)")
+
+
+def _rgb_format(encoder: str, source: SourceInfo) -> str | None:
+    """The planar RGB format an RGB source goes to `encoder` in, when the encoder stores its samples as they are."""
+    if not source.rgb:
+        return None
+    planar = f"gbrp{'' if source.bits == 8 else f'{source.bits}le'}"
+    return planar if any(same_samples(fmt, planar) for fmt in encoder_pixel_formats(encoder)) else None
+
+
+def _timecode(plan_: Plan, warn: Callable[[str], None]) -> dict[str, str]:
+    """The output option that carries the source's timecode to the first rendered frame at the output's rate."""
+    label = plan_.source.listing.timecode
+    start = None if label is None else Timecode.parse(label, plan_.source.fps)
+    if start is None:
+        return {}
+    carried, exact = start.carried(plan_.first_frame, plan_.output_fps)
+    if not exact:
+        warn(f"the timecode of {plan_.spec.input.name} at its first rendered frame falls between two frames at "
+             f"{fraction_text(plan_.output_fps)} fps: the output's starts at {carried.label()}, a part of a frame "
+             "earlier")
+    return {"timecode": carried.label()}
 
 
 def check_output(output: Path, *inputs: Path, overwrite: bool = False) -> None:
@@ -77,13 +131,20 @@ def check_output(output: Path, *inputs: Path, overwrite: bool = False) -> None:
             raise MediaError(f"{output}: that is the input; choose another output name")
     if output.exists() and not output.is_dir() and not overwrite:
         raise MediaError(f"{output}: exists; pass --overwrite to replace it")
-    parent = output.resolve().parent
-    if not parent.is_dir():
-        raise MediaError(f"{output}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise MediaError(f"{output}: cannot write in {parent}")
     if output.is_dir():
         raise MediaError(f"{output}: is a folder")
+    _check_parent(output)
+
+
+def _check_parent(output: Path) -> None:
+    """A MediaError unless the folder that `output` (a file or a folder) goes in exists and can be written: neither
+    is made with its parents."""
+    parent = output.resolve().parent
+    if not parent.is_dir():
+        what = "is not a folder" if parent.exists() else "does not exist"
+        raise MediaError(f"{output}: the folder {parent} {what}")
+    if not os.access(parent, os.W_OK):
+        raise MediaError(f"{output}: cannot write in {parent}")
 
 
 def check_folder_output(out_dir: Path, *inputs: Path, overwrite: bool = False) -> None:
@@ -94,6 +155,8 @@ def check_folder_output(out_dir: Path, *inputs: Path, overwrite: bool = False) -
             raise MediaError(f"{out_dir}: that is the input; choose another folder")
     if out_dir.exists() and not out_dir.is_dir():
         raise MediaError(f"{out_dir}: exists and is not a folder")
+    if not out_dir.exists():
+        _check_parent(out_dir)
     if out_dir.is_dir():
         if not os.access(out_dir, os.W_OK):
             raise MediaError(f"{out_dir}: cannot write in it")

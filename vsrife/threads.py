@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .media import MediaError
+from .errors import MediaError
 
 
 def check_threads(threads: int | None) -> None:

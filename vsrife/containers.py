@@ -14,7 +14,8 @@ from typing import Any
 import ffmpeg
 
 from .errors import MediaError
-from .ffmpeg_binary import ffmpeg_command, ffmpeg_executable, muxer_defaults, video_encoders
+from .ffmpeg_binary import ffmpeg_command, muxer_defaults, video_encoders
+from .listing import parse_dump
 from .tags import VideoTags
 
 # Containers that store times in milliseconds: above this rate, frames would share a timestamp.
@@ -55,6 +56,7 @@ class Trial:
 
 
 def trial(suffix: str, options: Mapping[str, Any], frame: Frame, pad: tuple[int, int] = (0, 0)) -> Trial:
+    """Write one such frame with these options into a *suffix file (padded by `pad`), in a scratch folder."""
     with tempfile.TemporaryDirectory(prefix="vsrife-") as scratch:
         path = Path(scratch) / f"trial{suffix}"
         source = ffmpeg.input(f"color=size={frame.width}x{frame.height}:duration=0.04", f="lavfi",
@@ -65,11 +67,9 @@ def trial(suffix: str, options: Mapping[str, Any], frame: Frame, pad: tuple[int,
         result = subprocess.run(command, capture_output=True, text=True, check=False, errors="replace")
         muxer = re.search(r"\[out#0/(\w+) @", result.stderr)
         stored = None
-        if result.returncode == 0:
-            dump = subprocess.run([ffmpeg_executable(), "-hide_banner", "-nostdin", "-i", str(path)],
-                                  capture_output=True, text=True, check=False, errors="replace").stderr
-            found = re.search(r"Video: [^,]*, (\w+)", dump)
-            stored = found.group(1) if found else frame.pix_fmt
+        if result.returncode == 0:  # the format the encoder was given, as ffmpeg lists the output stream
+            listed = parse_dump(result.stderr.partition("Output #0")[2]).video
+            stored = (listed.pixel_format if listed else None) or frame.pix_fmt
         return Trial(stored, muxer.group(1) if muxer else None, result.stderr)
 
 

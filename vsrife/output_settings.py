@@ -70,10 +70,9 @@ def output_settings(plan_: Plan, output: Path, *, codec: str | None = None, crf:
     tags = VideoTags(colour, source.sar, hdr, start_s=plan_.video_offset_s)
     frame = replace(frame, pix_fmt=piped, tags=tags)
     fit = check_container(output.suffix, options, frame)
-    # what the encoder takes it stores as it is (a decoder may show it otherwise: H.264's 4:0:0 as 4:2:0)
-    stored = stored_as or fit.pixel_format
-    if not same_samples(stored, piped) or (source.rgb and rgb_format is None and lossless):
-        _changed_samples(options["c:v"], source.source_format, stored, output.suffix, frame, lossless, warn)
+    if not same_samples(fit.pixel_format, piped) or (source.rgb and rgb_format is None and lossless):
+        _changed_samples(options["c:v"], source.source_format, fit.pixel_format, output.suffix, frame, lossless,
+                         warn)
     if any(fit.pad):
         right, bottom = fit.pad
         warn(f"{options['c:v']} cannot store {width}x{source.height} {piped} frames: they are padded to "

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 from testkit.samples import fetch_sample
-from vsrife.media import ffmpeg_executable
+from vsrife.ffmpeg_binary import ffmpeg_executable
 
 from . import harness, render
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from testkit.samples import fetch_sample
-from vsrife import cluster
+from vsrife import cluster, planning
 from vsrife import render as rendering
 
 from . import render
@@ -30,7 +30,7 @@ def measure(rounds: int, chunk_frames: int, source_frames: int | None = None) ->
     """Both routes, alternating; the cluster's costs from its last round (page cache and weights warm)."""
     source = fetch_sample("bikes.mp4")
     end = None if source_frames is None else source_frames - 1
-    plan = rendering.plan(source, "rife", rendering.RateRequest(multi=2), {}, end=end)
+    plan = planning.plan(source, "rife", planning.RateRequest(multi=2), {}, end=end)
     frames = plan.output_frames
     one: list[float] = []
     clustered: list[float] = []

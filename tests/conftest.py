@@ -294,6 +294,44 @@ def ffmpeg(*args: str | Path | int) -> None:
     subprocess.run([ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)], check=True)
 
 
+def header(path: Path) -> str:
+    """ffmpeg's dump of a file's header: streams, their side data, the duration."""
+    return subprocess.run([ffmpeg_executable(), "-hide_banner", "-i", str(path)], capture_output=True, text=True,
+                          check=False).stderr
+
+
+@dataclass(frozen=True)
+class PacketSpan:
+    """When one stream's packets are shown: from the first one's time to the end of the last one, in seconds."""
+
+    start_s: float
+    end_s: float
+    packets: int
+
+
+def packet_spans(path: Path) -> dict[int, PacketSpan]:
+    """Each stream's packets as ffmpeg's demuxer times them (framecrc: nothing decoded), on the file's timeline."""
+    listing = subprocess.run([ffmpeg_executable(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0",
+                              "-c", "copy", "-f", "framecrc", "-"], capture_output=True, text=True, check=True).stdout
+    bases = {int(index): int(num) / int(den) for index, num, den in re.findall(r"^#tb (\d+): (\d+)/(\d+)", listing,
+                                                                              re.MULTILINE)}
+    spans: dict[int, PacketSpan] = {}
+    for line in listing.splitlines():
+        if line.startswith("#"):
+            continue
+        index, _, pts, duration = (int(field) for field in line.split(",")[:4])
+        start, end = pts * bases[index], (pts + duration) * bases[index]
+        known = spans.get(index, PacketSpan(start, end, 0))
+        spans[index] = PacketSpan(min(known.start_s, start), max(known.end_s, end), known.packets + 1)
+    return spans
+
+
+def subtitle_cues(path: Path) -> str:
+    """A file's first subtitle stream as WebVTT text (cue times and lines)."""
+    return subprocess.run([ffmpeg_executable(), "-loglevel", "error", "-i", str(path), "-map", "0:s:0", "-f",
+                           "webvtt", "-"], capture_output=True, text=True, check=True).stdout
+
+
 @pytest.fixture(scope="session")
 def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("media")

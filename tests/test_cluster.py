@@ -22,7 +22,7 @@ import pytest
 
 from conftest import ffmpeg_executable
 from vsrife import cli, cluster
-from vsrife.media import MediaError
+from vsrife.errors import MediaError
 from vsrife.parameters import SC_THRESHOLD
 from vsrife.script import GraphSpec
 

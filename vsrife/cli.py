@@ -18,7 +18,7 @@ from vsrife.parameters import parse_fraction
 from vsrife.registry import METHODS, MODELS, ModelEntry, get_model
 
 if TYPE_CHECKING:
-    from vsrife.render import Plan
+    from vsrife.planning import Plan
 
 DISTRIBUTION = "vapoursynth-vfi"
 PLUGIN_FILENAME = "libvfi.so"
@@ -143,7 +143,7 @@ def _media_errors() -> Iterator[None]:
     """The media layer's, VapourSynth's and the file system's errors as CLI errors (one line, exit code 1)."""
     import vapoursynth as vs
 
-    from vsrife.media import MediaError
+    from vsrife.errors import MediaError
 
     try:
         yield
@@ -170,7 +170,7 @@ def _filter_args(args: argparse.Namespace) -> dict[str, object]:
 
 
 def _plan(args: argparse.Namespace, *, progress: bool = False) -> Plan:
-    from vsrife.render import RateRequest, plan
+    from vsrife.planning import RateRequest, plan
 
     rate = RateRequest(multi=args.multi, factor=args.factor_num, fps=args.fps_num)
     return plan(Path(args.input), args.method, rate, _filter_args(args), start=args.start, end=args.end,
@@ -226,7 +226,7 @@ def _cmd_script(args: argparse.Namespace) -> int:
 
 
 def _cmd_images(args: argparse.Namespace) -> int:
-    from vsrife.render import images
+    from vsrife.stills import images
 
     _prepare_model(args)
     with _media_errors():
@@ -375,21 +375,25 @@ def build_parser() -> argparse.ArgumentParser:
     interpolate = commands.add_parser(
         "interpolate", help="interpolate a video into a smoother one, audio and subtitles kept",
         description="Decodes INPUT (a video, or a folder of numbered images shown at --rate) with BestSource, runs "
-                    "core.vfi.RIFE or RRIN and encodes with ffmpeg, keeping the audio, subtitles, attachments "
-                    "and global metadata (copied where the container allows), the colour description, the pixel "
-                    "aspect ratio, the size and HDR10 metadata; what cannot be kept is said in a warning, what "
-                    "cannot work is refused before any frame is made. OUTPUT ending in / (or an existing "
-                    "folder) gets numbered PNGs. Files are written under a temporary name and renamed when "
+                    "core.vfi.RIFE or RRIN and encodes with ffmpeg, keeping the audio, subtitles, attachments, "
+                    "cover art, chapters, timecode and metadata (copied where the container allows), the colour "
+                    "description, the display geometry (pixel aspect ratio, rotation), the size and HDR10 "
+                    "metadata; a --start/--end cut applies to every stream; what cannot be kept is said in a "
+                    "warning, what cannot work is refused before any frame is made. OUTPUT ending in / (or an "
+                    "existing folder) gets numbered PNGs. Files are written under a temporary name and renamed when "
                     "complete. README.md, section Command line, has every rule.")
     _add_graph_options(interpolate)
     interpolate.add_argument("-o", "--output", required=True,
                              help="output file (its extension picks the container), or a folder for PNG frames "
                                   "(a name ending in /, or an existing folder)")
     interpolate.add_argument("--codec", help="ffmpeg video encoder (default libx264; libx265 for sources of more "
-                                             "than 8 bits or HDR, which keeps HDR10 metadata; libvpx-vp9 for .webm)")
+                                             "than 8 bits or HDR, which keeps HDR10 metadata; libvpx-vp9 for .webm; "
+                                             "the container's own where it takes none of those)")
     quality = interpolate.add_mutually_exclusive_group()
     quality.add_argument("--crf", type=int, help="constant-quality level of the encoder (libx264 default 16)")
-    quality.add_argument("--lossless", action="store_true", help="lossless video (libx264, libx265, vp9, ffv1)")
+    quality.add_argument("--lossless", action="store_true",
+                         help="every sample kept (libx264, libx264rgb, libx265, vp9, svt-av1, ffv1; RGB as RGB in "
+                              "ffv1 and libx264rgb)")
     interpolate.add_argument("-y", "--overwrite", action="store_true",
                              help="replace OUTPUT if it exists (a folder: the images in it)")
     interpolate.add_argument("--threads", "--cpus-per-chunk", type=int, metavar="N",

@@ -22,7 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from types import ModuleType
@@ -32,11 +32,19 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
-from . import encoding, media, render
-from .media import MediaError
+from . import encoding
+from .containers import MILLISECOND_MAX_FPS
+from .damage import count_video_frames
+from .errors import MediaError
+from .output_settings import output_settings
 from .parameters import SC_THRESHOLD
+from .planning import Plan
+from .progress import progress_bar
+from .render import build
 from .scene import scene_change_metric
 from .script import GraphSpec, run_script, source_text
+from .tags import VideoTags
+from .threads import check_threads, pin_threads
 
 DEFAULT_CHUNK_FRAMES = 1000
 # Ray reruns a chunk whose worker process or node died this many times before the job fails.
@@ -164,12 +172,12 @@ class ProgressBoard:
 
 
 def render_chunk(spec: GraphSpec, chunk: Chunk, total: int, path: str, video_options: dict[str, Any],
-                 tags: encoding.VideoTags, board: Any, threads: int) -> ChunkTimes:
+                 tags: VideoTags, board: Any, threads: int) -> ChunkTimes:
     """A Ray task: encode the chunk's frames of the spec's graph into `path` with `threads` torch threads, and check
     that all of them are there."""
     started_at, started = time.time(), time.monotonic()
-    render.pin_threads(threads)
-    clip = render.build(spec)
+    pin_threads(threads)
+    clip = build(spec)
     if clip.num_frames != total:
         raise MediaError(f"the graph has {clip.num_frames} output frames on {socket.gethostname()}, "
                          f"the driver planned {total}")
@@ -183,9 +191,9 @@ def render_chunk(spec: GraphSpec, chunk: Chunk, total: int, path: str, video_opt
             last_report = time.monotonic()
 
     encoding.encode(clip[chunk.start:chunk.stop], Path(path), output_options=video_options, tags=tags,
-                 progress=report)
+                    progress=report)
     encoded = time.monotonic()
-    written = media.count_video_frames(Path(path))
+    written = count_video_frames(Path(path))
     if written != chunk.frames:
         raise MediaError(f"the encoded file holds {written} frames, not {chunk.frames}")
     return ChunkTimes(node=socket.gethostname(), started_at=started_at, setup_s=built - started,
@@ -278,19 +286,19 @@ class ClusterReport:
     join_s: float = 0.0  # the chunks copied into OUTPUT with the audio
 
 
-def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
+def interpolate(plan_: Plan, output: Path, *, address: str = "local",
                 chunk_frames: int = DEFAULT_CHUNK_FRAMES, threads: int = 1, codec: str | None = None,
                 crf: int | None = None, lossless: bool = False, overwrite: bool = False, progress: bool = True,
                 warn: Callable[[str], None] = print) -> ClusterReport:
     """`render.interpolate`, with the frames made by Ray tasks on the cluster at `address` (or `local`), each
     with `threads` torch threads."""
     import_ray(address == "local")  # before any work: a missing extra is the first thing to say
-    render.check_threads(threads)
-    if plan_.output_fps > encoding.MILLISECOND_MAX_FPS:
+    check_threads(threads)
+    if plan_.output_fps > MILLISECOND_MAX_FPS:
         raise MediaError(f"--cluster: {float(plan_.output_fps):.2f} fps is too fast for the Matroska chunks, which "
-                         f"store times in milliseconds; ask for at most {encoding.MILLISECOND_MAX_FPS} fps")
+                         f"store times in milliseconds; ask for at most {MILLISECOND_MAX_FPS} fps")
     planning = time.monotonic()
-    settings = render.output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
+    settings = output_settings(plan_, output, codec=codec, crf=crf, lossless=lossless, overwrite=overwrite,
                                       warn=warn)
     total = plan_.output_frames
     threshold = float(plan_.spec.filter_args.get("sc_threshold", SC_THRESHOLD))
@@ -308,12 +316,15 @@ def interpolate(plan_: render.Plan, output: Path, *, address: str = "local",
             board = ray.remote(ProgressBoard).options(num_cpus=0).remote(len(chunks))
             task = ray.remote(render_chunk).options(max_retries=CHUNK_RETRIES, retry_exceptions=False, **options)
             report.submitted_at = time.time()
-            refs = {task.remote(plan_.spec, chunk, total, str(scratch / chunk.filename()), settings.video_options,
-                                settings.tags, board, threads): chunk for chunk in chunks}
+            chunk_tags = replace(settings.tags, start_s=0.0)  # the joined file starts the video where the source does
+            refs = {task.remote(settings.spec_for(plan_.spec), chunk, total, str(scratch / chunk.filename()),
+                                settings.video_options, chunk_tags, board, threads): chunk for chunk in chunks}
             report.times = _collect(ray, refs, board, total, progress)
             joining = time.monotonic()
-            encoding.concat([scratch / chunk.filename() for chunk in chunks], output, streams=settings.streams,
-                         output_options=settings.stream_options)
+            with settings.companion.file_options() as file_options:
+                encoding.concat([scratch / chunk.filename() for chunk in chunks], output,
+                                streams=settings.companion.streams, output_options=file_options,
+                                start_s=settings.tags.start_s)
             report.join_s = time.monotonic() - joining
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -325,7 +336,7 @@ def _collect(ray: ModuleType, refs: dict[Any, Chunk], board: Any, total: int, pr
     results: dict[int, ChunkTimes] = {}
     pending = list(refs)
     try:
-        with render.progress_bar(total, progress) as update:
+        with progress_bar(total, progress) as update:
             while pending:
                 ready, pending = ray.wait(pending, num_returns=len(pending), timeout=PROGRESS_INTERVAL_S)
                 for ref in ready:

@@ -14,3 +14,7 @@ class CliError(VfiError):
 
 class EngineError(VfiError, ValueError):
     """A user-facing configuration error of an engine; the plugin prefixes the filter name."""
+
+
+class MediaError(VfiError, ValueError):
+    """A source, codec or output that cannot be used; the message is meant for the user."""

@@ -5,6 +5,7 @@ The trainer reads such folders as data, the command line as INPUT; both list the
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,10 +29,69 @@ def image_files(folder: Path) -> list[Path]:
 
 
 def open_image(path: Path) -> vs.VideoNode:
-    """One image as a one-frame clip through BestSource, without an index file on disk."""
+    """One image as a one-frame clip through BestSource, without an index file on disk, turned as it is shown."""
     import vapoursynth as vs
 
-    return vs.core.bs.VideoSource(str(path), cachemode=0)
+    return upright(vs.core.bs.VideoSource(str(path), cachemode=0), path)
+
+
+def exif_orientation(path: Path) -> int:
+    """The EXIF orientation (1 to 8) of an image (JPEG, PNG, TIFF, WebP), read by Pillow; 1 when it has none."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):  # not an image Pillow reads: as stored
+        return 1
+    return orientation if orientation in range(1, 9) else 1
+
+
+EXIF_ORIENTATION = 0x0112
+# EXIF orientation -> what makes the stored picture the shown one: transpose first, then the flips
+_ORIENTATIONS = {2: (False, True, False), 3: (False, True, True), 4: (False, False, True), 5: (True, False, False),
+                 6: (True, True, False), 7: (True, True, True), 8: (True, False, True)}
+
+
+def upright(clip: vs.VideoNode, path: Path) -> vs.VideoNode:
+    """The clip of an image as every viewer shows it: turned and mirrored as its EXIF orientation says (a turn by
+    a quarter also swaps the pixel aspect ratio)."""
+    import vapoursynth as vs
+
+    turn = _ORIENTATIONS.get(exif_orientation(path)) if path.suffix.lower() in IMAGE_SUFFIXES else None
+    if turn is None:
+        return clip
+    transpose, mirror, flip = turn
+    if transpose:
+        clip = vs.core.std.Transpose(clip)
+        props = clip.get_frame(0).props
+        if "_SARNum" in props and "_SARDen" in props:
+            clip = vs.core.std.SetFrameProps(clip, _SARNum=props["_SARDen"], _SARDen=props["_SARNum"])
+    if mirror:
+        clip = vs.core.std.FlipHorizontal(clip)
+    if flip:
+        clip = vs.core.std.FlipVertical(clip)
+    return clip
+
+
+def numbering_gaps(files: Sequence[Path]) -> list[str]:
+    """Where the numbers of consecutive files (same name around the number) skip some: "img3.png (between img2.png
+    and img4.png)"."""
+    gaps = []
+    for a, b in itertools.pairwise(files):
+        found_a, found_b = _NUMBERED.match(a.name), _NUMBERED.match(b.name)
+        if found_a is None or found_b is None or found_a.group(1, 3) != found_b.group(1, 3):
+            continue
+        skipped = int(found_b.group(2)) - int(found_a.group(2)) - 1
+        if skipped > 0:
+            width = len(found_a.group(2)) if found_a.group(2).startswith("0") else 0
+            first = f"{found_a.group(1)}{int(found_a.group(2)) + 1:0{width}d}{found_a.group(3)}"
+            what = first if skipped == 1 else f"{skipped} files from {first}"
+            gaps.append(f"{what} (between {a.name} and {b.name})")
+    return gaps
+
+
+_NUMBERED = re.compile(r"^(.*?)(\d+)(\D*)$")
 
 
 def describe(clip: vs.VideoNode) -> str:
@@ -88,7 +148,7 @@ def open_mask(path: str | Path) -> vs.VideoNode:
     range, same bit depth; RGB through BT.709 luma, YUV its luma plane."""
     import vapoursynth as vs
 
-    clip = vs.core.bs.VideoSource(str(path), cachemode=0)
+    clip = upright(vs.core.bs.VideoSource(str(path), cachemode=0), Path(path))
     fmt = clip.format
     # limited-range video (a GRAY one too) is stretched to full range: its black is 0, its white 1
     gray = fmt.replace(color_family=vs.GRAY, subsampling_w=0, subsampling_h=0)

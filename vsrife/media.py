@@ -1,144 +1,23 @@
-"""Media input for the command line: a source's streams, timing, colour, shape and damage, and the ffmpeg it runs.
-
-Decoding is BestSource's (`core.bs.VideoSource`); ffmpeg lists the streams. Encoding is in encoding.py.
-"""
+"""Media input for the command line: a source's video through BestSource and what the command line must know about
+it (timing, colour, display geometry, damage), with ffmpeg's listing of its streams. Encoding is in encoding.py."""
 
 from __future__ import annotations
 
 import itertools
-import re
-import subprocess
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-import ffmpeg
 import vapoursynth as vs
 
-from .errors import VfiError
-from .ffmpeg_binary import find_ffmpeg
-
-# Frame-time jitter up to this much (containers round timestamps to 1 ms) still counts as a constant rate.
-TIMESTAMP_TOLERANCE_MS = 1.5
-# A variable-rate source is converted to its average rate, snapped to one of these when within 1 % of it.
-COMMON_RATES = tuple(Fraction(n, d) for n, d in ((24000, 1001), (24, 1), (25, 1), (30000, 1001), (30, 1),
-                                                  (48, 1), (50, 1), (60000, 1001), (60, 1), (120, 1)))
-
-
-class MediaError(VfiError, ValueError):
-    """A source, codec or output that cannot be used; the message is meant for the user."""
-
-
-@cache
-def ffmpeg_executable() -> str:
-    """The ffmpeg on PATH, else the one bundled with imageio-ffmpeg."""
-    found = find_ffmpeg()
-    if found is None:
-        raise MediaError("ffmpeg not found: put it on PATH or `pip install imageio-ffmpeg`")
-    return found
-
-
-def ffmpeg_command(stream: Any, *global_args: str) -> list[str]:
-    """The command line of an ffmpeg-python output: quiet but for errors, overwriting, never reading the terminal."""
-    return (stream.global_args("-nostdin", "-loglevel", "error", *global_args).overwrite_output()
-            .compile(cmd=ffmpeg_executable()))
-
-
-@cache
-def video_encoders() -> frozenset[str]:
-    """Names of the video encoders this ffmpeg has."""
-    listing = subprocess.run([ffmpeg_executable(), "-hide_banner", "-encoders"], capture_output=True, text=True,
-                             check=False).stdout
-    return frozenset(line.split()[1] for line in listing.splitlines()
-                     if line.startswith(" V") and len(line.split()) > 1)
-
-
-# ------------------------------------------------------------------------------------------------ sources
-
-
-@cache
-def ffmpeg_input_options() -> frozenset[str]:
-    """The per-file options this ffmpeg lists in its full help (``-mastering_display``, say, in recent ones)."""
-    listing = subprocess.run([ffmpeg_executable(), "-hide_banner", "-h", "full"], capture_output=True, text=True,
-                             check=False).stdout
-    return frozenset(match.group(1) for match in re.finditer(r"^-(\w+)", listing, re.MULTILINE))
-
-
-@dataclass(frozen=True)
-class StreamListing:
-    """What ffmpeg's header dump says about a file: its streams' kinds, the first video's coded size, the duration
-    the container declares."""
-
-    kinds: tuple[str, ...]  # "video", "audio", "subtitle", "attachment", "data", in stream order
-    attached_pictures: int  # video streams that are cover art, not video
-    coded_size: tuple[int, int] | None
-    declared_s: float | None  # None: the container declares none (or ffmpeg only estimated it)
-
-    def count(self, kind: str) -> int:
-        return self.kinds.count(kind) - (self.attached_pictures if kind == "video" else 0)
-
-
-def list_streams(path: Path) -> StreamListing:
-    """`path`'s streams as ffmpeg's header dump lists them (nothing is decoded)."""
-    dump = subprocess.run([ffmpeg_executable(), "-hide_banner", "-nostdin", "-i", str(path)], capture_output=True,
-                          text=True, check=False, errors="replace").stderr
-    streams = re.findall(r"^\s*Stream #\d+:\d+[^:]*: (\w+): (.*)$", dump, re.MULTILINE)
-    videos = [detail for kind, detail in streams if kind == "Video" and "(attached pic)" not in detail]
-    size = re.search(r", (\d+)x(\d+)\b", videos[0]) if videos else None
-    duration = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", dump)
-    estimated = "Estimating duration from bitrate" in dump
-    return StreamListing(
-        kinds=tuple(kind.lower() for kind, _ in streams),
-        attached_pictures=sum("(attached pic)" in detail for kind, detail in streams if kind == "Video"),
-        coded_size=(int(size.group(1)), int(size.group(2))) if size else None,
-        declared_s=None if duration is None or estimated else
-        int(duration.group(1)) * 3600 + int(duration.group(2)) * 60 + float(duration.group(3)),
-    )
-
-
-@dataclass(frozen=True)
-class HdrMetadata:
-    """HDR10 static metadata in the x265 / ffmpeg notation (``G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)``,
-    ``MaxCLL,MaxFALL``)."""
-
-    mastering_display: str | None
-    content_light: str | None
-
-    def describe(self) -> str:
-        return " and ".join(name for name, value in (("the mastering display", self.mastering_display),
-                                                     ("MaxCLL/MaxFALL", self.content_light)) if value)
-
-
-# Per-frame metadata that BestSource exports and the y4m pipe (and our frames) cannot carry: prop -> what it is.
-DYNAMIC_HDR_PROPS = {"HDR10Plus": "HDR10+ dynamic metadata (SMPTE ST 2094-40)",
-                     "DolbyVisionRPU": "Dolby Vision metadata (RPU)"}
-# _Transfer values of HDR signals: SMPTE ST 2084 (PQ) and ARIB STD-B67 (HLG).
-HDR_TRANSFERS = (16, 18)
-
-
-def hdr_metadata(props: Mapping[str, Any]) -> HdrMetadata | None:
-    """The HDR10 static metadata of a frame (BestSource's props), or None when it has none."""
-    mastering = None
-    keys = ("MasteringDisplayPrimariesX", "MasteringDisplayPrimariesY", "MasteringDisplayWhitePointX",
-            "MasteringDisplayWhitePointY", "MasteringDisplayMaxLuminance", "MasteringDisplayMinLuminance")
-    if all(key in props for key in keys):
-        xs, ys = props["MasteringDisplayPrimariesX"], props["MasteringDisplayPrimariesY"]  # red, green, blue
-
-        def point(x: float, y: float) -> str:  # chromaticity in units of 0.00002
-            return f"({round(x * 50000)},{round(y * 50000)})"
-
-        mastering = (f"G{point(xs[1], ys[1])}B{point(xs[2], ys[2])}R{point(xs[0], ys[0])}"
-                     f"WP{point(props['MasteringDisplayWhitePointX'], props['MasteringDisplayWhitePointY'])}"
-                     f"L({round(props['MasteringDisplayMaxLuminance'] * 10000)},"
-                     f"{round(props['MasteringDisplayMinLuminance'] * 10000)})")  # cd/m2 in units of 0.0001
-    light = None
-    if "ContentLightLevelMax" in props:
-        light = f"{int(props['ContentLightLevelMax'])},{int(props.get('ContentLightLevelAverage', 0))}"
-    return None if mastering is None and light is None else HdrMetadata(mastering, light)
+from .damage import DAMAGE_TOLERANCE_S, Damage, read_video_packets
+from .errors import MediaError
+from .hdr import DYNAMIC_HDR_PROPS, HDR_TRANSFERS, HdrMetadata, hdr_metadata
+from .listing import StreamListing, list_streams
+from .timing import Timing, analyse
 
 
 @dataclass(frozen=True)
@@ -146,25 +25,29 @@ class SourceInfo:
     """What the command line needs to know about an input video before building its graph."""
 
     path: Path
-    fps: Fraction
-    num_frames: int
-    variable_rate: bool
-    shortest_ms: float
-    longest_ms: float
-    rgb: bool  # YUV4MPEG cannot carry it: the graph converts the result to YUV
+    timing: Timing  # the rate the graph receives its frames at, and why it may differ from the file's
+    num_frames: int  # as BestSource reads them, before any conversion to a constant rate
+    rgb: bool  # YUV4MPEG cannot carry it: the graph converts the result to YUV unless it goes out as raw RGB
     colour: dict[str, int | str]  # options of ffmpeg's setparams filter that keep the source's colour description
     width: int = 0
     height: int = 0
     bits: int = 8
-    sar: Fraction | None = None  # pixel aspect ratio when it is not 1:1
+    sar: Fraction | None = None  # pixel aspect ratio of the frames as shown, when it is not 1:1
     field_based: int = 0  # _FieldBased: 0 progressive, 1 bottom field first, 2 top field first
     hdr: HdrMetadata | None = None
     dynamic_hdr: tuple[str, ...] = ()  # descriptions of per-frame metadata that is lost
     alpha: bool = False
-    pixel_format: str = "yuv420p"  # of the frames the graph pipes to ffmpeg (RGB sources become YUV 4:4:4)
+    pixel_format: str = "yuv420p"  # of the frames the graph pipes as YUV4MPEG (RGB sources become YUV 4:4:4)
+    source_format: str = "yuv420p"  # the file's own pixel format, as ffmpeg names it (messages say this one)
     decoder_threads: int | None = None  # 1: BestSource reads more frames of this (damaged) file single-threaded
-    damaged: bool = False  # the video decodes to less than the container declares
+    damaged: bool = False  # packets do not decode, or the video decodes to less than the container declares
+    video_start_s: float = 0.0  # where the first frame is shown, after the file's start (its earliest stream)
+    listing: StreamListing = field(default_factory=StreamListing)  # the file's streams and tags (none: images)
     notes: tuple[str, ...] = ()  # what the user must be told about the source (damage, cropping, extra streams)
+
+    @property
+    def fps(self) -> Fraction:
+        return self.timing.rate
 
     @property
     def high_dynamic_range(self) -> bool:
@@ -182,49 +65,89 @@ def open_video(path: Path, **options: Any) -> vs.VideoNode:
     try:
         return vs.core.bs.VideoSource(str(path), **options)
     except vs.Error as exc:
-        reason = str(exc).removeprefix("VideoSource: ")
-        listing = list_streams(path)
-        if listing.kinds and not listing.count("video"):
-            kinds = ", ".join(sorted(set(listing.kinds) - {"video"}) or ["cover art"])
-            raise MediaError(f"{path}: has no video stream (only {kinds})") from None
-        raise MediaError(f"{path}: not a video BestSource can read ({reason})") from None
+        raise MediaError(f"{path}: {_unreadable(path, str(exc).removeprefix('VideoSource: '))}") from None
+
+
+def _unreadable(path: Path, reason: str) -> str:
+    """Why BestSource cannot read `path`, in the file's terms where ffmpeg's listing tells them."""
+    listing = list_streams(path)
+    if listing.problem and _mp4_boxes(path):
+        return f"{listing.problem}; nothing in it can be read"
+    if listing.opened and not listing.streams:
+        return "holds no streams at all (was nothing recorded into it?)"
+    if listing.kinds and not listing.count("video"):
+        kinds = ", ".join(sorted(set(listing.kinds) - {"video"}) or ["cover art"])
+        return f"has no video stream (only {kinds})"
+    if listing.video is not None and read_video_packets(path).count == 0:
+        return "its video stream holds no frames"
+    return f"not a video BestSource can read ({reason})"
+
+
+def _mp4_boxes(path: Path) -> bool:
+    """The file starts as an MP4 (or QuickTime) file does: with one of the boxes that come before the index."""
+    with path.open("rb") as file:
+        return file.read(8)[4:] in (b"ftyp", b"mdat", b"wide", b"free", b"skip")
+
+
+def _read(path: Path, **options: Any) -> tuple[vs.VideoNode, list[float]]:
+    """The clip and its frames' timestamps in ms."""
+    with tempfile.TemporaryDirectory(prefix="vsrife-") as scratch:
+        timecodes = Path(scratch) / "timecodes.txt"
+        clip = open_video(path, timecodes=str(timecodes), **options)
+        return clip, [float(line) for line in timecodes.read_text().splitlines()[1:] if line.strip()]
 
 
 def probe(path: Path) -> SourceInfo:
     """Rate, length, constancy of the rate, colour, shape and metadata of `path`'s video track, and what is wrong
-    with the file (damage, cropping, streams left out) as notes for the user."""
+    with the file (damage, gaps, cropping, streams left out) as notes for the user."""
     listing = list_streams(path)
-    with tempfile.TemporaryDirectory(prefix="vsrife-") as scratch:
-        timecodes = Path(scratch) / "timecodes.txt"
-        clip = open_video(path, timecodes=str(timecodes))
-        stamps = [float(line) for line in timecodes.read_text().splitlines()[1:] if line.strip()]
-    steps = [b - a for a, b in itertools.pairwise(stamps)] or [1000.0 * clip.fps_den / max(clip.fps_num, 1)]
-    average = (stamps[-1] - stamps[0]) / (len(stamps) - 1) if len(stamps) > 1 else steps[0]
-    variable = clip.fps_num == 0 or max(abs(step - average) for step in steps) > TIMESTAMP_TOLERANCE_MS
+    clip, stamps = _read(path)
+    reported = Fraction(clip.fps_num, clip.fps_den) if clip.fps_num else Fraction(0)
+    timing = analyse(stamps, reported)
+    start_s = listing.start_s
     notes: list[str] = []
     threads, damage = None, None
-    decoded_s = (stamps[-1] - stamps[0] + steps[-1]) / 1000 if stamps else 0.0
-    if listing.declared_s is not None and listing.declared_s - decoded_s > DAMAGE_TOLERANCE_S:
-        clip, threads, damage = _check_whole(path, clip, listing.declared_s, decoded_s)
-        notes += [damage] if damage else []
+    decoded_s = (timing.start_ms + _span_ms(stamps, timing)) / 1000 - start_s
+    truncated = listing.declared_s is not None and listing.declared_s - decoded_s > DAMAGE_TOLERANCE_S
+    if truncated or timing.gaps or timing.variable:
+        packets = read_video_packets(path)
+        if packets.count > clip.num_frames:
+            single, single_stamps = _read(path, threads=1)
+            if single.num_frames > clip.num_frames:  # threaded decoding loses the frames in flight at an error
+                clip, stamps, threads = single, single_stamps, 1
+        undecoded = sum(packets.inside(a, b) for a, b in itertools.pairwise(stamps))
+        if packets.errors or threads is not None or undecoded:
+            timing = analyse(stamps, reported, damaged=True)
+            decoded_s = (timing.start_ms + _span_ms(stamps, timing)) / 1000 - start_s
+            damage = Damage(packets.errors[-1] if packets.errors else None, listing.declared_s, decoded_s,
+                            clip.num_frames)
+            notes.append(damage.note(path.name, timing))
+    if timing.gaps and damage is None:
+        notes.append(f"{path.name}'s timestamps skip {timing.describe_missing()} of its constant {timing.rate_text()} "
+                     f"fps ({timing.describe_gaps()}; an edit list, or frames dropped when it was recorded): each "
+                     f"gap repeats the frame before it, and the rate stays {timing.rate_text()} fps")
     notes += _stream_notes(path, listing, clip)
-    first = clip.get_frame(0)
-    props = first.props
+    props = clip.get_frame(0).props
     middle = clip.get_frame(clip.num_frames // 2).props
-    return SourceInfo(path=path, fps=Fraction(clip.fps_num, clip.fps_den) if clip.fps_num else Fraction(0),
-                      num_frames=clip.num_frames, variable_rate=variable, shortest_ms=min(steps),
-                      longest_ms=max(steps), rgb=clip.format.color_family == vs.RGB,
+    rgb = clip.format.color_family == vs.RGB
+    return SourceInfo(path=path, timing=timing, num_frames=clip.num_frames, rgb=rgb,
                       colour=colour_options(props), width=clip.width, height=clip.height,
-                      bits=clip.format.bits_per_sample, sar=pixel_aspect(props),
+                      bits=clip.format.bits_per_sample, sar=display_sar(listing, props),
                       field_based=max(int(props.get("_FieldBased", 0)), int(middle.get("_FieldBased", 0))),
                       hdr=hdr_metadata(props),
                       dynamic_hdr=tuple(name for prop, name in DYNAMIC_HDR_PROPS.items()
                                         if prop in props or prop in middle),
                       alpha="_Alpha" in props, decoder_threads=threads, damaged=damage is not None,
-                      pixel_format=pixel_format(clip.format.replace(color_family=vs.YUV, subsampling_w=0,
-                                                                    subsampling_h=0)
-                                                if clip.format.color_family == vs.RGB else clip.format),
+                      pixel_format=piped_format(clip.format),
+                      source_format=(listing.video.pixel_format if listing.video else None) or
+                      piped_format(clip.format),
+                      video_start_s=max(0.0, round(timing.start_ms / 1000 - start_s, 6)), listing=listing,
                       notes=tuple(notes))
+
+
+def _span_ms(stamps: list[float], timing: Timing) -> float:
+    """From the first frame's start to the last frame's end."""
+    return stamps[-1] - stamps[0] + 1000 / float(timing.rate)
 
 
 def pixel_aspect(props: Mapping[str, Any]) -> Fraction | None:
@@ -233,30 +156,20 @@ def pixel_aspect(props: Mapping[str, Any]) -> Fraction | None:
     return sar if sar > 0 and sar != 1 else None
 
 
-# A container that declares this many seconds more than its video decodes to is read once more to check it.
-DAMAGE_TOLERANCE_S = 0.5
+def quarter_turn(listing: StreamListing) -> bool:
+    """The video's display matrix turns it by 90 or 270 degrees: BestSource swaps its width and height."""
+    rotation = None if listing.video is None else listing.video.rotation
+    return rotation is not None and round(rotation / 90) % 2 == 1
 
 
-def _check_whole(path: Path, clip: vs.VideoNode, declared_s: float,
-                 decoded_s: float) -> tuple[vs.VideoNode, int | None, str | None]:
-    """For a file whose container promises more than its video decodes to: the clip to use (BestSource with one
-    decoder thread where that reads more frames: threaded decoding loses the frames in flight at an error), the
-    thread count it needs, and a note saying what is damaged and missing (None when the video stream is whole)."""
-    packets, errors = read_video_packets(path)
-    threads = None
-    if packets > clip.num_frames:
-        single = open_video(path, threads=1)
-        if single.num_frames > clip.num_frames:
-            decoded_s *= single.num_frames / clip.num_frames
-            clip, threads = single, 1
-    if not errors and threads is None:
-        # the video is whole (field-coded video has two packets a frame); another stream makes the container longer
-        return clip, None, None
-    reason = f" (ffmpeg: {errors[-1]})" if errors else ""
-    return clip, threads, (
-        f"{path.name} is damaged{reason}: its container declares {declared_s:.2f} s, but its video decodes to "
-        f"{decoded_s:.2f} s ({clip.num_frames} frames); about {declared_s - decoded_s:.2f} s are missing. "
-        "The output holds the frames that decode, and its audio and subtitles are cut to their length")
+def display_sar(listing: StreamListing, props: Mapping[str, Any]) -> Fraction | None:
+    """The pixel aspect ratio of the frames as BestSource gives them: the container's where it states one (as
+    ffmpeg itself decides), else the bitstream's; inverted when the display matrix turns the picture a quarter."""
+    stated = None if listing.video is None else listing.video.container_sar
+    sar = stated or pixel_aspect(props) or Fraction(1)
+    if quarter_turn(listing):
+        sar = 1 / sar
+    return sar if sar != 1 else None
 
 
 def _stream_notes(path: Path, listing: StreamListing, clip: vs.VideoNode) -> list[str]:
@@ -267,23 +180,16 @@ def _stream_notes(path: Path, listing: StreamListing, clip: vs.VideoNode) -> lis
                      "the others are left out")
     if listing.coded_size is not None:
         width, height = listing.coded_size
-        for coded_w, coded_h in ((width, height), (height, width)):  # BestSource applies a 90-degree rotation
-            lost_w, lost_h = coded_w - clip.width, coded_h - clip.height
-            if (lost_w, lost_h) != (0, 0) and 0 <= lost_w <= 1 and 0 <= lost_h <= 1:
-                notes.append(f"{path.name} is {coded_w}x{coded_h} with subsampled chroma, which VapourSynth holds "
-                             f"only in even sizes: BestSource crops it to {clip.width}x{clip.height} "
-                             f"({lost_w} column(s) on the right, {lost_h} row(s) at the bottom)")
-                break
+        turned = quarter_turn(listing)
+        kept_w, kept_h = (clip.height, clip.width) if turned else (clip.width, clip.height)
+        lost_w, lost_h = width - kept_w, height - kept_h
+        if (lost_w, lost_h) != (0, 0) and 0 <= lost_w <= 1 and 0 <= lost_h <= 1:
+            notes.append(f"{path.name} is {width}x{height} with subsampled chroma, which VapourSynth holds "
+                         f"only in even sizes: BestSource crops it to {kept_w}x{kept_h} ({lost_w} column(s) on "
+                         f"the right, {lost_h} row(s) at the bottom)"
+                         + (f", then turns it to {clip.width}x{clip.height} as its display matrix says"
+                            if turned else ""))
     return notes
-
-
-def constant_rate_for(info: SourceInfo) -> Fraction:
-    """The constant rate a variable-rate source is converted to: its average, snapped to a common rate."""
-    average = info.fps if info.fps > 0 else Fraction(1000) / Fraction(info.shortest_ms).limit_denominator(1000)
-    for rate in COMMON_RATES:
-        if abs(average / rate - 1) < 0.01:
-            return rate
-    return average.limit_denominator(1001)
 
 
 def colour_options(props: Mapping[str, Any]) -> dict[str, int | str]:
@@ -314,20 +220,8 @@ def pixel_format(clip_format: vs.VideoFormat) -> str:
     return f"yuv{chroma[(clip_format.subsampling_w, clip_format.subsampling_h)]}p{depth}"
 
 
-def read_video_packets(path: Path) -> tuple[int, list[str]]:
-    """Packets of the first video stream of `path` as ffmpeg's demuxer reads them (nothing is decoded), and the
-    errors it reported on the way (a truncated or damaged file)."""
-    count = ffmpeg.output(ffmpeg.input(str(path))["v:0"], "-", c="copy", f="null")
-    result = subprocess.run(ffmpeg_command(count, "-nostats", "-progress", "pipe:1"), capture_output=True,
-                            text=True, check=False, errors="replace")
-    frames = [line.removeprefix("frame=") for line in result.stdout.splitlines() if line.startswith("frame=")]
-    # without the "[in#0/mov,mp4,... @ 0x55d...]" context that ffmpeg puts in front
-    errors = [re.sub(r"^(\[[^]]*\]\s*)+", "", line.strip()) for line in result.stderr.splitlines() if line.strip()]
-    if result.returncode != 0 or not frames:
-        raise MediaError(f"ffmpeg cannot read {path.name}: {' / '.join(errors[-3:]) or 'no message'}")
-    return int(frames[-1]), errors
-
-
-def count_video_frames(path: Path) -> int:
-    """Frames of the first video stream of `path`, counted by ffmpeg from its packets (nothing is decoded)."""
-    return read_video_packets(path)[0]
+def piped_format(clip_format: vs.VideoFormat) -> str:
+    """The YUV4MPEG pixel format a clip of this format is piped in: its own, YUV 4:4:4 for RGB."""
+    if clip_format.color_family == vs.RGB:
+        return pixel_format(clip_format.replace(color_family=vs.YUV, subsampling_w=0, subsampling_h=0))
+    return pixel_format(clip_format)

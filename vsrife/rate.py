@@ -26,3 +26,8 @@ def output_rate(frames: int, fps: Fraction, rate_arguments: Mapping[str, int]) -
     answer = vs.core.vfi.Rate(clip, **rate_arguments)
     return OutputRate(factor=Fraction(answer["num"], answer["den"]), frames=answer["frames"],
                       fps=Fraction(answer["fps_num"], answer["fps_den"]) if answer["fps_num"] > 0 else None)
+
+
+def fraction_text(value: Fraction) -> str:
+    """A rate or factor as the command line writes it: 25, 24000/1001."""
+    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"

@@ -27,7 +27,7 @@ class GraphSpec:
     filter_args: dict[str, Any] = field(default_factory=dict)  # the other filter parameters given (PARAMETERS)
     start: int | None = None
     end: int | None = None  # the last source frame, inclusive (as vspipe's --end)
-    constant_fps: Fraction | None = None  # convert a variable-rate source to this rate first
+    constant_fps: Fraction | None = None  # place the frames at this constant rate first (a variable rate, gaps)
     rgb_source: bool = False  # YUV4MPEG carries no RGB: convert the result to YUV 4:4:4
     montage: bool = False
     image_rate: Fraction | None = None  # `input` is a folder of numbered images shown at this rate
@@ -49,7 +49,7 @@ def _source_lines(spec: GraphSpec) -> list[str]:
             source_args += [f"fpsnum={spec.constant_fps.numerator}", f"fpsden={spec.constant_fps.denominator}"]
         if spec.decoder_threads is not None:
             source_args.append(f"threads={spec.decoder_threads}")
-        comments = ["the variable-rate source at a constant rate"] if spec.constant_fps is not None else []
+        comments = ["its frames at a constant rate"] if spec.constant_fps is not None else []
         comments += ["one decoder thread reads every frame that decodes"] if spec.decoder_threads else []
         lines += ["", "core = vs.core",
                   f"source = core.bs.VideoSource({', '.join(source_args)})"

@@ -468,7 +468,7 @@ def test_init_lets_gradient_reach_every_unet_body(tiny_triplet: FrameSequence) -
     img0, gt, img1, t = sample_batch([tiny_triplet], np.random.default_rng(5), 2, 32)
     charbonnier(model.estimate(img0, img1, t).output, gt).backward()
     for unet in (model.Flow_L, model.refine_flow, model.Mask, model.final):
-        head_std = float(unet.last.weight.std())
+        head_std = float(unet.last.weight.detach().std())
         fan_in = unet.last.weight[0].numel()
         he_std = (2 / (1 + 0.1**2) / fan_in) ** 0.5
         assert head_std == pytest.approx(HEAD_INIT_SCALE * he_std, rel=0.2)

@@ -74,6 +74,7 @@ constexpr const char *kDedup = "dedup";
 constexpr const char *kDedupThreshold = "dedup_threshold";
 constexpr const char *kDedupMax = "dedup_max";
 constexpr const char *kMask = "mask";
+constexpr const char *kLevels = "levels";
 constexpr const char *kNum = "num";
 constexpr const char *kDen = "den";
 constexpr const char *kFrames = "frames";
@@ -148,6 +149,12 @@ inline constexpr Allowed kDedupMaxAllowed[] = {
     {true, 0.0, true, false, 1.0, true, false, 64.0},
 };
 
+// levels must be 0 (automatic) or >= 1 and <= 4
+inline constexpr Allowed kLevelsAllowed[] = {
+    {false, 0.0, false, false, 0.0, false, false, 0.0},
+    {true, 0.0, true, false, 1.0, true, false, 4.0},
+};
+
 inline constexpr Parameter kRIFEParameters[] = {
     {name::kClip, Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
     {name::kMulti, Type::Int, true, 2.0, "", kMultiAllowed, 1, "must be an integer >= 2", "", false},
@@ -190,6 +197,7 @@ inline constexpr Parameter kRRINParameters[] = {
     {name::kDedupThreshold, Type::Float, true, 0.0035, "", kDedupThresholdAllowed, 1, "must be >= 0 and <= 1", "it is the mean absolute difference of the two frames' RGB samples (0..1), measured at quarter resolution", false},
     {name::kDedupMax, Type::Int, true, 5.0, "", kDedupMaxAllowed, 1, "must be >= 1 and <= 64", "", false},
     {name::kMask, Type::Clip, false, 0.0, "", nullptr, 0, "", "", false},
+    {name::kLevels, Type::Int, true, 0.0, "", kLevelsAllowed, 2, "must be 0 (automatic) or >= 1 and <= 4", "", true},
 };
 
 inline constexpr Parameter kRateParameters[] = {
@@ -203,7 +211,7 @@ inline constexpr Parameter kRateParameters[] = {
 
 inline constexpr Function kFunctions[] = {
     {"RIFE", "rife", "clip:vnode;multi:int:opt;factor_num:int:opt;factor_den:int:opt;fps_num:int:opt;fps_den:int:opt;model:data:opt;model_path:data:opt;scale:float:opt;ensemble:int:opt;sc:int:opt;sc_threshold:float:opt;device:data:opt;precision:data:opt;tile:int:opt;tile_overlap:int:opt;dedup:int:opt;dedup_threshold:float:opt;dedup_max:int:opt;mask:vnode:opt;", "clip:vnode;", kRIFEParameters, 20},
-    {"RRIN", "rrin", "clip:vnode;multi:int:opt;factor_num:int:opt;factor_den:int:opt;fps_num:int:opt;fps_den:int:opt;model:data:opt;model_path:data:opt;sc:int:opt;sc_threshold:float:opt;device:data:opt;precision:data:opt;tile:int:opt;tile_overlap:int:opt;dedup:int:opt;dedup_threshold:float:opt;dedup_max:int:opt;mask:vnode:opt;", "clip:vnode;", kRRINParameters, 18},
+    {"RRIN", "rrin", "clip:vnode;multi:int:opt;factor_num:int:opt;factor_den:int:opt;fps_num:int:opt;fps_den:int:opt;model:data:opt;model_path:data:opt;sc:int:opt;sc_threshold:float:opt;device:data:opt;precision:data:opt;tile:int:opt;tile_overlap:int:opt;dedup:int:opt;dedup_threshold:float:opt;dedup_max:int:opt;mask:vnode:opt;levels:int:opt;", "clip:vnode;", kRRINParameters, 19},
     {"Rate", "", "clip:vnode;multi:int:opt;factor_num:int:opt;factor_den:int:opt;fps_num:int:opt;fps_den:int:opt;", "num:int;den:int;frames:int;fps_num:int;fps_den:int;", kRateParameters, 6},
 };
 
@@ -218,6 +226,7 @@ inline constexpr const char *kEngineParameters[] = {
     name::kPrecision,
     name::kTile,
     name::kTileOverlap,
+    name::kLevels,
 };
 
 } // namespace params

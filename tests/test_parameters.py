@@ -195,7 +195,14 @@ def test_command_line_options_reach_the_filter_and_the_script(tmp_path: Path) ->
     assert given == {"model": "4.0", "model_path": "w.pkl", "scale": 0.0, "ensemble": 1, "sc": 1,
                      "sc_threshold": 0.2, "device": "cpu", "precision": "fp32", "tile": 128, "tile_overlap": 16,
                      "dedup": 1, "dedup_threshold": 0.01, "dedup_max": 3, "mask": str(mask.resolve())}
-    assert set(given) | {"clip"} | {p.name for p in PARAMETERS.values() if p.group == "rate"} == set(PARAMETERS)
+    rrin_only = {"levels"}
+    assert set(given) | {"clip"} | {p.name for p in PARAMETERS.values() if p.group == "rate"} | rrin_only \
+        == set(PARAMETERS)
+    rrin_args = cli.build_parser().parse_args(["script", "in.mkv", "--method", "rrin", "--levels", "3"])
+    assert cli._filter_args(rrin_args) == {"levels": 3}
+    rrin_spec = GraphSpec(input=Path("in.mkv"), method="rrin", rate={"multi": 2}, factor=None,
+                          filter_args=cli._filter_args(rrin_args))
+    assert "clip = core.vfi.RRIN(source, multi=2, levels=3)" in script_text(rrin_spec).splitlines()
     spec = GraphSpec(input=Path("in.mkv"), method="rife", rate={"factor_num": 5, "factor_den": 2},
                      factor=args.factor_num, filter_args=given)
     lines = script_text(spec).splitlines()
@@ -247,8 +254,8 @@ def extended_table(monkeypatch: pytest.MonkeyPatch) -> tuple[Parameter, ...]:
 @pytest.mark.usefixtures("extended_table")
 def test_one_row_reaches_every_generated_place() -> None:
     rife = parameters.FUNCTIONS["RIFE"]
-    assert rife.signature().endswith("mask:vnode:opt;strength:float:opt;guide:vnode:opt;")
-    assert parameters.FUNCTIONS["RRIN"].signature().endswith("mask:vnode:opt;strength:float:opt;")
+    assert rife.signature().endswith("mask:vnode:opt;strength:float:opt;guide:vnode:opt;")  # levels: RRIN only
+    assert parameters.FUNCTIONS["RRIN"].signature().endswith("mask:vnode:opt;levels:int:opt;strength:float:opt;")
     header = codegen.plugin_header()
     assert ('{name::kStrength, Type::Float, true, 0.5, "", kStrengthAllowed, 1, "must be >= 0 and <= 1", "", true}'
             in header)

@@ -26,7 +26,8 @@ from conftest import (
     rrin_filter,
     shrink,
 )
-from vsrife.models.rrin import RRINOfficial
+from vsrife.engine import create_engine
+from vsrife.models.rrin import RRIN, RRINOfficial, auto_flow_levels
 from vsrife.registry import MODELS
 
 core = vs.core
@@ -136,14 +137,16 @@ def test_tiles_join_without_seams(crossfade: VfiFilter, rrin: VfiFilter, bikes_s
 # ---------------------------------------------------------------------------------------------- other layouts
 
 
-def reference_output(cls: type[RRINOfficial], state: dict[str, torch.Tensor],
-                     clip: vs.VideoNode, t: float) -> np.ndarray:
+def reference_output(cls: type[RRIN], state: dict[str, torch.Tensor], clip: vs.VideoNode, t: float,
+                     levels: int = 1) -> np.ndarray:
     """The net run directly in torch (fp32) on frames 0 and 1, padded by repeating the border like the engine."""
     net = cls()
-    net.load_state_dict(state)
+    net.load_state_dict({name: value.float() for name, value in state.items()})
+    net.flow_levels = levels
     frames = [torch.from_numpy(frame_array(clip.get_frame(i)).astype(np.float32))[None] for i in (0, 1)]
     height, width = frames[0].shape[2:]
-    pad = (0, -width % 32, 0, -height % 32)
+    align = net.alignment(1.0)
+    pad = (0, -width % align, 0, -height % align)
     with torch.inference_mode():
         result = net.eval()(*(F.pad(f, pad, mode="replicate") for f in frames), t, 1.0, False)
     return result[0, :, :height, :width].numpy().astype(np.float64)
@@ -193,3 +196,43 @@ def test_cuda_matches_cpu(rrin_weights: Path, bikes_small: np.ndarray) -> None:
     gpu = frame_array(core.vfi.RRIN(clip, device="cuda", **run).get_frame(1))
     assert psnr(gpu, cpu) > 40.0
 
+
+
+# ---------------------------------------------------------------------------------------------- coarse to fine
+
+
+def test_levels_run_the_flow_net_coarse_to_fine(rrin_weights: Path, bikes_small: np.ndarray) -> None:
+    """levels=N gives what the net computes with Flow_L over N levels, on frames padded to that pyramid's multiple."""
+    clip = clip_from_frames(bikes_small[:2])  # 160x68: padded to 192x128 for four levels
+    state = torch.load(rrin_weights, weights_only=True)
+    outputs: list[np.ndarray] = []
+    for levels in (1, 2, 3, 4):
+        out = frame_array(core.vfi.RRIN(clip, levels=levels, model_path=str(rrin_weights), device="cpu",
+                                         precision="fp32").get_frame(1))
+        assert np.abs(out - reference_output(RRIN, state, clip, 0.5, levels)).max() < 1e-5
+        assert all(np.abs(out - earlier).max() > 1e-4 for earlier in outputs)  # each level changes the flows
+        outputs.append(out)
+
+
+@pytest.mark.parametrize(("model", "size", "expected"), [
+    ("rrin", (1280, 720), auto_flow_levels(1280, 720)), ("rrin", (160, 68), auto_flow_levels(160, 68)),
+    ("rrin-official", (1280, 720), 1), ("rrin-fork", (3840, 2160), 1),
+])
+def test_automatic_levels(rrin_weights: Path, model: str, size: tuple[int, int], expected: int) -> None:
+    """levels=0: ours from the frame size; the authors' weights keep their single pass unless asked."""
+    width, height = size
+    engine = create_engine(method="rrin", width=width, height=height, sample_type="float32", model=model,
+                           model_path=str(rrin_weights), device="cpu", tile=1024)
+    assert isinstance(engine.net, RRIN) and engine.net.flow_levels == expected
+    asked = create_engine(method="rrin", width=width, height=height, sample_type="float32", model=model,
+                          model_path=str(rrin_weights), device="cpu", tile=1024, levels=3)
+    assert isinstance(asked.net, RRIN) and asked.net.flow_levels == 3 and asked.align == 64
+
+
+def test_levels_errors(rrin: VfiFilter, bikes_small: np.ndarray) -> None:
+    clip = clip_from_frames(bikes_small[:2])
+    expect_error(rrin, "levels must be 0 (automatic) or >= 1 and <= 4 (got 5)", clip, levels=5)
+    expect_error(rrin, "levels must be 0 (automatic) or >= 1 and <= 4 (got -1)", clip, levels=-1)
+    expect_error(rrin, "tile must be at least 128", clip, levels=4, tile=64)
+    with pytest.raises(vs.Error, match=r"does not take argument.*levels"):
+        core.vfi.RIFE(clip, levels=2)

@@ -80,7 +80,7 @@ def RRIN(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
          model_path: PathArgument | None = None, sc: int | None = None, sc_threshold: float | None = None,
          device: Device | None = None, precision: Precision | None = None, tile: int | None = None,
          tile_overlap: int | None = None, dedup: int | None = None, dedup_threshold: float | None = None,
-         dedup_max: int | None = None, mask: vs.VideoNode | None = None) -> vs.VideoNode:
+         dedup_max: int | None = None, mask: vs.VideoNode | None = None, levels: int | None = None) -> vs.VideoNode:
     """Raise the frame rate of ``clip`` with RRIN: ``core.vfi.RRIN`` (README.md, section ``core.vfi.RRIN``).
 
     None leaves a parameter to the plugin, which then uses its default:
@@ -102,6 +102,7 @@ def RRIN(clip: vs.VideoNode, multi: int | None = None, factor_num: int | None = 
         dedup_max: longest hold (frames showing one drawing) in-betweened; longer ones are stills: >= 1 and <= 64
             (default 5)
         mask: where to synthesize: 0 keeps the nearest source frame's pixel, 1 the new one
+        levels: coarse-to-fine levels of RRIN's flow net: 0 (automatic) or >= 1 and <= 4 (default 0)
     Bad arguments raise ``vapoursynth.Error`` with a message that starts with ``vfi.RRIN:``.
     """
     # Captured first, so it holds exactly the parameters above and nothing else.

@@ -103,12 +103,13 @@ def create_engine(
     precision: str | None = None,
     tile: int | None = None,
     tile_overlap: int | None = None,
+    levels: int | None = None,
     mask_sample_type: str | None = None,
     mask_peak: float = 1.0,
 ) -> Engine:
     """Build the engine for one filter instance: resolve weights (fetching them if needed) and load the net.
 
-    The keywords from `model` to `tile_overlap` are the filter's parameters (vsrife/parameters.py, the rows marked
+    The keywords from `model` to `levels` are the filter's parameters (vsrife/parameters.py, the rows marked
     engine): None takes the table's default for `method`'s filter (the plugin passes None for a parameter not given,
     or one its filter does not take), and they are checked against that table and the rules between them
     (vsrife/rules.py) as the plugin checks a call.
@@ -123,12 +124,14 @@ def create_engine(
         raise EngineError(f"mask sample type '{mask_sample_type}' is not supported; choose "
                           f"{', '.join(MASK_SAMPLE_TYPES)}")
     if sample_type not in SAMPLE_TYPES:
-        raise EngineError(f"sample type '{sample_type}' is not supported; RGBS or RGBH frames are required")
+        raise EngineError(f"sample type '{sample_type}' is not supported; choose {', '.join(SAMPLE_TYPES)} (RGBS or "
+                          "RGBH frames)")
     filter_name = registry.METHODS[method].filter
     ensemble = _given_or_default(ensemble, "ensemble", filter_name)
     sc_threshold = _given_or_default(sc_threshold, "sc_threshold", filter_name)
     tile = _given_or_default(tile, "tile", filter_name)
-    check_arguments(ensemble=ensemble, sc_threshold=sc_threshold, tile=tile,
+    levels = _given_or_default(levels, "levels", filter_name)
+    check_arguments(ensemble=ensemble, sc_threshold=sc_threshold, tile=tile, levels=levels,
                     **({} if tile_overlap is None else {"tile_overlap": tile_overlap}))
     tile_overlap = rules.tile_overlap(tile, tile_overlap)
     entry = select_model(_given_or_default(model, "model", filter_name), method)
@@ -138,6 +141,7 @@ def create_engine(
     select_precision(precision, torch_device)  # a bad precision fails before any weights are fetched
     paths = weights.resolve_weight_files(entry, model_path)
     net = build_model(entry.architecture, weights.load_state_dicts(paths))
+    net.use_flow_levels(levels, width, height)  # before the alignment: coarser levels need larger multiples
     dtype = select_precision(precision, torch_device, mixed=net.float32_frames)
     if ensemble and not net.supports_ensemble:
         raise EngineError(f"model {entry.name} has no ensemble mode; use ensemble=0")

@@ -268,6 +268,9 @@ def mask_script(name: str, value: object) -> ScriptArgument:
     return ScriptArgument(name, ("from vsrife.frames import open_mask",
                                  f"{name} = open_mask({str(value)!r})  # 0 keeps the source pixel, 1 the new one"))
 
+# RRIN's flow net coarse to fine: at most this many levels (a fifth would estimate on frames of 1/16 size).
+MAX_FLOW_LEVELS = 4
+
 # In the order of every function's arguments: positional callers rely on it, so new rows go at the end.
 _TABLE: tuple[Parameter, ...] = (
     Parameter("clip", "clip", "the clip to interpolate", functions=(*FILTERS, RATE), cli=None,
@@ -372,6 +375,12 @@ _TABLE: tuple[Parameter, ...] = (
                       "the nearest source frame's pixel (frame a for t < 0.5, else frame b), 1 the synthesized "
                       "one, values between blend (integer masks scaled by their maximum). Protects subtitles, "
                       "logos, UI. See Animation."),
+    Parameter("levels", "int", "coarse-to-fine levels of RRIN's flow net", functions=("RRIN",), default=0,
+              engine=True, allowed=(Value(0, "automatic"), Range(1, MAX_FLOW_LEVELS)), cli=Cli(metavar="N"),
+              details="Levels of the flow estimation, coarse to fine: {allowed}. 1 is one pass on the whole frames, "
+                      "as the authors run it; each further level first estimates on frames of half the size, so "
+                      "that large motion reaches the flow net at sizes it handles. 0: for `rrin`, chosen from the "
+                      "frame size (see Coarse to fine); for `rrin-official` and `rrin-fork`, 1."),
 )
 
 PARAMETERS: dict[str, Parameter] = {parameter.name: parameter for parameter in _TABLE}

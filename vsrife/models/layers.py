@@ -49,6 +49,10 @@ class InterpolationNet(nn.Module):
     def alignment(self, scale: float) -> int:
         raise NotImplementedError
 
+    def use_flow_levels(self, levels: int, width: int, height: int) -> None:
+        """Estimate the flows coarse to fine over `levels` levels (0: the net's choice for frames of width x
+        height); a no-op for nets without such a pyramid."""
+
     def use_channels_last(self) -> None:
         """Run the convolutions on channels-last tensors where this net supports it (the engine asks on the CPU,
         where oneDNN is faster that way); a no-op for nets that do not."""

@@ -100,8 +100,6 @@ def warp_zeros(image: Tensor, flow: Tensor, legacy_grid: bool, padding: str = "z
 
 # Flow_L's five levels halve the size four times: each pyramid level needs its frames in multiples of this.
 FLOW_NET_MULTIPLE = 16
-# Most pyramid levels a caller may ask for: a fifth would estimate on frames of 1/16 size.
-MAX_FLOW_LEVELS = 4
 
 
 # levels=0 (automatic): the levels for frames whose longer side is at most this many pixels, first match wins, else
@@ -176,6 +174,13 @@ class RRIN(InterpolationNet):
     def alignment(self, scale: float) -> int:
         return pyramid_alignment(self.flow_levels)
 
+    def use_flow_levels(self, levels: int, width: int, height: int) -> None:
+        self.flow_levels = levels or self.auto_flow_levels(width, height)
+
+    def auto_flow_levels(self, width: int, height: int) -> int:
+        """What levels=0 stands for: our weights learned the pyramid (auto_flow_levels' rule)."""
+        return auto_flow_levels(width, height)
+
     def estimate(self, img0: Tensor, img1: Tensor, t: Tensor | float) -> RRINOutputs:
         """One pass at time t (a float, or a tensor broadcastable to N x 1 x 1 x 1 for per-sample times)."""
         pair = torch.cat((img0, img1), 1)
@@ -201,3 +206,6 @@ class RRIN(InterpolationNet):
 
 class RRINOfficial(RRIN):
     legacy_grid: ClassVar[bool] = True
+
+    def auto_flow_levels(self, width: int, height: int) -> int:
+        return 1  # the authors' single pass: their weights never saw the pyramid

@@ -28,7 +28,8 @@ from torch import Tensor, nn
 
 from ..devices import select_device
 from ..errors import VfiError
-from ..models.rrin import MAX_FLOW_LEVELS, RRIN, RRINOutputs, coarse_to_fine, pyramid_alignment
+from ..models.rrin import RRIN, RRINOutputs, coarse_to_fine, pyramid_alignment
+from ..parameters import MAX_FLOW_LEVELS
 from ..precision import cpu_has_native_bf16
 from .data import PairFlows, Triplet, TripletSource, sample_batch, sample_pairs
 from .flow_stage import flow_scores, pyramid_flow_loss

@@ -200,7 +200,7 @@ def test_command_line_options_reach_the_filter_and_the_script(tmp_path: Path) ->
         == set(PARAMETERS)
     rrin_args = cli.build_parser().parse_args(["script", "in.mkv", "--method", "rrin", "--levels", "3"])
     assert cli._filter_args(rrin_args) == {"levels": 3}
-    rrin_spec = GraphSpec(input=Path("in.mkv"), method="rrin", rate={"multi": 2}, factor=None,
+    rrin_spec = GraphSpec(input=Path("in.mkv"), method="rrin", rate={"multi": 2}, factor=Fraction(2),
                           filter_args=cli._filter_args(rrin_args))
     assert "clip = core.vfi.RRIN(source, multi=2, levels=3)" in script_text(rrin_spec).splitlines()
     spec = GraphSpec(input=Path("in.mkv"), method="rife", rate={"factor_num": 5, "factor_den": 2},

@@ -5,7 +5,7 @@ VmHWM at the end minus VmRSS just before it (torch, the weights and the frames a
 least-squares line over the sizes gives bytes per padded pixel (slope) and a constant: the numbers the nets'
 memory_bytes_per_pixel hold for tile=0.
 
-    python -m benchmarks.memory_rrin                 # RRIN and RIFE 4.0 at the default sizes
+    python -m benchmarks.memory_rrin                 # RRIN (one level and three) and RIFE 4.0 at the default sizes
     python -m benchmarks.memory_rrin --models rrin --sizes 256x256 512x512
 
 Writes benchmarks/results/memory_model.json.
@@ -27,9 +27,10 @@ from . import render
 
 DEFAULT_SIZES = {
     "rrin": ("256x256", "640x272", "512x512", "1280x720"),
+    "rrin@3": ("256x256", "640x272", "512x512", "1280x720"),
     "4.0": ("640x272", "960x540", "1280x720", "1920x1080", "2560x1440"),
 }
-LABELS = {"rrin": "RRIN", "4.0": "RIFE 4.0"}
+LABELS = {"rrin": "RRIN", "rrin@3": "RRIN, levels=3", "4.0": "RIFE 4.0"}
 MIB = 1 << 20
 
 
@@ -44,8 +45,10 @@ class Pass:
 
 
 def probe(model: str, width: int, height: int, threads: int) -> Pass:
-    output = subprocess.run(memory_probe.command("--model", model, "--width", str(width), "--height", str(height),
-                                                 "--threads", str(threads)),
+    """One pass of `model` (a registry name; "rrin@N": RRIN's flow net over N levels) in a fresh process."""
+    name, _, levels = model.partition("@")
+    output = subprocess.run(memory_probe.command("--model", name, "--width", str(width), "--height", str(height),
+                                                 "--threads", str(threads), "--levels", levels or "1"),
                             check=True, capture_output=True, text=True, cwd=memory_probe.ROOT).stdout
     run = json.loads(output.strip().splitlines()[-1])
     return Pass(int(run["align"]), int(run["rss_before"]), int(run["peak_rss"]), float(run["seconds"]))

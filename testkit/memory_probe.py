@@ -91,10 +91,12 @@ def main() -> int:
     parser.add_argument("--overlap", type=int, default=64)
     parser.add_argument("--max-tiles", type=int, default=0, help="stop a tiled pass after this many tiles (0: all)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--levels", type=int, default=1, help="RRIN's coarse-to-fine levels (0: its automatic choice)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     net = load_net(args.model, args.weights)
+    net.use_flow_levels(args.levels, args.width, args.height)
     align = net.alignment(1.0)
     frames = decode_frames(fetch_sample("bikes.mp4"), PAIR, args.width, args.height)
     img0, img1 = (torch.from_numpy(frames[i]).permute(2, 0, 1)[None].contiguous() for i in range(2))
@@ -126,7 +128,7 @@ def main() -> int:
     after = memory_status()
     print(json.dumps({
         "model": args.model, "width": args.width, "height": args.height, "tile": args.tile, "overlap": args.overlap,
-        "align": align, "threads": args.threads, "tiles": len(tile_rss), "completed": completed,
+        "align": align, "levels": args.levels, "threads": args.threads, "tiles": len(tile_rss), "completed": completed,
         "seconds": round(elapsed, 2), "rss_before": before["VmRSS"], "hwm_before": before["VmHWM"],
         "peak_rss": after["VmHWM"], "rss_after": after["VmRSS"], "tile_rss": tile_rss,
     }))

@@ -28,12 +28,12 @@ from .sections import (
     model_zoo,
     precision_cpu,
     quality,
-    rrin,
     scale_rule,
     scene_metric,
     speed,
     weights_hash,
 )
+from .sections_rrin import rrin, rrin_levels
 
 # Reads the result of a name (None when there is none).
 Reader = Callable[[str], Result[Any] | None]
@@ -74,7 +74,7 @@ SECTIONS: tuple[Section, ...] = (
     _one(weights_hash, "weights_hash"), _one(mlrt_peer, "mlrt_peer"),
     _per_cpu_kind("model_zoo", model_zoo, MODEL_ZOO_INTRO),
     _one(cluster, "cluster"), _per_cpu_kind("isa_rounding", isa_rounding, ISA_ROUNDING_INTRO),
-    _one(cpu_levers, "cpu_levers"), _one(scale_rule, "scale_rule"),
+    _one(cpu_levers, "cpu_levers"), _one(scale_rule, "scale_rule"), _one(rrin_levels, "rrin_levels"),
     _soak("memory_long_run", "## Memory over 2000 frames at 1280x720"),
 )
 

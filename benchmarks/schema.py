@@ -353,13 +353,30 @@ class ScaleRuleData(TypedDict):
     scenes: list[list[str]]
 
 
+class RrinLevelsResult(TypedDict):
+    group: str  # "bikes" or "synthetic"
+    label: str
+    width: int
+    height: int
+    triplets: int
+    scores: dict[str, float]  # coarse-to-fine levels (as "2") -> frame-drop PSNR
+    frame_average: float  # the neighbour average's PSNR on the same triplets
+    auto: int  # the levels levels=0 picks for this size
+
+
+class RrinLevelsData(TypedDict):
+    minutes: float
+    weights: str
+    results: list[RrinLevelsResult]
+
+
 # The data type of every benchmark's result, by the benchmark's name.
 SCHEMAS: dict[str, type] = {
     "speed": SpeedData, "rrin_speed": RrinSpeedData, "rrin_memory": RrinMemoryData, "memory_model": MemoryModelData,
     "quality": QualityData, "scene_metric": SceneMetricData, "dedup": DedupData, "cli_overhead": CliOverheadData,
     "precision_cpu": PrecisionCpuData, "soak": SoakData, "memory_long_run": SoakData, "weights_hash": WeightsHashData,
     "mlrt_peer": MlrtPeerData, "model_zoo": ModelZooData, "cluster": ClusterData, "isa_rounding": IsaRoundingData,
-    "cpu_levers": CpuLeversData, "scale_rule": ScaleRuleData,
+    "cpu_levers": CpuLeversData, "scale_rule": ScaleRuleData, "rrin_levels": RrinLevelsData,
 }
 
 

@@ -18,15 +18,12 @@ from .schema import (
     DedupData,
     IsaCell,
     IsaRoundingData,
-    MemoryModelData,
     MlrtPeerData,
     ModelZooData,
     ModelZooRow,
     PrecisionCpuData,
     QualityData,
     Result,
-    RrinMemoryData,
-    RrinSpeedData,
     ScaleResult,
     ScaleRuleData,
     SceneMetricData,
@@ -48,24 +45,24 @@ loads was also tried and did not flatten the curve: glibc has fixed its arena li
 
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+def table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     def line(cells: Sequence[object]) -> str:
         return "|" + "|".join(f" {cell} " if str(cell) else " " for cell in cells) + "|"
 
     return "\n".join([line(header), line(["---"] * len(header)), *(line(row) for row in rows)])
 
 
-def _machine(result: Result[Any], *, bf16: bool = False, threads: bool = True, torch: bool = True,
-             vapoursynth: bool = False) -> str:
+def machine(result: Result[Any], *, bf16: bool = False, threads: bool = True, torch: bool = True,
+            vapoursynth: bool = False) -> str:
     """How a section names the machine: "AMD EPYC (has native bf16), 2 torch threads, torch ..."."""
-    machine = result["machine"]
-    text = machine["cpu"] + (f" ({'has' if machine['native_bf16'] else 'lacks'} native bf16)" if bf16 else "")
+    facts = result["machine"]
+    text = facts["cpu"] + (f" ({'has' if facts['native_bf16'] else 'lacks'} native bf16)" if bf16 else "")
     if threads:
-        text += f", {machine['torch_threads']} torch threads"
+        text += f", {facts['torch_threads']} torch threads"
     if torch:
-        text += f", torch {machine['torch']}"
+        text += f", torch {facts['torch']}"
     if vapoursynth:
-        text += f", VapourSynth {machine['vapoursynth']}"
+        text += f", VapourSynth {facts['vapoursynth']}"
     return text
 
 
@@ -78,44 +75,13 @@ def speed(result: Result[SpeedData]) -> str:
              f"{r['speedup']:.2f}x"] for r in data["rows"]]
     return (
         "## RIFE 4.0 against the published code\n\n"
-        f"{result['date']} on {_machine(result, vapoursynth=True)}.\n\n"
+        f"{result['date']} on {machine(result, vapoursynth=True)}.\n\n"
         f"Command: `{result['command']}`. Median seconds per interpolated frame over "
         f"{data['rounds']} alternating rounds of {data['frames']} frames each (each round after one warm-up frame). "
         "Ours runs end to end through `core.vfi.RIFE`; the published code runs on tensors padded the way its plugin "
         f"pads them (multiples of {data['reference_pad']}).\n\n"
-        + _table(["model", "frame size", "device", "ours (s/frame)", "published 2.0.0 (s/frame)", "speed-up"], rows)
+        + table(["model", "frame size", "device", "ours (s/frame)", "published 2.0.0 (s/frame)", "speed-up"], rows)
         + "\n")
-
-
-def rrin(speed_result: Result[RrinSpeedData] | None, memory: Result[RrinMemoryData] | None,
-         model: Result[MemoryModelData] | None) -> str:
-    parts = ["## RRIN\n"]
-    if speed_result is not None:
-        data = speed_result["data"]
-        parts.append(
-            f"Median seconds per interpolated frame through `core.vfi.RRIN` over {data['frames']} frames after one "
-            "warm-up frame, same frames as above. bf16 runs the convolutions in bfloat16; the warp coordinates stay "
-            "fp32.\n\n"
-            + _table(["model", "frame size", "device", "s/frame"],
-                     [[r["model"], r["size"], r["device"], f"{r['seconds']:.3f}"] for r in data["rows"]]) + "\n")
-    if memory is not None:
-        cases = memory["data"]
-        parts.append(
-            "Peak resident memory of the whole process (torch, weights, frames included) for one RRIN pass on the "
-            "CPU in fp32, each case in a fresh process (`testkit/memory_probe.py`; tiles overlap by at least "
-            f"{cases['overlap']} px), and the growth during the pass. `benchmarks/memory_rrin.py` fits the per-pixel "
-            "model that `tile=0` uses.\n\n"
-            + _table(["frame size", "tiling", "peak RSS", "growth during the pass", "time"],
-                     [[r["size"], r["tiling"], f"{r['peak_gib']:.2f} GiB", f"{r['growth_gib']:.2f} GiB",
-                       f"{r['seconds']:.0f} s"] for r in cases["rows"]]) + "\n")
-    if model is not None:
-        fits = ", ".join(f"{f['model']} {f['bytes_per_pixel']:.0f} bytes per padded pixel + "
-                         f"{f['constant_mib']:.0f} MiB ({f['sizes']})" for f in model["data"]["fits"])
-        parts.append(
-            "The per-pixel model that `tile=0` uses comes from `benchmarks/memory_rrin.py` (growth of one untiled "
-            "pass in a fresh process at several sizes, least-squares line; CPU fp32; measured "
-            f"{model['date']} on this machine): {fits}.\n")
-    return "\n".join(parts)
 
 
 def quality(result: Result[QualityData]) -> str:
@@ -127,7 +93,7 @@ def quality(result: Result[QualityData]) -> str:
         "`multi=2`, mean PSNR against the real odd frames, full-range RGB, CPU fp32), same run. The published "
         "column is the published inference code's score from shared/DESIGN.md. The neighbour average is the mean "
         "of the two kept frames: the floor any interpolation must beat.\n\n"
-        + _table(["model", "ours", "published code"], rows) + "\n")
+        + table(["model", "ours", "published code"], rows) + "\n")
 
 
 def scene_metric(result: Result[SceneMetricData]) -> str:
@@ -138,7 +104,7 @@ def scene_metric(result: Result[SceneMetricData]) -> str:
         "The `sc=1` detector's metric (mean absolute RGB difference at quarter resolution) on all "
         f"{data['pairs']} neighbouring pairs of {data['clip']}, against the default `sc_threshold` of "
         f"{data['threshold']}.\n\n"
-        + _table(["frames", "metric", ""], rows) + "\n")
+        + table(["frames", "metric", ""], rows) + "\n")
 
 
 def dedup(result: Result[DedupData]) -> str:
@@ -159,9 +125,9 @@ def dedup(result: Result[DedupData]) -> str:
             "\"on threes\" losslessly and through libx264 round trips (yuv420p), its real neighbouring frames (slow "
             "real motion) and a synthetic 1-pixel pan. A held pair must measure below the threshold, a moving one "
             f"above. Common settings: {', '.join(study['common'])}. "
-            f"{_machine(result, threads=False)}; {result['date']}.\n\n"
-            + _table(["case", "", *names], rows) + "\n\n"
-            + _table(["measure", "largest held (common settings)", "smallest moving", "ratio"], summary) + "\n\n"
+            f"{machine(result, threads=False)}; {result['date']}.\n\n"
+            + table(["case", "", *names], rows) + "\n\n"
+            + table(["measure", "largest held (common settings)", "smallest moving", "ratio"], summary) + "\n\n"
             f"The chosen measure is the mean absolute difference at quarter resolution (the scene-change metric, "
             f"vsrife/scene.py): the widest ratio; the default `dedup_threshold` is {study['threshold']}, near the "
             "geometric middle of its largest held and smallest moving pair. At crf 28 with the veryfast preset "
@@ -178,7 +144,7 @@ def dedup(result: Result[DedupData]) -> str:
             "dedup: the `multi=2` outputs of `dedup=1` at the held frames' positions; frame drop: the frame-drop "
             "protocol on the drawings (every second or third frame kept, `multi=2` or `3`); copies: the held frames "
             "as the clip shows them, which is also what the filter returns at those positions without dedup.\n\n"
-            + _table(["drawn on", "clip", "held frames", "dedup", "frame drop", "copies"], rows) + "\n")
+            + table(["drawn on", "clip", "held frames", "dedup", "frame drop", "copies"], rows) + "\n")
     stills = data.get("stills")
     if stills:
         seconds = stills["seconds"]
@@ -187,7 +153,7 @@ def dedup(result: Result[DedupData]) -> str:
             f"{stills['clip']} (640x272) of which a still of {stills['still_frames']}, `multi=2` "
             f"({stills['output_frames']} outputs), RIFE {stills['model']} CPU fp32, best of {stills['runs']}: "
             f"{seconds['plain']:.1f} s without dedup, {seconds['dedup']:.1f} s with it "
-            f"({100 * (1 - seconds['dedup'] / seconds['plain']):.0f} % less). {_machine(result)}; "
+            f"({100 * (1 - seconds['dedup'] / seconds['plain']):.0f} % less). {machine(result)}; "
             f"{result['date']}.\n")
     return "\n".join(parts)
 
@@ -204,9 +170,9 @@ def cli_overhead(result: Result[CliOverheadData]) -> str:
         "`python -m vsrife interpolate --multi 2` on bikes.mp4 against the same graph (the `script` command's "
         "output) through vspipe and ffmpeg with the same encoder settings, in the same run "
         f"(`benchmarks/cli_overhead.py`): {data['frames']} output frames (640x272, RIFE 4.0, CPU fp32), median of "
-        f"{data['rounds']} alternating rounds, {result['date']} on {_machine(result, threads=False, torch=False)}. "
+        f"{data['rounds']} alternating rounds, {result['date']} on {machine(result, threads=False, torch=False)}. "
         "Wall time includes start-up, decoding and encoding.\n\n"
-        + _table(["route", "wall time", "output fps"], rows) + "\n")
+        + table(["route", "wall time", "output fps"], rows) + "\n")
 
 
 def precision_cpu(result: Result[PrecisionCpuData]) -> str:
@@ -215,10 +181,10 @@ def precision_cpu(result: Result[PrecisionCpuData]) -> str:
     return (
         "## Precision on the CPU\n\n"
         f"One RIFE 4.0 forward pass at {data['width']}x{data['height']} (`benchmarks/precision_cpu.py`, median of "
-        f"{data['repeats']} after a warm-up, {result['date']} on {_machine(result, threads=False, torch=False)}, "
+        f"{data['repeats']} after a warm-up, {result['date']} on {machine(result, threads=False, torch=False)}, "
         f"{result['machine']['torch_threads']} threads). PyTorch runs fp16 convolutions on the CPU far slower than "
         "fp32, so the filters refuse `precision=\"fp16\"` there and name bf16 and fp32 instead.\n\n"
-        + _table(["precision", "s/pass", "vs fp32"], rows) + "\n")
+        + table(["precision", "s/pass", "vs fp32"], rows) + "\n")
 
 
 def memory_soak(result: Result[SoakData], heading: str) -> str:
@@ -238,8 +204,8 @@ def memory_soak(result: Result[SoakData], heading: str) -> str:
         "against vspipe's "
         "own frame count, `MALLOC_ARENA_MAX` "
         f"{'unset' if data['arena_max'] is None else '=' + str(data['arena_max'])}; {result['date']} on "
-        f"{_machine(result, threads=False, torch=False, vapoursynth=True)}, {data['seconds']:.0f} s.\n\n"
-        + _table(["output frames done", "resident memory"], [[done, f"{mb:.1f} MB"] for done, mb in data["curve"]])
+        f"{machine(result, threads=False, torch=False, vapoursynth=True)}, {data['seconds']:.0f} s.\n\n"
+        + table(["output frames done", "resident memory"], [[done, f"{mb:.1f} MB"] for done, mb in data["curve"]])
         + "\n\n"
         f"Growth over the second half (the peak after half-way minus the value at half-way): {data['growth_mb']:+.1f} "
         f"MB (limit {data['limit_mb']:.0f} MB): {verdict}.\n")
@@ -252,8 +218,8 @@ def weights_hash(result: Result[WeightsHashData]) -> str:
         "## Weight verification\n\n"
         "What hashing cached weights on every load costs (`benchmarks/weights_hash.py`, median of "
         f"{data['repeats']}, file in the page cache, {result['date']} on "
-        f"{_machine(result, threads=False, torch=False)}).\n\n"
-        + _table(["step", "time"], [[f"SHA-256 of 4.0's {data['file']} ({data['size_mb']:.1f} MB)",
+        f"{machine(result, threads=False, torch=False)}).\n\n"
+        + table(["step", "time"], [[f"SHA-256 of 4.0's {data['file']} ({data['size_mb']:.1f} MB)",
                                      f"{data['hash_ms']:.0f} ms"],
                                     ["torch.load + build the net", f"{data['load_ms']:.0f} ms"]]) + "\n")
 
@@ -270,7 +236,7 @@ def mlrt_peer(result: Result[MlrtPeerData]) -> str:
     return (
         "## CPU peer: vs-mlrt OpenVINO\n\n"
         f"RIFE 4.0 at {data['width']}x{data['height']} ({data['sample']}), {result['date']} on "
-        f"{_machine(result, bf16=True)}, {data['versions']}. Command: `{result['command']}`.\n\n"
+        f"{machine(result, bf16=True)}, {data['versions']}. Command: `{result['command']}`.\n\n"
         "Both sides run the published 4.0 weights end to end through VapourSynth on the same frame pairs: ours as "
         "`core.vfi.RIFE`, the peer as `core.ov.Model` (vs-mlrt's OpenVINO CPU plugin, `vsmlrt.Backend.OV_CPU` "
         "defaults: one stream, pinned threads) fed the clips `vsmlrt.RIFEMerge` builds (both frames, the timestep "
@@ -282,7 +248,7 @@ def mlrt_peer(result: Result[MlrtPeerData]) -> str:
         f"{data['frames']} frames (each runtime after one warm-up frame); only ratios within this run count. PSNR vs "
         "ours fp32: mean and worst frame over the same frames; frame-drop PSNR: the even frames of the clip are "
         "interpolated and compared with the real odd ones.\n\n"
-        + _table(["runtime", "s/frame", "time vs OV bf16", "PSNR vs ours fp32", "frame-drop PSNR"], rows) + "\n\n"
+        + table(["runtime", "s/frame", "time vs OV bf16", "PSNR vs ours fp32", "frame-drop PSNR"], rows) + "\n\n"
         "Goal (issue 8): ours with default settings in at most half the time of OV bf16, PSNR within 0.1 dB of "
         f"ours fp32. This run: {ratio:.2f}x the time of OV bf16 ({'met' if ratio <= 0.5 else 'not met'}), "
         f"frame-drop PSNR {data['default_vs_fp32_db']:+.3f} dB against ours fp32.\n")
@@ -307,10 +273,10 @@ def model_zoo(result: Result[ModelZooData], kind: str) -> str:
     worst = max(range(len(ratios)), key=ratios.__getitem__)
     return (
         f"### {harness.CPU_KINDS[kind]}\n\n"
-        f"One run, {result['date']} on {_machine(result, torch=False).replace(', ', ' with ', 1)}, torch "
+        f"One run, {result['date']} on {machine(result, torch=False).replace(', ', ' with ', 1)}, torch "
         f"{result['machine']['torch']}, plugin {data['plugin']}, commit {result['commit']}: the fastest of "
         f"{data['frames']} frames in each of {data['rounds']} rounds (`{result['command']}`).\n\n"
-        + _table(["family", "models (same network)", "parameters", "padded to", "GFLOP/frame", "s/frame",
+        + table(["family", "models (same network)", "parameters", "padded to", "GFLOP/frame", "s/frame",
                   "time per GFLOP vs 4.0"], rows)
         + f"\n\nGoal (issue 21): every network at most {PER_GFLOP_GOAL:.2f}x 4.0's time per GFLOP. This run: worst "
         f"{ratios[worst]:.2f}x ({', '.join(data['rows'][worst]['models'])}; "
@@ -340,12 +306,12 @@ def cluster(result: Result[ClusterData]) -> str:
         f"frames, RIFE 4.0, CPU fp32, libx264 crf 16 into .mp4; `--chunk-frames {d['chunk_frames']}` gives "
         f"{d['chunks']} chunks; "
         f"{d['workers']} workers (one per core, one thread each); median of {d['rounds']} alternating rounds, "
-        f"{result['date']} on {_machine(result, threads=False, torch=False)}.\n\n"
-        + _table(["route", "wall time", "output fps"],
+        f"{result['date']} on {machine(result, threads=False, torch=False)}.\n\n"
+        + table(["route", "wall time", "output fps"],
                  [[f"one process (torch on {d['workers']} threads)", f"{d['one_s']:.1f} s", f"{d['one_fps']:.2f}"],
                   [f"local cluster, {d['workers']} workers", f"{d['cluster_s']:.1f} s", f"{d['cluster_fps']:.2f}"]])
         + "\n\nWhere the cluster's time goes (last round; times measured inside the tasks):\n\n"
-        + _table(["cost", "value"], [
+        + table(["cost", "value"], [
             ["output checked, audio probed, boundaries placed on scene cuts (`plan`)", f"{d['plan_s']:.2f} s per job"],
             ["Ray started (`connect`)", f"{d['connect_s']:.2f} s per job"],
             ["submission to a task's start (first wave)", f"{d['start_s']:.2f} s per chunk"],
@@ -377,7 +343,7 @@ def cpu_levers(result: Result[CpuLeversData]) -> str:
     return (
         "## CPU levers\n\n"
         f"RIFE 4.0, one forward pass on two real {d['size']} frames of {d['sample']} padded to {d['padded']}, "
-        f"{result['date']} on {_machine(result, bf16=True)}. Command: `{result['command']}` (`build.py bench` runs "
+        f"{result['date']} on {machine(result, bf16=True)}. Command: `{result['command']}` (`build.py bench` runs "
         f"it). Median over {d['rounds']} alternating rounds after one warm-up pass each.{compile_note} The engine's "
         "default on the CPU is the last plain row: channels-last with the native glue, bf16 on CPUs with native "
         "bf16. In every row the flow, the warps and the blend are float32; only the convolutions change precision. "
@@ -385,7 +351,7 @@ def cpu_levers(result: Result[CpuLeversData]) -> str:
         "upsampling each block's output and adding it to the flow, the final blend); the reference is "
         "vsrife/kernels/reference.py in plain PyTorch (what CUDA runs), the native glue is vsrife/kernels/glue.cpp, "
         "which fuses each step into one pass and only warps the pixels that a downscaled block reads.\n\n"
-        + _table(["configuration", "s/pass", "speed-up"], rows) + "\n\n"
+        + table(["configuration", "s/pass", "speed-up"], rows) + "\n\n"
         f"The convolutions alone (oneDNN's time for the {d['convolutions']} convolutions of one pass of the default "
         f"configuration, from torch.profiler): {d['convolutions_s']:.3f} s; everything else in that pass: the rest "
         "of its time.\n")
@@ -399,7 +365,7 @@ def _scale_table(results: list[ScaleResult], what: str) -> str:
         cells = ["-" if s not in scores else f"**{scores[s]:.2f}**" if s == best else f"{scores[s]:.2f}"
                  for s in SCALES]
         rows.append([r["label"], r["triplets"], *cells, f"{r['auto']:g}", f"{r['margin']:+.2f}"])
-    return _table([what, "triplets", *(f"{s:g}" for s in SCALES), "auto", "auto - 1"], rows)
+    return table([what, "triplets", *(f"{s:g}" for s in SCALES), "auto", "auto - 1"], rows)
 
 
 def _worst(results: list[ScaleResult]) -> str:
@@ -419,7 +385,7 @@ def scale_rule(result: Result[ScaleRuleData]) -> str:
         "## Scale chosen by the frame size", "",
         "Which `scale` (flow resolution) suits RIFE 4.0 at which frame size: frame-drop PSNR (dB) per scale through "
         f"`core.vfi.RIFE` (`multi=2`, model 4.0, CPU fp32). Command: `{result['command']}`; measured "
-        f"{result['date']} on {_machine(result)} ({d['minutes']:.0f} min). A triplet is three consecutive frames: the "
+        f"{result['date']} on {machine(result)} ({d['minutes']:.0f} min). A triplet is three consecutive frames: the "
         "outer two are kept, the middle one is synthesized at t = 0.5 and scored against the real one (mean over "
         "the triplets, full-range RGB). Best scale per row in bold; \"auto\" is the scale `scale=0` picks for that "
         "size (`vsrife.scale.auto_scale`) and \"auto - 1\" its margin over scale 1 in dB. Scale 4 is measured on "
@@ -457,10 +423,10 @@ def isa_rounding(result: Result[IsaRoundingData], kind: str) -> str:
     rows = [[row["setting"], *(cell(measured) for measured in row["cells"])] for row in data["rows"]]
     return (
         f"### {harness.CPU_KINDS[kind]}\n\n"
-        f"{result['date']} on {_machine(result, threads=False)} (ATen {data['aten']}, native kernels "
+        f"{result['date']} on {machine(result, threads=False)} (ATen {data['aten']}, native kernels "
         f"{data['kernels']}, {data['threads']} torch threads), commit {result['commit']}, {data['pairs']} midpoints "
         f"per case (`{result['command']}`).\n\n"
-        + _table(["setting against native", *data["cases"]], rows) + "\n")
+        + table(["setting against native", *data["cases"]], rows) + "\n")
 
 
 ISA_ROUNDING_INTRO = (

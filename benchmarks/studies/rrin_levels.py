@@ -30,7 +30,7 @@ from testkit.samples import fetch_sample
 from vsrife.models import build_model
 from vsrife.models.rrin import RRIN, auto_flow_levels
 
-from .. import harness
+from .. import render
 from .scale_rule import Case, decode_frames, synthetic_cases, uncut_triplets
 
 HELD_BACK = (229, 249)  # bikes.mp4 frames the trainer holds back from bikes.mp4@40: (its last tenth)
@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-record", action="store_true", help="print only; write no result")
     args = parser.parse_args(argv)
     data = measure(args.weights, args.levels, args.sizes)
-    if not args.no_record:
-        harness.write_result("rrin_levels", data, f"python -m benchmarks.studies.rrin_levels {args.weights.name}")
-    return 0
+    if args.no_record:
+        return 0
+    return render.publish({"rrin_levels": data}, f"python -m benchmarks.studies.rrin_levels {args.weights.name}")
 
 
 if __name__ == "__main__":

@@ -109,6 +109,12 @@ AUTO_LEVELS_RULE = ((400, 1), (800, 2), (1600, 3))
 AUTO_LEVELS_LARGEST = 4
 
 
+# Peak memory of one untiled pass (benchmarks/memory_rrin.py, CPU fp32): 975 B/px + 97 MiB in one pass, 1856 B/px +
+# 127 MiB over three levels (each finer level runs Flow_L on both directions at once; full resolution dominates).
+ONE_LEVEL_BYTES_PER_PIXEL = 1000.0
+PYRAMID_BYTES_PER_PIXEL = 1900.0
+
+
 def auto_flow_levels(width: int, height: int) -> int:
     """The coarse-to-fine levels levels=0 stands for with our weights, for frames of width x height."""
     side = max(width, height)
@@ -155,7 +161,7 @@ class RRINOutputs:
 
 
 class RRIN(InterpolationNet):
-    memory_bytes_per_pixel = 1000.0  # 990 B/px + 97 MiB fitted over 256x256..1280x720, CPU fp32
+    memory_bytes_per_pixel = ONE_LEVEL_BYTES_PER_PIXEL
     supports_ensemble = False
     weight_roles: ClassVar[tuple[str, ...]] = ("model",)
     role_prefixes: ClassVar[dict[str, str]] = {"model": ""}
@@ -176,6 +182,7 @@ class RRIN(InterpolationNet):
 
     def use_flow_levels(self, levels: int, width: int, height: int) -> None:
         self.flow_levels = levels or self.auto_flow_levels(width, height)
+        self.memory_bytes_per_pixel = ONE_LEVEL_BYTES_PER_PIXEL if self.flow_levels == 1 else PYRAMID_BYTES_PER_PIXEL
 
     def auto_flow_levels(self, width: int, height: int) -> int:
         """What levels=0 stands for: our weights learned the pyramid (auto_flow_levels' rule)."""

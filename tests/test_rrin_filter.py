@@ -27,7 +27,13 @@ from conftest import (
     shrink,
 )
 from vsrife.engine import create_engine
-from vsrife.models.rrin import RRIN, RRINOfficial, auto_flow_levels
+from vsrife.models.rrin import (
+    ONE_LEVEL_BYTES_PER_PIXEL,
+    PYRAMID_BYTES_PER_PIXEL,
+    RRIN,
+    RRINOfficial,
+    auto_flow_levels,
+)
 from vsrife.registry import MODELS
 
 core = vs.core
@@ -227,6 +233,10 @@ def test_automatic_levels(rrin_weights: Path, model: str, size: tuple[int, int],
     asked = create_engine(method="rrin", width=width, height=height, sample_type="float32", model=model,
                           model_path=str(rrin_weights), device="cpu", tile=1024, levels=3)
     assert isinstance(asked.net, RRIN) and asked.net.flow_levels == 3 and asked.align == 64
+    # tile=0 plans with the memory of the levels that run (the pyramid's finer levels run both directions at once)
+    planned = ONE_LEVEL_BYTES_PER_PIXEL if expected == 1 else PYRAMID_BYTES_PER_PIXEL
+    assert engine.net.memory_bytes_per_pixel == planned
+    assert asked.net.memory_bytes_per_pixel == PYRAMID_BYTES_PER_PIXEL
 
 
 def test_levels_errors(rrin: VfiFilter, bikes_small: np.ndarray) -> None:

@@ -33,7 +33,8 @@ def neighbour_average_psnr(frames: np.ndarray) -> float:
                           for k in range((len(frames) - 1) // 2)]))
 
 
-def measure(rrin_weights: Path | None = None, runs: tuple[tuple[str, dict[str, int]], ...] = RUNS) -> dict[str, object]:
+def measure(rrin_weights: Path | None = None,
+            runs: tuple[tuple[str, dict[str, int]], ...] = RUNS) -> dict[str, list[dict[str, object]]]:
     bikes40 = decode_rgb(fetch_sample("bikes.mp4"), 40)
     rows: list[dict[str, object]] = [{"model": "neighbour average", "ours_db": neighbour_average_psnr(bikes40),
                                       "published_db": None}]
@@ -55,10 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rrin-weights", type=Path, default=None, help="also score RRIN with these weights")
     parser.add_argument("--models", nargs="*", default=None, help="only these RIFE models (default: all above)")
+    parser.add_argument("--no-record", action="store_true",
+                        help="print the scores only; keep the recorded result (a trial with --models or weights)")
     args = parser.parse_args(argv)
     runs = RUNS if args.models is None else tuple(run for run in RUNS if run[0] in args.models)
-    return render.publish({"quality": measure(args.rrin_weights, runs)},
-                          "python -m benchmarks.quality")
+    data = measure(args.rrin_weights, runs)
+    if args.no_record:
+        for row in data["rows"]:
+            print(f"{row['model']}: {row['ours_db']:.2f} dB", flush=True)
+        return 0
+    return render.publish({"quality": data}, "python -m benchmarks.quality")
 
 
 if __name__ == "__main__":

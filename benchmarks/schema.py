@@ -361,7 +361,6 @@ class RrinLevelsResult(TypedDict):
     triplets: int
     scores: dict[str, float]  # coarse-to-fine levels (as "2") -> frame-drop PSNR
     frame_average: float  # the neighbour average's PSNR on the same triplets
-    auto: int  # the levels levels=0 picks for this size
 
 
 class RrinLevelsData(TypedDict):

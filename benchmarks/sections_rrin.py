@@ -3,7 +3,7 @@ Typed result in, Markdown out, as in benchmarks/sections.py."""
 
 from __future__ import annotations
 
-from vsrife.models.rrin import AUTO_LEVELS_LARGEST, AUTO_LEVELS_RULE
+from vsrife.models.rrin import AUTO_LEVELS_LARGEST, AUTO_LEVELS_RULE, auto_flow_levels
 
 from .schema import MemoryModelData, Result, RrinLevelsData, RrinLevelsResult, RrinMemoryData, RrinSpeedData
 from .sections import machine, table
@@ -50,9 +50,21 @@ def _levels_table(results: list[RrinLevelsResult], what: str) -> str:
         best = max(scores, key=lambda k: scores[k])
         cells = ["-" if k not in scores else f"**{scores[k]:.2f}**" if k == best else f"{scores[k]:.2f}"
                  for k in levels]
-        rows.append([r["label"], r["triplets"], *cells, f"{r['frame_average']:.2f}", r["auto"]])
+        rows.append([r["label"], r["triplets"], *cells, f"{r['frame_average']:.2f}",
+                     auto_flow_levels(r["width"], r["height"])])
     return table([what, "triplets", *(f"{k} level{'s' * (k > 1)}" for k in levels), "neighbour average",
                            "auto"], rows)
+
+
+def fewest_lost(results: list[RrinLevelsResult]) -> dict[int, tuple[int, float]]:
+    """Per width: the levels whose worst loss to the best levels of a row of that width is smallest, and that loss."""
+    chosen = {}
+    for width in sorted({r["width"] for r in results}):
+        rows = [{int(k): v for k, v in r["scores"].items()} for r in results if r["width"] == width]
+        worst = {k: max(max(row.values()) - row[k] for row in rows) for k in rows[0]}
+        best = min(worst, key=lambda k: worst[k])
+        chosen[width] = (best, worst[best])
+    return chosen
 
 
 def rule_text() -> str:
@@ -76,5 +88,9 @@ def rrin_levels(result: Result[RrinLevelsData]) -> str:
         _levels_table(group["bikes"], "frames"), "",
         "**Synthetic translations** of the scale study (exact whole-pixel motion, a fixed fraction of the width).", "",
         _levels_table(group["synthetic"], "size, motion"), "",
-        f"**Rule** (`AUTO_LEVELS_RULE`), chosen on these tables: {rule_text()}.",
+        "**Rule** (`AUTO_LEVELS_RULE`), chosen on these tables: per width, the levels that lose the fewest dB to the "
+        "best levels of any row of that width: "
+        + "; ".join(f"{width} px: {levels} (at most {lost:.2f} dB below a row's best)"
+                    for width, (levels, lost) in fewest_lost(d["results"]).items())
+        + f". The rule between and beyond the measured widths: {rule_text()}.",
     ]) + "\n"

@@ -9,7 +9,8 @@ t = 0.5, PSNR against the real one (full-range RGB), for each number of levels, 
   at a higher resolution moves by more pixels; triplets of frames 2 apart (i, i+1, i+2) and 4 apart (i, i+2, i+4);
 - the synthetic translations of the scale study (benchmarks/studies/scale_rule.py): exact whole-pixel motion of a
   fixed fraction of the frame width, at several sizes.
-The "auto" column is the number vsrife.models.rrin.auto_flow_levels picks for that size. Writes
+Its section (benchmarks/sections_rrin.py) shows what vsrife.models.rrin.auto_flow_levels picks for each size and,
+per width, the levels that lose the fewest dB to the best levels of any row: the rule. Writes
 benchmarks/results/rrin_levels.json.
 """
 
@@ -28,7 +29,7 @@ import torch.nn.functional as F
 from testkit.frames import psnr
 from testkit.samples import fetch_sample
 from vsrife.models import build_model
-from vsrife.models.rrin import RRIN, auto_flow_levels
+from vsrife.models.rrin import RRIN
 
 from .. import render
 from .scale_rule import Case, decode_frames, synthetic_cases, uncut_triplets
@@ -82,10 +83,11 @@ def measure(weights: Path, levels: Sequence[int], sizes_limit: int | None) -> di
         average = float(np.mean([psnr((t[0] + t[2]) / 2, t[1]) for t in case.triplets]))
         rows.append({"group": case.group, "label": case.label, "width": case.width, "height": case.height,
                      "triplets": len(case.triplets), "scores": {str(k): v for k, v in scores.items()},
-                     "frame_average": average, "auto": auto_flow_levels(case.width, case.height)})
+                     "frame_average": average})
         print(f"{case.label}: " + ", ".join(f"{k}: {v:.2f}" for k, v in scores.items())
               + f" (average {average:.2f}; {time.perf_counter() - case_started:.0f} s)", flush=True)
-    return {"minutes": (time.perf_counter() - started) / 60, "weights": weights.name, "results": rows}
+    return {"minutes": (time.perf_counter() - started) / 60, "weights": f"{weights.parent.name}/{weights.name}",
+            "results": rows}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,10 +103,10 @@ FLOW_NET_MULTIPLE = 16
 
 
 # levels=0 (automatic): the levels for frames whose longer side is at most this many pixels, first match wins, else
-# AUTO_LEVELS_LARGEST; motion grows with the frame size, and each level halves what the flow net must see.
-# Provisional until benchmarks/studies/rrin_levels.py measures the shipped weights.
-AUTO_LEVELS_RULE = ((400, 1), (800, 2), (1600, 3))
-AUTO_LEVELS_LARGEST = 4
+# AUTO_LEVELS_LARGEST. Measured by benchmarks/studies/rrin_levels.py (the fewest dB lost to the best levels of each
+# row, per width): 2 at 320 and 640 px, 3 at 1280 px; 4 is best only on the fastest synthetic scenes, so not automatic.
+AUTO_LEVELS_RULE = ((900, 2),)
+AUTO_LEVELS_LARGEST = 3
 
 
 # Peak memory of one untiled pass (benchmarks/memory_rrin.py, CPU fp32): 975 B/px + 97 MiB in one pass, 1856 B/px +

@@ -1,4 +1,5 @@
-"""RRIN through core.vfi.RRIN: seconds per interpolated frame in fp32 and bf16, and the peak memory of one pass.
+"""RRIN through core.vfi.RRIN: seconds per interpolated frame in fp32 and bf16, and the peak memory of one pass, at
+the default levels=0 (the coarse-to-fine levels auto_flow_levels picks for the size).
 
 Speed: bikes.mp4 at 640x272 and bigbuckbunny.mp4 at 1280x720 on the CPU. Memory: one fresh process per case
 (testkit/memory_probe.py) at 1280x720 untiled and 3840x2160 with tile=512, CPU fp32. Until our weights ship, RRIN
@@ -24,6 +25,7 @@ from testkit import memory_probe
 from testkit.frames import decode_rgb, save_rrin_state
 from testkit.samples import fetch_sample
 from vsrife import registry
+from vsrife.models.rrin import auto_flow_levels
 
 from . import harness, render
 from .speed import CASES
@@ -56,7 +58,7 @@ def measure_speed(frame_count: int, weights: Path | None, label: str,
             seconds = statistics.median(harness.time_filter(frames, frame_count, "RRIN", precision=precision,
                                                             **filter_args(weights)))
             rows.append({"model": f"RRIN ({label})", "size": f"{width}x{height}", "device": f"CPU {precision}",
-                         "seconds": seconds})
+                         "seconds": seconds, "levels": auto_flow_levels(width, height)})
             print(rows[-1], flush=True)
     return {"frames": frame_count, "rows": rows}
 
@@ -66,13 +68,13 @@ def measure_memory(weights: Path | None, cases: tuple[tuple[int, int, int], ...]
     rows = []
     for width, height, tile in cases:
         options = ["--model", "rrin", "--width", str(width), "--height", str(height), "--tile", str(tile),
-                   "--overlap", str(OVERLAP), "--threads", str(torch.get_num_threads())]
+                   "--overlap", str(OVERLAP), "--threads", str(torch.get_num_threads()), "--levels", "0"]
         if weights is not None:
             options += ["--weights", str(weights)]
         output = subprocess.run(memory_probe.command(*options), check=True, capture_output=True, text=True,
                                 cwd=memory_probe.ROOT).stdout
         run = json.loads(output.splitlines()[-1])
-        rows.append({"size": f"{width}x{height}",
+        rows.append({"size": f"{width}x{height}", "levels": auto_flow_levels(width, height),
                      "tiling": f"tile={tile} ({run['tiles']} tiles)" if tile else "untiled",
                      "peak_gib": run["peak_rss"] / 2**30, "growth_gib": (run["peak_rss"] - run["rss_before"]) / 2**30,
                      "seconds": run["seconds"]})

@@ -53,6 +53,7 @@ class RrinSpeedRow(TypedDict):
     size: str
     device: str
     seconds: float
+    levels: NotRequired[int]  # the flow net's coarse-to-fine levels (absent: measured before levels existed, 1)
 
 
 class RrinSpeedData(TypedDict):
@@ -62,6 +63,7 @@ class RrinSpeedData(TypedDict):
 
 class RrinMemoryRow(TypedDict):
     size: str
+    levels: NotRequired[int]  # as in RrinSpeedRow
     tiling: str
     peak_gib: float
     growth_gib: float

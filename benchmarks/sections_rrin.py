@@ -16,10 +16,11 @@ def rrin(speed_result: Result[RrinSpeedData] | None, memory: Result[RrinMemoryDa
         data = speed_result["data"]
         parts.append(
             f"Median seconds per interpolated frame through `core.vfi.RRIN` over {data['frames']} frames after one "
-            "warm-up frame, same frames as above. bf16 runs the convolutions in bfloat16; the warp coordinates stay "
-            "fp32.\n\n"
-            + table(["model", "frame size", "device", "s/frame"],
-                     [[r["model"], r["size"], r["device"], f"{r['seconds']:.3f}"] for r in data["rows"]]) + "\n")
+            "warm-up frame, same frames as above, at the default `levels=0` (the levels column; 1 where the result "
+            "predates the parameter). bf16 runs the convolutions in bfloat16; the warp coordinates stay fp32.\n\n"
+            + table(["model", "frame size", "levels", "device", "s/frame"],
+                    [[r["model"], r["size"], r.get("levels", 1), r["device"], f"{r['seconds']:.3f}"]
+                     for r in data["rows"]]) + "\n")
     if memory is not None:
         cases = memory["data"]
         parts.append(
@@ -27,9 +28,9 @@ def rrin(speed_result: Result[RrinSpeedData] | None, memory: Result[RrinMemoryDa
             "CPU in fp32, each case in a fresh process (`testkit/memory_probe.py`; tiles overlap by at least "
             f"{cases['overlap']} px), and the growth during the pass. `benchmarks/memory_rrin.py` fits the per-pixel "
             "model that `tile=0` uses.\n\n"
-            + table(["frame size", "tiling", "peak RSS", "growth during the pass", "time"],
-                     [[r["size"], r["tiling"], f"{r['peak_gib']:.2f} GiB", f"{r['growth_gib']:.2f} GiB",
-                       f"{r['seconds']:.0f} s"] for r in cases["rows"]]) + "\n")
+            + table(["frame size", "levels", "tiling", "peak RSS", "growth during the pass", "time"],
+                    [[r["size"], r.get("levels", 1), r["tiling"], f"{r['peak_gib']:.2f} GiB",
+                      f"{r['growth_gib']:.2f} GiB", f"{r['seconds']:.0f} s"] for r in cases["rows"]]) + "\n")
     if model is not None:
         fits = ", ".join(f"{f['model']} {f['bytes_per_pixel']:.0f} bytes per padded pixel + "
                          f"{f['constant_mib']:.0f} MiB ({f['sizes']})" for f in model["data"]["fits"])

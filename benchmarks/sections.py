@@ -357,13 +357,16 @@ def cpu_levers(result: Result[CpuLeversData]) -> str:
         "of its time.\n")
 
 
+def best_in_bold[K](scores: dict[K, float], columns: Sequence[K]) -> list[str]:
+    """One cell per column: its score in dB, the row's best in bold, "-" where it was not measured."""
+    best = max(scores, key=lambda k: scores[k])
+    return ["-" if k not in scores else f"**{scores[k]:.2f}**" if k == best else f"{scores[k]:.2f}" for k in columns]
+
+
 def _scale_table(results: list[ScaleResult], what: str) -> str:
     rows = []
     for r in results:
-        scores = {float(scale): value for scale, value in r["scores"].items()}
-        best = max(scores, key=lambda s: scores[s])
-        cells = ["-" if s not in scores else f"**{scores[s]:.2f}**" if s == best else f"{scores[s]:.2f}"
-                 for s in SCALES]
+        cells = best_in_bold({float(scale): value for scale, value in r["scores"].items()}, SCALES)
         rows.append([r["label"], r["triplets"], *cells, f"{r['auto']:g}", f"{r['margin']:+.2f}"])
     return table([what, "triplets", *(f"{s:g}" for s in SCALES), "auto", "auto - 1"], rows)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from vsrife.models.rrin import AUTO_LEVELS_LARGEST, AUTO_LEVELS_RULE, auto_flow_levels
 
 from .schema import MemoryModelData, Result, RrinLevelsData, RrinLevelsResult, RrinMemoryData, RrinSpeedData
-from .sections import machine, table
+from .sections import best_in_bold, machine, table
 
 
 def rrin(speed_result: Result[RrinSpeedData] | None, memory: Result[RrinMemoryData] | None,
@@ -41,20 +41,15 @@ def rrin(speed_result: Result[RrinSpeedData] | None, memory: Result[RrinMemoryDa
     return "\n".join(parts)
 
 
-
-
 def _levels_table(results: list[RrinLevelsResult], what: str) -> str:
     levels = sorted({int(k) for r in results for k in r["scores"]})
     rows = []
     for r in results:
-        scores = {int(k): v for k, v in r["scores"].items()}
-        best = max(scores, key=lambda k: scores[k])
-        cells = ["-" if k not in scores else f"**{scores[k]:.2f}**" if k == best else f"{scores[k]:.2f}"
-                 for k in levels]
+        cells = best_in_bold({int(k): v for k, v in r["scores"].items()}, levels)
         rows.append([r["label"], r["triplets"], *cells, f"{r['frame_average']:.2f}",
                      auto_flow_levels(r["width"], r["height"])])
-    return table([what, "triplets", *(f"{k} level{'s' * (k > 1)}" for k in levels), "neighbour average",
-                           "auto"], rows)
+    return table([what, "triplets", *(f"{k} level{'s' * (k > 1)}" for k in levels), "neighbour average", "auto"],
+                 rows)
 
 
 def fewest_lost(results: list[RrinLevelsResult]) -> dict[int, tuple[int, float]]:
